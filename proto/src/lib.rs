@@ -1,0 +1,16 @@
+//! ToastyFS wire and on-disk types, shared by every crate.
+//!
+//! This crate is the bottom layer: plain types and their encoding, no async
+//! and no I/O. Everything that crosses a wire or reaches a disk is one of
+//! these types inside the [`record`] envelope.
+
+pub mod hash;
+pub mod ids;
+pub mod namespace;
+pub mod path;
+pub mod record;
+
+pub use hash::ChunkHash;
+pub use ids::{ClientId, InodeId, NodeId, Seq, SessionTag, Version};
+pub use path::{FsPath, PathError};
+pub use record::{decode, encode, Record, RecordError};

@@ -1,0 +1,435 @@
+//! Namespace commands, queries, their results and errors: what a client
+//! asks of the metadata service and what it gets back.
+//!
+//! A [`Proposal`] (a mutating [`Command`] plus its session tag and the
+//! proposer's clock reading) is what goes into the Raft log; a [`Query`] is
+//! answered from the applied state without touching the log. Failed
+//! operations are values ([`FsError`]), applied identically everywhere.
+
+use serde::{Deserialize, Serialize};
+
+use crate::hash::ChunkHash;
+use crate::ids::{ClientId, Seq, SessionTag, Version};
+use crate::path::FsPath;
+use crate::record::Record;
+
+/// Smallest chunk size a file may be created with (4 KiB).
+pub const MIN_CHUNK_SIZE: u32 = 4 << 10;
+/// Largest chunk size a file may be created with (64 MiB).
+pub const MAX_CHUNK_SIZE: u32 = 64 << 20;
+/// Chunk size used when the caller does not choose one (4 MiB).
+pub const DEFAULT_CHUNK_SIZE: u32 = 4 << 20;
+/// Most chunk hashes one write commit or one read plan carries.
+pub const MAX_CHUNKS_PER_OP: usize = 4096;
+/// Largest file length (2^50 bytes, 1 PiB).
+pub const MAX_FILE_LENGTH: u64 = 1 << 50;
+/// Largest page a list query returns.
+pub const MAX_LIST_PAGE: u32 = 10_000;
+
+/// A mutating namespace operation. `expect`, where present, makes the
+/// operation conditional on the current version of the entity it names (for
+/// creations: of the parent directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Command {
+    /// Create a directory; with `parents`, create missing ancestors too and
+    /// succeed if the directory already exists (like `mkdir -p`).
+    CreateDir {
+        path: FsPath,
+        parents: bool,
+        expect: Option<Version>,
+    },
+    /// Create an empty file whose chunk size is fixed from now on.
+    CreateFile {
+        path: FsPath,
+        chunk_size: u32,
+        expect: Option<Version>,
+    },
+    /// Delete a file or an empty directory; a non-empty directory only
+    /// with `recursive` (its contents are reclaimed by later `Reclaim`s).
+    Delete {
+        path: FsPath,
+        recursive: bool,
+        expect: Option<Version>,
+    },
+    /// Replace the chunks covering a byte range with new ones.
+    WriteCommit(WriteCommit),
+    /// Move `from` to `to` atomically. An existing `to` is replaced only
+    /// with `replace`, only by the same kind, and only if it is a file or
+    /// an empty directory.
+    Rename {
+        from: FsPath,
+        to: FsPath,
+        replace: bool,
+        expect: Option<Version>,
+    },
+    /// Set a file's length. Shrinking to the middle of a stored chunk needs
+    /// `cut_chunk`: the hash of that chunk cut at the new length, so bytes
+    /// past the end can never reappear when the file grows again.
+    Truncate {
+        path: FsPath,
+        length: u64,
+        cut_chunk: Option<ChunkHash>,
+        expect: Option<Version>,
+    },
+    /// Do a bounded amount of the deferred work of recursive deletes.
+    Reclaim,
+}
+
+/// A write of the byte range `[offset, offset + length)`.
+///
+/// `chunks` holds the new hash of every chunk the range touches, in order,
+/// from chunk `offset / chunk_size` to chunk `(offset + length - 1) /
+/// chunk_size`; the client built each one (a partial chunk is the old chunk
+/// patched). A write past the end extends the file; the chunks between the
+/// old end and `offset` become holes that read as zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteCommit {
+    pub path: FsPath,
+    pub offset: u64,
+    pub length: u64,
+    pub chunks: Vec<ChunkHash>,
+    pub expect: Option<Version>,
+    /// Create the file with this chunk size if it does not exist.
+    pub create_with_chunk_size: Option<u32>,
+}
+
+/// What goes into the Raft log: a command, who sent it, and the
+/// proposer's wall-clock time (the state machine reads no clock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proposal {
+    pub session: Option<SessionTag>,
+    pub time_ms: u64,
+    pub command: Command,
+}
+
+/// A read-only question about the namespace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Query {
+    Stat {
+        path: FsPath,
+    },
+    /// Up to `limit` entries of a directory, in byte order of their names,
+    /// starting after `after`.
+    List {
+        path: FsPath,
+        after: Option<String>,
+        limit: u32,
+    },
+    /// The chunks covering `[offset, offset + length)`, clipped at the end
+    /// of the file and at [`MAX_CHUNKS_PER_OP`] chunks.
+    ReadPlan {
+        path: FsPath,
+        offset: u64,
+        length: u64,
+    },
+}
+
+/// Directory or file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum EntryKind {
+    Dir,
+    File,
+}
+
+/// What `stat` and `list` say about one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntryInfo {
+    pub name: String,
+    pub kind: EntryKind,
+    pub version: Version,
+    pub mtime_ms: u64,
+    /// Bytes, for files; 0 for directories.
+    pub length: u64,
+    /// For files; 0 for directories.
+    pub chunk_size: u32,
+}
+
+/// One page of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listing {
+    pub dir_version: Version,
+    pub entries: Vec<EntryInfo>,
+    /// Pass as `after` to get the next page; `None` when this was the last.
+    pub next: Option<String>,
+}
+
+/// Which chunks hold a byte range of a file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadPlan {
+    pub version: Version,
+    pub chunk_size: u32,
+    pub file_length: u64,
+    /// The range actually covered: `offset` as asked, `length` clipped.
+    pub offset: u64,
+    pub length: u64,
+    /// Index of the first chunk in `chunks`.
+    pub first_chunk: u64,
+    /// One per chunk of the range; `None` is a hole (reads as zeros).
+    pub chunks: Vec<Option<ChunkHash>>,
+}
+
+/// A successful command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Outcome {
+    /// An entry was created (or, for `mkdir -p`, already existed).
+    Created { version: Version },
+    Deleted {
+        version: Version,
+        freed: Vec<ChunkHash>,
+    },
+    Written {
+        version: Version,
+        file_length: u64,
+        bytes_written: u64,
+        freed: Vec<ChunkHash>,
+    },
+    Renamed {
+        version: Version,
+        freed: Vec<ChunkHash>,
+    },
+    Truncated {
+        version: Version,
+        freed: Vec<ChunkHash>,
+    },
+    /// `pending` is true while detached subtrees remain to be reclaimed.
+    Reclaimed {
+        freed: Vec<ChunkHash>,
+        pending: bool,
+    },
+}
+
+impl Outcome {
+    /// Chunks whose reference count dropped to zero in this command.
+    pub fn freed(&self) -> &[ChunkHash] {
+        match self {
+            Outcome::Created { .. } => &[],
+            Outcome::Deleted { freed, .. }
+            | Outcome::Written { freed, .. }
+            | Outcome::Renamed { freed, .. }
+            | Outcome::Truncated { freed, .. }
+            | Outcome::Reclaimed { freed, .. } => freed,
+        }
+    }
+}
+
+/// A namespace operation that was refused. Every variant is a final answer
+/// for that request: retrying the same request gets the same error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum FsError {
+    #[error("{path}: no such file or directory")]
+    NotFound { path: String },
+    #[error("{path}: already exists")]
+    AlreadyExists { path: String },
+    #[error("{path}: not a directory")]
+    NotADirectory { path: String },
+    #[error("{path}: is a directory")]
+    IsADirectory { path: String },
+    #[error("{path}: directory not empty (delete it recursively)")]
+    NotEmpty { path: String },
+    #[error("{path}: version is {actual}, the request expected {expected}")]
+    VersionMismatch {
+        path: String,
+        expected: Version,
+        actual: Version,
+    },
+    #[error("the root directory cannot be {action}")]
+    RootNotAllowed { action: String },
+    #[error("cannot move {from} into its own subtree {to}")]
+    RenameIntoOwnSubtree { from: String, to: String },
+    #[error("{to}: exists (pass replace to overwrite it)")]
+    RenameTargetExists { to: String },
+    #[error("cannot replace {to} with {from}: one is a file, the other a directory")]
+    RenameKindMismatch { from: String, to: String },
+    #[error("chunk size {size} is outside {MIN_CHUNK_SIZE}..={MAX_CHUNK_SIZE}")]
+    InvalidChunkSize { size: u32 },
+    #[error("the write covers {expected} chunks but carries {got} hashes")]
+    ChunkCountMismatch { expected: u64, got: u64 },
+    #[error(
+        "the operation touches {count} chunks; the limit per operation is {MAX_CHUNKS_PER_OP}"
+    )]
+    TooManyChunks { count: u64 },
+    #[error("a file may be at most {MAX_FILE_LENGTH} bytes; the operation asks for {length}")]
+    FileTooLarge { length: u64 },
+    #[error(
+        "{path}: shrinking to {length} cuts a chunk; the request must carry the cut chunk's hash"
+    )]
+    TruncateNeedsCutChunk { path: String, length: u64 },
+    #[error("{path}: a cut chunk was given but the new length {length} cuts no stored chunk")]
+    UnexpectedCutChunk { path: String, length: u64 },
+    #[error("list page size {limit} is outside 1..={MAX_LIST_PAGE}")]
+    InvalidPageSize { limit: u32 },
+    #[error("list cursor {after:?} is not a valid entry name")]
+    InvalidCursor { after: String },
+    #[error("a write of 0 bytes must carry no chunks")]
+    EmptyWriteWithChunks,
+    #[error("client session {client} expired; start a new session")]
+    SessionExpired { client: ClientId },
+    #[error("client {client} sent sequence {seq}, but {last} was already applied and only its result is kept")]
+    StaleSequence {
+        client: ClientId,
+        seq: Seq,
+        last: Seq,
+    },
+}
+
+/// What applying a proposal produced.
+pub type CommandResult = Result<Outcome, FsError>;
+
+/// A successful query.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum QueryReply {
+    Stat(EntryInfo),
+    List(Listing),
+    ReadPlan(ReadPlan),
+}
+
+/// What answering a query produced.
+pub type QueryResult = Result<QueryReply, FsError>;
+
+/// Record kinds of the namespace types (see docs/architecture.md).
+pub mod kinds {
+    pub const PROPOSAL: u8 = 1;
+    pub const COMMAND_RESULT: u8 = 2;
+    pub const QUERY: u8 = 3;
+    pub const QUERY_RESULT: u8 = 4;
+}
+
+impl Record for Proposal {
+    const KIND: u8 = kinds::PROPOSAL;
+    /// A write commit of the most chunks and the longest paths fits.
+    const MAX_BODY_BYTES: usize = 1 << 20;
+}
+
+impl Record for CommandResult {
+    const KIND: u8 = kinds::COMMAND_RESULT;
+    const MAX_BODY_BYTES: usize = 1 << 20;
+}
+
+impl Record for Query {
+    const KIND: u8 = kinds::QUERY;
+    const MAX_BODY_BYTES: usize = 64 << 10;
+}
+
+impl Record for QueryResult {
+    const KIND: u8 = kinds::QUERY_RESULT;
+    /// A full list page of the longest names fits.
+    const MAX_BODY_BYTES: usize = 8 << 20;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::{assert_tamper_evident, decode, encode};
+    use crate::{ClientId, FsPath, Seq};
+
+    fn p(s: &str) -> FsPath {
+        FsPath::new(s).unwrap()
+    }
+
+    fn samples() -> Vec<Proposal> {
+        let commands = vec![
+            Command::CreateDir {
+                path: p("/a/b"),
+                parents: true,
+                expect: Some(Version(3)),
+            },
+            Command::CreateFile {
+                path: p("/a/f"),
+                chunk_size: DEFAULT_CHUNK_SIZE,
+                expect: None,
+            },
+            Command::Delete {
+                path: p("/a"),
+                recursive: true,
+                expect: None,
+            },
+            Command::WriteCommit(WriteCommit {
+                path: p("/a/f"),
+                offset: 5,
+                length: 10,
+                chunks: vec![ChunkHash::of(b"x")],
+                expect: Some(Version(0)),
+                create_with_chunk_size: Some(MIN_CHUNK_SIZE),
+            }),
+            Command::Rename {
+                from: p("/a"),
+                to: p("/b"),
+                replace: false,
+                expect: None,
+            },
+            Command::Truncate {
+                path: p("/a/f"),
+                length: 3,
+                cut_chunk: Some(ChunkHash::of(b"y")),
+                expect: None,
+            },
+            Command::Reclaim,
+        ];
+        commands
+            .into_iter()
+            .map(|command| Proposal {
+                session: Some(SessionTag {
+                    client: ClientId(9),
+                    seq: Seq(2),
+                }),
+                time_ms: 1_700_000_000_000,
+                command,
+            })
+            .collect()
+    }
+
+    /// Every namespace record type rejects every truncation and bit flip.
+    #[test]
+    fn namespace_records_are_tamper_evident() {
+        for proposal in samples() {
+            assert_tamper_evident(&proposal);
+        }
+        let freed = vec![ChunkHash::of(b"z")];
+        assert_tamper_evident::<CommandResult>(&Ok(Outcome::Deleted {
+            version: Version(4),
+            freed,
+        }));
+        assert_tamper_evident::<CommandResult>(&Err(FsError::NotFound { path: "/x".into() }));
+        assert_tamper_evident(&Query::List {
+            path: p("/"),
+            after: Some("b".into()),
+            limit: 100,
+        });
+        let info = EntryInfo {
+            name: "f".into(),
+            kind: EntryKind::File,
+            version: Version(2),
+            mtime_ms: 7,
+            length: 9,
+            chunk_size: MIN_CHUNK_SIZE,
+        };
+        let listing = Listing {
+            dir_version: Version(3),
+            entries: vec![info],
+            next: Some("f".into()),
+        };
+        assert_tamper_evident::<QueryResult>(&Ok(QueryReply::List(listing)));
+    }
+
+    /// A path that breaks the rules never decodes, even inside a record
+    /// with a valid checksum.
+    #[test]
+    fn invalid_paths_do_not_decode() {
+        let query = Query::Stat { path: p("/ab") };
+        let mut bytes = encode(&query).unwrap();
+        let at = bytes.windows(3).position(|w| w == b"/ab").unwrap();
+        bytes[at + 1] = b'.';
+        bytes[at + 2] = b'.';
+        let body_crc = {
+            let mut h = crc32fast::Hasher::new();
+            h.update(&bytes[2..8]);
+            h.update(&bytes[12..]);
+            h.finalize()
+        };
+        bytes[8..12].copy_from_slice(&body_crc.to_le_bytes());
+        assert!(matches!(
+            decode::<Query>(&bytes),
+            Err(crate::RecordError::Malformed(_))
+        ));
+    }
+}

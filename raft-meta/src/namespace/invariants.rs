@@ -1,0 +1,123 @@
+//! `check_invariants`: a full walk of the store that asserts the state's
+//! structural rules. Tests call it after every step; it reads everything,
+//! so it is not for production paths.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use toastyfs_proto::namespace::EntryKind;
+use toastyfs_proto::{ChunkHash, InodeId};
+
+use super::keys::{self, ROOT_INODE};
+use super::kv::{KvRead, StoreError};
+use super::stored::{self, ChunkRef, RefCount, StoredEntry, TrashEntry};
+
+/// Returns a description of the first broken rule, if any:
+/// every entry hangs under a live or queued directory and is reached once;
+/// no cycles; chunk keys belong to files and lie within their length;
+/// reference counts equal the references; garbage chunks have none;
+/// the session count matches the sessions and their expiry keys.
+pub fn check_invariants<S: KvRead + ?Sized>(store: &S) -> Result<Result<(), String>, StoreError> {
+    let all = |tag: u8| store.scan(&[tag], &[tag], usize::MAX);
+    let header = super::header(store)?;
+    let trash: BTreeMap<InodeId, EntryKind> = all(keys::TRASH)?
+        .iter()
+        .map(|(k, v)| {
+            Ok((
+                keys::trash_inode(k).unwrap_or_default(),
+                stored::decode_value::<TrashEntry>(k, v)?.kind,
+            ))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let mut children: BTreeMap<InodeId, Vec<StoredEntry>> = BTreeMap::new();
+    for (k, v) in all(keys::DIR_ENTRY)? {
+        let parent = InodeId(u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()));
+        children
+            .entry(parent)
+            .or_default()
+            .push(stored::decode_value(&k, &v)?);
+    }
+    // Walk from the root and from every queued directory.
+    let mut files: BTreeMap<InodeId, Option<StoredEntry>> = BTreeMap::new();
+    let mut seen: BTreeSet<InodeId> = BTreeSet::new();
+    let mut stack: Vec<InodeId> = vec![ROOT_INODE];
+    for (inode, kind) in &trash {
+        match kind {
+            EntryKind::Dir => stack.push(*inode),
+            EntryKind::File => {
+                files.insert(*inode, None);
+            }
+        }
+    }
+    while let Some(dir) = stack.pop() {
+        if !seen.insert(dir) {
+            return Ok(Err(format!(
+                "directory inode {dir} is reached twice (cycle or shared)"
+            )));
+        }
+        for entry in children.remove(&dir).unwrap_or_default() {
+            if entry.inode.0 >= header.next_inode.0 {
+                return Ok(Err(format!("inode {} was never handed out", entry.inode)));
+            }
+            match entry.kind {
+                EntryKind::Dir => stack.push(entry.inode),
+                EntryKind::File => {
+                    if files.insert(entry.inode, Some(entry.clone())).is_some() {
+                        return Ok(Err(format!("file inode {} is reached twice", entry.inode)));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(orphan) = children.keys().next() {
+        return Ok(Err(format!(
+            "entries under inode {orphan}, which is neither live nor queued"
+        )));
+    }
+    let mut counted: BTreeMap<ChunkHash, u64> = BTreeMap::new();
+    for (k, v) in all(keys::CHUNK)? {
+        let file = InodeId(u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()));
+        let index = keys::chunk_index(&k).unwrap_or_default();
+        match files.get(&file) {
+            None => {
+                return Ok(Err(format!(
+                    "chunk key of inode {file}, which is not a file"
+                )))
+            }
+            Some(Some(entry)) if index >= entry.chunk_slots() => {
+                return Ok(Err(format!(
+                    "chunk {index} of inode {file} lies past its length {}",
+                    entry.length
+                )))
+            }
+            _ => {}
+        }
+        *counted
+            .entry(stored::decode_value::<ChunkRef>(&k, &v)?.0)
+            .or_default() += 1;
+    }
+    let mut stored_counts: BTreeMap<ChunkHash, u64> = BTreeMap::new();
+    for (k, v) in all(keys::REF_COUNT)? {
+        let hash = ChunkHash::from_slice(&k[1..]).unwrap_or(ChunkHash([0; 32]));
+        stored_counts.insert(hash, stored::decode_value::<RefCount>(&k, &v)?.0);
+    }
+    if counted != stored_counts {
+        return Ok(Err(format!(
+            "reference counts {stored_counts:?} differ from references {counted:?}"
+        )));
+    }
+    for (k, _) in all(keys::GARBAGE)? {
+        let hash = ChunkHash::from_slice(&k[1..]).unwrap_or(ChunkHash([0; 32]));
+        if counted.contains_key(&hash) {
+            return Ok(Err(format!("chunk {hash} is garbage but still referenced")));
+        }
+    }
+    let sessions = all(keys::SESSION)?.len() as u64;
+    let expiries = all(keys::EXPIRY)?.len() as u64;
+    if sessions != header.session_count || expiries != sessions {
+        return Ok(Err(format!(
+            "session count {} but {sessions} sessions and {expiries} expiry keys",
+            header.session_count
+        )));
+    }
+    Ok(Ok(()))
+}

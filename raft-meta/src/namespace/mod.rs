@@ -1,0 +1,241 @@
+//! The namespace state machine: directories, files, chunk lists, chunk
+//! reference counts and client sessions, as a pure function of the log.
+//!
+//! `Namespace::apply(store, index, proposal)` validates and applies one
+//! proposal and returns its result; `Namespace::query` answers reads. Both
+//! see the state only through [`kv::KvStore`], so the same code runs over an
+//! in-memory map and over a RocksDB write batch.
+//!
+//! Architecture invariant: nothing here reads a clock, draws a random
+//! number, iterates a hash map, does I/O or awaits. Everything that is not
+//! a function of the log (wall-clock time, client ids) arrives inside the
+//! proposal, so every replica and every replay reaches byte-identical
+//! state. A refused operation is a successful apply with an error result;
+//! a [`kv::StoreError`] is not a result and must stop the node.
+//!
+//! Work per command is bounded: lists read one page, a recursive delete
+//! detaches the subtree and later [`Command::Reclaim`] commands free it in
+//! steps of `reclaim_budget` keys, and truncation or a write touches at most
+//! `MAX_CHUNKS_PER_OP` chunk slots.
+
+mod chunks;
+mod create;
+pub mod invariants;
+pub mod keys;
+pub mod kv;
+mod query;
+mod remove;
+mod rename;
+mod sessions;
+pub mod stored;
+mod tree;
+
+#[cfg(test)]
+mod model;
+#[cfg(test)]
+mod tests;
+
+use sha2::{Digest, Sha256};
+use toastyfs_proto::namespace::{
+    Command, CommandResult, FsError, Outcome, Proposal, Query, QueryResult,
+};
+use toastyfs_proto::record;
+use toastyfs_proto::{ChunkHash, Version};
+
+use kv::{KvRead, KvStore, StoreError};
+use stored::StateHeader;
+
+/// Limits that shape how the state evolves. Every replica must use the same
+/// values (they are part of the replicated behaviour), so the metadata
+/// service uses [`NamespaceConfig::default`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NamespaceConfig {
+    /// A session unused for this many log entries expires.
+    pub session_ttl_entries: u64,
+    /// At most this many sessions are kept; the least recently used goes.
+    pub max_sessions: u64,
+    /// Keys one `Reclaim` (or one eager file delete) may touch.
+    pub reclaim_budget: usize,
+    /// Expired sessions removed per applied entry.
+    pub expire_per_apply: usize,
+}
+
+impl Default for NamespaceConfig {
+    fn default() -> Self {
+        NamespaceConfig {
+            session_ttl_entries: 10_000_000,
+            max_sessions: 100_000,
+            reclaim_budget: 4096,
+            expire_per_apply: 4,
+        }
+    }
+}
+
+/// Why an operation did not produce an outcome: refused (a result) or the
+/// store failed (fail-stop).
+#[derive(Debug)]
+pub(crate) enum OpError {
+    Refused(FsError),
+    Store(StoreError),
+}
+
+impl From<FsError> for OpError {
+    fn from(e: FsError) -> Self {
+        OpError::Refused(e)
+    }
+}
+
+impl From<StoreError> for OpError {
+    fn from(e: StoreError) -> Self {
+        OpError::Store(e)
+    }
+}
+
+pub(crate) type OpResult<T> = Result<T, OpError>;
+
+/// One entry's application in progress: the store, the header it will
+/// write back, and the chunks freed so far.
+pub(crate) struct Txn<'a, S: KvStore + ?Sized> {
+    pub store: &'a mut S,
+    pub header: StateHeader,
+    pub index: u64,
+    pub time_ms: u64,
+    pub config: &'a NamespaceConfig,
+    pub freed: Vec<ChunkHash>,
+}
+
+impl<S: KvStore + ?Sized> Txn<'_, S> {
+    /// Bumps the cluster-wide version counter and returns the new value,
+    /// which the command stamps on everything it changes.
+    pub fn bump_version(&mut self) -> Version {
+        self.header.version = Version(self.header.version.0 + 1);
+        self.header.version
+    }
+
+    pub fn take_freed(&mut self) -> Vec<ChunkHash> {
+        std::mem::take(&mut self.freed)
+    }
+}
+
+/// The namespace state machine.
+#[derive(Debug, Clone, Default)]
+pub struct Namespace {
+    config: NamespaceConfig,
+}
+
+impl Namespace {
+    pub fn new(config: NamespaceConfig) -> Namespace {
+        Namespace { config }
+    }
+
+    pub fn config(&self) -> &NamespaceConfig {
+        &self.config
+    }
+
+    /// Applies the proposal at log `index` (greater than any applied
+    /// before) and returns its result.
+    pub fn apply<S: KvStore + ?Sized>(
+        &self,
+        store: &mut S,
+        index: u64,
+        proposal: &Proposal,
+    ) -> Result<CommandResult, StoreError> {
+        let header = header(store)?;
+        if index <= header.applied_index {
+            return Err(StoreError::OutOfOrder {
+                index,
+                applied: header.applied_index,
+            });
+        }
+        let mut txn = Txn {
+            store,
+            header,
+            index,
+            time_ms: proposal.time_ms,
+            config: &self.config,
+            freed: Vec::new(),
+        };
+        let result = match proposal.session {
+            Some(tag) => sessions::run(&mut txn, tag, |txn| execute(txn, &proposal.command))?,
+            None => finish(execute(&mut txn, &proposal.command))?,
+        };
+        sessions::expire(&mut txn)?;
+        txn.header.digest = chain_digest(&txn.header.digest, index, proposal, &result)?;
+        txn.header.applied_index = index;
+        stored::write(txn.store, keys::HEADER.to_vec(), &txn.header)?;
+        Ok(result)
+    }
+
+    /// Answers a read-only query from the current state.
+    pub fn query<S: KvRead + ?Sized>(
+        &self,
+        store: &S,
+        query: &Query,
+    ) -> Result<QueryResult, StoreError> {
+        finish(query::answer(store, query))
+    }
+}
+
+/// The state header: applied index, digest and counters.
+pub fn header<S: KvRead + ?Sized>(store: &S) -> Result<StateHeader, StoreError> {
+    Ok(stored::read(store, keys::HEADER)?.unwrap_or_default())
+}
+
+/// Splits an operation's error into a refused result or a storage failure.
+pub(crate) fn finish<T>(result: OpResult<T>) -> Result<Result<T, FsError>, StoreError> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
+        Err(OpError::Refused(e)) => Ok(Err(e)),
+        Err(OpError::Store(e)) => Err(e),
+    }
+}
+
+fn execute<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>, command: &Command) -> OpResult<Outcome> {
+    match command {
+        Command::CreateDir {
+            path,
+            parents,
+            expect,
+        } => create::create_dir(txn, path, *parents, *expect),
+        Command::CreateFile {
+            path,
+            chunk_size,
+            expect,
+        } => create::create_file(txn, path, *chunk_size, *expect),
+        Command::Delete {
+            path,
+            recursive,
+            expect,
+        } => remove::delete(txn, path, *recursive, *expect),
+        Command::WriteCommit(write) => chunks::write_commit(txn, write),
+        Command::Rename {
+            from,
+            to,
+            replace,
+            expect,
+        } => rename::rename(txn, from, to, *replace, *expect),
+        Command::Truncate {
+            path,
+            length,
+            cut_chunk,
+            expect,
+        } => chunks::truncate(txn, path, *length, *cut_chunk, *expect),
+        Command::Reclaim => remove::reclaim(txn),
+    }
+}
+
+/// The next link of the chained digest: SHA-256 over the previous digest,
+/// the index, and the encoded proposal and result.
+pub fn chain_digest(
+    previous: &[u8; 32],
+    index: u64,
+    proposal: &Proposal,
+    result: &CommandResult,
+) -> Result<[u8; 32], StoreError> {
+    let mut hasher = Sha256::new();
+    hasher.update(previous);
+    hasher.update(index.to_le_bytes());
+    hasher.update(record::encode(proposal).map_err(StoreError::Encode)?);
+    hasher.update(record::encode(result).map_err(StoreError::Encode)?);
+    Ok(hasher.finalize().into())
+}

@@ -1,0 +1,890 @@
+//! Unit tests of the namespace rules and property tests against the
+//! reference model in `model.rs`.
+
+use proptest::prelude::*;
+use toastyfs_proto::namespace::*;
+use toastyfs_proto::{ChunkHash, ClientId, FsPath, Seq, SessionTag, Version};
+
+use super::invariants::check_invariants;
+use super::kv::{KvRead, KvStore, MemStore, Overlay};
+use super::model::Model;
+use super::{header, keys, Namespace, NamespaceConfig};
+
+fn p(s: &str) -> FsPath {
+    FsPath::new(s).unwrap()
+}
+
+fn h(i: u8) -> ChunkHash {
+    ChunkHash([i; 32])
+}
+
+/// A store, a state machine and a log index, for unit tests.
+struct Fixture {
+    ns: Namespace,
+    store: MemStore,
+    index: u64,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        Fixture {
+            ns: Namespace::default(),
+            store: MemStore::new(),
+            index: 0,
+        }
+    }
+
+    fn run(&mut self, command: Command) -> CommandResult {
+        self.index += 1;
+        let proposal = Proposal {
+            session: None,
+            time_ms: self.index * 10,
+            command,
+        };
+        let result = self
+            .ns
+            .apply(&mut self.store, self.index, &proposal)
+            .unwrap();
+        check_invariants(&self.store).unwrap().unwrap();
+        result
+    }
+
+    fn ok(&mut self, command: Command) -> Outcome {
+        self.run(command).unwrap()
+    }
+
+    fn query(&self, query: Query) -> QueryResult {
+        self.ns.query(&self.store, &query).unwrap()
+    }
+
+    fn write(&mut self, path: &str, offset: u64, length: u64, chunks: &[u8]) -> CommandResult {
+        self.run(Command::WriteCommit(WriteCommit {
+            path: p(path),
+            offset,
+            length,
+            chunks: chunks.iter().map(|i| h(*i)).collect(),
+            expect: None,
+            create_with_chunk_size: Some(MIN_CHUNK_SIZE),
+        }))
+    }
+
+    fn plan(&self, path: &str, offset: u64, length: u64) -> ReadPlan {
+        match self
+            .query(Query::ReadPlan {
+                path: p(path),
+                offset,
+                length,
+            })
+            .unwrap()
+        {
+            QueryReply::ReadPlan(plan) => plan,
+            other => panic!("not a plan: {other:?}"),
+        }
+    }
+}
+
+fn mkdir(path: &str) -> Command {
+    Command::CreateDir {
+        path: p(path),
+        parents: false,
+        expect: None,
+    }
+}
+
+fn mkfile(path: &str) -> Command {
+    Command::CreateFile {
+        path: p(path),
+        chunk_size: MIN_CHUNK_SIZE,
+        expect: None,
+    }
+}
+
+/// Every change bumps the cluster-wide version and stamps it on the changed
+/// entry and its directory.
+#[test]
+fn versions_are_cluster_wide_and_stamped() {
+    let mut f = Fixture::new();
+    assert_eq!(
+        f.ok(mkdir("/a")),
+        Outcome::Created {
+            version: Version(1)
+        }
+    );
+    assert_eq!(
+        f.ok(mkfile("/a/f")),
+        Outcome::Created {
+            version: Version(2)
+        }
+    );
+    let QueryReply::Stat(dir) = f.query(Query::Stat { path: p("/a") }).unwrap() else {
+        panic!()
+    };
+    assert_eq!(dir.version, Version(2));
+    let stale = f.run(Command::Delete {
+        path: p("/a/f"),
+        recursive: false,
+        expect: Some(Version(1)),
+    });
+    assert_eq!(
+        stale,
+        Err(FsError::VersionMismatch {
+            path: "/a/f".into(),
+            expected: Version(1),
+            actual: Version(2)
+        })
+    );
+    assert!(f
+        .run(Command::Delete {
+            path: p("/a/f"),
+            recursive: false,
+            expect: Some(Version(2))
+        })
+        .is_ok());
+}
+
+/// mkdir -p creates missing parents and accepts an existing directory.
+#[test]
+fn mkdir_parents() {
+    let mut f = Fixture::new();
+    assert_eq!(
+        f.run(mkdir("/x/y")),
+        Err(FsError::NotFound { path: "/x".into() })
+    );
+    let v = f.ok(Command::CreateDir {
+        path: p("/x/y/z"),
+        parents: true,
+        expect: None,
+    });
+    assert_eq!(
+        v,
+        Outcome::Created {
+            version: Version(1)
+        }
+    );
+    let again = f.ok(Command::CreateDir {
+        path: p("/x/y/z"),
+        parents: true,
+        expect: None,
+    });
+    assert_eq!(
+        again,
+        Outcome::Created {
+            version: Version(1)
+        }
+    );
+    assert_eq!(
+        f.run(mkdir("/x")),
+        Err(FsError::AlreadyExists { path: "/x".into() })
+    );
+}
+
+/// A write past the end leaves holes that read as zeros (no chunk), and
+/// reads are clipped at the end of the file.
+#[test]
+fn write_past_eof_leaves_holes() {
+    let mut f = Fixture::new();
+    let cs = u64::from(MIN_CHUNK_SIZE);
+    let out = f.write("/f", 3 * cs + 10, 5, &[7]).unwrap();
+    assert!(
+        matches!(out, Outcome::Written { file_length, bytes_written: 5, .. } if file_length == 3 * cs + 15)
+    );
+    let plan = f.plan("/f", 0, 1 << 30);
+    assert_eq!(plan.length, 3 * cs + 15);
+    assert_eq!(plan.chunks, vec![None, None, None, Some(h(7))]);
+    let past = f.plan("/f", 10 * cs, 100);
+    assert_eq!((past.length, past.chunks.len()), (0, 0));
+}
+
+/// Overwriting a chunk frees the old one only when nothing else uses it.
+#[test]
+fn overwrite_frees_unreferenced_chunks_only() {
+    let mut f = Fixture::new();
+    let cs = u64::from(MIN_CHUNK_SIZE);
+    f.write("/a", 0, 2 * cs, &[1, 2]).unwrap();
+    f.write("/b", 0, cs, &[1]).unwrap();
+    let out = f.write("/a", 0, 2 * cs, &[3, 1]).unwrap();
+    assert_eq!(out.freed(), &[h(2)]);
+    let out = f.ok(Command::Delete {
+        path: p("/a"),
+        recursive: false,
+        expect: None,
+    });
+    assert_eq!(out.freed(), &[h(3)]);
+    let out = f.ok(Command::Delete {
+        path: p("/b"),
+        recursive: false,
+        expect: None,
+    });
+    assert_eq!(out.freed(), &[h(1)]);
+    assert!(f.store.get(&keys::garbage(&h(1))).unwrap().is_some());
+}
+
+/// Shrinking into a stored chunk needs the cut chunk; growing exposes zeros.
+#[test]
+fn truncate_rules() {
+    let mut f = Fixture::new();
+    let cs = u64::from(MIN_CHUNK_SIZE);
+    f.write("/t", 0, 3 * cs, &[1, 2, 3]).unwrap();
+    let cut = |length, cut_chunk| Command::Truncate {
+        path: p("/t"),
+        length,
+        cut_chunk,
+        expect: None,
+    };
+    assert_eq!(
+        f.run(cut(cs + 1, None)),
+        Err(FsError::TruncateNeedsCutChunk {
+            path: "/t".into(),
+            length: cs + 1
+        })
+    );
+    let out = f.ok(cut(cs + 1, Some(h(9))));
+    let mut freed = out.freed().to_vec();
+    freed.sort();
+    assert_eq!(freed, vec![h(2), h(3)]);
+    assert_eq!(
+        f.run(cut(cs * 4, Some(h(1)))),
+        Err(FsError::UnexpectedCutChunk {
+            path: "/t".into(),
+            length: cs * 4
+        })
+    );
+    f.ok(cut(cs * 4, None));
+    assert_eq!(
+        f.plan("/t", 0, u64::MAX).chunks,
+        vec![Some(h(1)), Some(h(9)), None, None]
+    );
+}
+
+/// Rename moves whole subtrees atomically, never into themselves, and
+/// replaces only what the rules allow.
+#[test]
+fn rename_rules() {
+    let mut f = Fixture::new();
+    f.ok(Command::CreateDir {
+        path: p("/a/b/c"),
+        parents: true,
+        expect: None,
+    });
+    f.ok(mkfile("/a/b/c/f"));
+    let into_self = f.run(Command::Rename {
+        from: p("/a"),
+        to: p("/a/b/x"),
+        replace: false,
+        expect: None,
+    });
+    assert!(matches!(
+        into_self,
+        Err(FsError::RenameIntoOwnSubtree { .. })
+    ));
+    f.ok(Command::Rename {
+        from: p("/a/b"),
+        to: p("/moved"),
+        replace: false,
+        expect: None,
+    });
+    assert!(f
+        .query(Query::Stat {
+            path: p("/moved/c/f")
+        })
+        .is_ok());
+    assert!(f.query(Query::Stat { path: p("/a/b") }).is_err());
+    f.ok(mkfile("/g"));
+    let exists = f.run(Command::Rename {
+        from: p("/g"),
+        to: p("/moved/c/f"),
+        replace: false,
+        expect: None,
+    });
+    assert_eq!(
+        exists,
+        Err(FsError::RenameTargetExists {
+            to: "/moved/c/f".into()
+        })
+    );
+    let kinds = f.run(Command::Rename {
+        from: p("/g"),
+        to: p("/moved"),
+        replace: true,
+        expect: None,
+    });
+    assert!(matches!(kinds, Err(FsError::RenameKindMismatch { .. })));
+    f.ok(Command::Rename {
+        from: p("/g"),
+        to: p("/moved/c/f"),
+        replace: true,
+        expect: None,
+    });
+    assert!(f.query(Query::Stat { path: p("/g") }).is_err());
+}
+
+/// Lists are paginated in byte order of names with a cursor.
+#[test]
+fn list_pages_with_cursor() {
+    let mut f = Fixture::new();
+    for name in ["b", "a", "c", "aa"] {
+        f.ok(mkfile(&format!("/{name}")));
+    }
+    let page = |after: Option<&str>| match f.query(Query::List {
+        path: p("/"),
+        after: after.map(Into::into),
+        limit: 2,
+    }) {
+        Ok(QueryReply::List(l)) => l,
+        other => panic!("{other:?}"),
+    };
+    let first = page(None);
+    assert_eq!(
+        first
+            .entries
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>(),
+        ["a", "aa"]
+    );
+    let second = page(first.next.as_deref());
+    assert_eq!(
+        second
+            .entries
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>(),
+        ["b", "c"]
+    );
+    assert_eq!(second.next, None);
+    let bad = f.query(Query::List {
+        path: p("/"),
+        after: None,
+        limit: 0,
+    });
+    assert_eq!(bad, Err(FsError::InvalidPageSize { limit: 0 }));
+}
+
+/// A recursive delete detaches at once and frees in bounded reclaim steps.
+#[test]
+fn recursive_delete_is_reclaimed_in_steps() {
+    let mut f = Fixture {
+        ns: Namespace::new(NamespaceConfig {
+            reclaim_budget: 2,
+            ..NamespaceConfig::default()
+        }),
+        ..Fixture::new()
+    };
+    let cs = u64::from(MIN_CHUNK_SIZE);
+    for i in 0..5u8 {
+        f.write(&format!("/d/{i}"), 0, cs, &[i])
+            .unwrap_or_else(|_| {
+                f.ok(mkdir("/d"));
+                f.write(&format!("/d/{i}"), 0, cs, &[i]).unwrap()
+            });
+    }
+    assert_eq!(
+        f.run(Command::Delete {
+            path: p("/d"),
+            recursive: false,
+            expect: None
+        }),
+        Err(FsError::NotEmpty { path: "/d".into() })
+    );
+    f.ok(Command::Delete {
+        path: p("/d"),
+        recursive: true,
+        expect: None,
+    });
+    assert!(f.query(Query::Stat { path: p("/d") }).is_err());
+    let mut freed = Vec::new();
+    for _ in 0..20 {
+        let Outcome::Reclaimed {
+            freed: step,
+            pending,
+        } = f.ok(Command::Reclaim)
+        else {
+            panic!()
+        };
+        assert!(step.len() <= 2);
+        freed.extend(step);
+        if !pending {
+            break;
+        }
+    }
+    freed.sort();
+    assert_eq!(freed, (0..5).map(h).collect::<Vec<_>>());
+}
+
+/// A repeated (client, seq) returns the first result and changes nothing.
+#[test]
+fn sessions_apply_at_most_once() {
+    let mut f = Fixture::new();
+    let tag = |seq| {
+        Some(SessionTag {
+            client: ClientId(7),
+            seq: Seq(seq),
+        })
+    };
+    let send = |f: &mut Fixture, seq, command| {
+        f.index += 1;
+        f.ns.apply(
+            &mut f.store,
+            f.index,
+            &Proposal {
+                session: tag(seq),
+                time_ms: 0,
+                command,
+            },
+        )
+        .unwrap()
+    };
+    let first = send(&mut f, 1, mkdir("/s"));
+    assert_eq!(send(&mut f, 1, mkdir("/s")), first);
+    assert_eq!(header(&f.store).unwrap().version, Version(1));
+    assert!(send(&mut f, 2, mkdir("/s")).is_err());
+    assert!(matches!(
+        send(&mut f, 1, mkdir("/s")),
+        Err(FsError::StaleSequence { .. })
+    ));
+    let other = Proposal {
+        session: Some(SessionTag {
+            client: ClientId(8),
+            seq: Seq(5),
+        }),
+        time_ms: 0,
+        command: mkdir("/t"),
+    };
+    f.index += 1;
+    assert_eq!(
+        f.ns.apply(&mut f.store, f.index, &other).unwrap(),
+        Err(FsError::SessionExpired {
+            client: ClientId(8)
+        })
+    );
+}
+
+/// Applying an index at or below the applied one is a storage-level error.
+#[test]
+fn out_of_order_index_is_refused() {
+    let mut f = Fixture::new();
+    f.ok(mkdir("/a"));
+    let again = f.ns.apply(
+        &mut f.store,
+        1,
+        &Proposal {
+            session: None,
+            time_ms: 0,
+            command: mkdir("/b"),
+        },
+    );
+    assert!(again.is_err());
+}
+
+// ---------------------------------------------------------------------------
+// Property tests against the model.
+
+/// An operation template, resolved against the model's state when run so
+/// that most writes carry the right number of chunks.
+#[derive(Debug, Clone)]
+enum Op {
+    Mkdir(String, bool, Option<u64>),
+    Create(String, u32, Option<u64>),
+    Delete(String, bool, Option<u64>),
+    Write {
+        path: String,
+        offset: u64,
+        length: u64,
+        hashes: Vec<u8>,
+        skew: i8,
+        create: bool,
+        expect: Option<u64>,
+    },
+    Rename(String, String, bool, Option<u64>),
+    Truncate(String, u64, Option<u8>, Option<u64>),
+    Reclaim,
+    Stat(String),
+    List(String, Option<String>, u32),
+    Plan(String, u64, u64),
+}
+
+/// Who sends an operation: no session, a fresh request of a client, a
+/// retry of that client's last request, or a stale sequence number.
+#[derive(Debug, Clone, Copy)]
+enum Sender {
+    Anonymous,
+    Next(u64),
+    Retry(u64),
+    Stale(u64),
+}
+
+/// Directory-like paths (mostly not the root).
+fn dir_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![
+        1 => Just("/".to_owned()),
+        12 => proptest::collection::vec(prop_oneof!["a", "b"], 1..3).prop_map(|c| format!("/{}", c.join("/"))),
+    ]
+}
+
+/// File-like paths: a directory and a leaf name.
+fn file_strategy() -> impl Strategy<Value = String> {
+    (
+        proptest::collection::vec(prop_oneof!["a", "b"], 0..2),
+        prop_oneof!["f", "g"],
+    )
+        .prop_map(|(dirs, leaf)| {
+            format!(
+                "/{}",
+                dirs.into_iter().chain([leaf]).collect::<Vec<_>>().join("/")
+            )
+        })
+}
+
+fn path_strategy() -> impl Strategy<Value = String> {
+    prop_oneof![dir_strategy(), file_strategy()]
+}
+
+fn name_strategy() -> impl Strategy<Value = String> {
+    prop_oneof!["a", "b", "f", "aa"].prop_map(String::from)
+}
+
+fn expect_strategy() -> impl Strategy<Value = Option<u64>> {
+    prop_oneof![6 => Just(None), 1 => (0u64..12).prop_map(Some)]
+}
+
+fn op_strategy() -> impl Strategy<Value = Op> {
+    let cs = u64::from(MIN_CHUNK_SIZE);
+    prop_oneof![
+        3 => (dir_strategy(), proptest::bool::weighted(0.75), expect_strategy()).prop_map(|(p, r, e)| Op::Mkdir(p, r, e)),
+        3 => (file_strategy(), prop_oneof![4 => Just(MIN_CHUNK_SIZE), 4 => Just(2 * MIN_CHUNK_SIZE), 1 => Just(100)], expect_strategy())
+            .prop_map(|(p, c, e)| Op::Create(p, c, e)),
+        2 => (path_strategy(), any::<bool>(), expect_strategy()).prop_map(|(p, r, e)| Op::Delete(p, r, e)),
+        6 => (file_strategy(), 0..6 * cs, 0..4 * cs, proptest::collection::vec(0u8..6, 8), prop_oneof![8 => Just(0i8), 1 => Just(1i8), 1 => Just(-1i8)], proptest::bool::weighted(0.8), expect_strategy())
+            .prop_map(|(path, offset, length, hashes, skew, create, expect)| Op::Write { path, offset, length, hashes, skew, create, expect }),
+        2 => (path_strategy(), path_strategy(), any::<bool>(), expect_strategy()).prop_map(|(a, b, r, e)| Op::Rename(a, b, r, e)),
+        2 => (file_strategy(), 0..6 * cs, proptest::option::of(0u8..6), expect_strategy()).prop_map(|(p, l, c, e)| Op::Truncate(p, l, c, e)),
+        1 => Just(Op::Reclaim),
+        2 => path_strategy().prop_map(Op::Stat),
+        2 => (dir_strategy(), proptest::option::of(name_strategy()), 0u32..4).prop_map(|(p, a, l)| Op::List(p, a, l)),
+        2 => (file_strategy(), 0..6 * cs, 0..8 * cs).prop_map(|(p, o, l)| Op::Plan(p, o, l)),
+    ]
+}
+
+fn sender_strategy() -> impl Strategy<Value = Sender> {
+    prop_oneof![
+        3 => Just(Sender::Anonymous),
+        4 => (0u64..4).prop_map(Sender::Next),
+        2 => (0u64..4).prop_map(Sender::Retry),
+        1 => (0u64..4).prop_map(Sender::Stale),
+    ]
+}
+
+fn small_config() -> NamespaceConfig {
+    NamespaceConfig {
+        session_ttl_entries: 40,
+        max_sessions: 3,
+        reclaim_budget: 3,
+        expire_per_apply: 2,
+    }
+}
+
+fn to_command(op: &Op, model: &Model) -> Option<Command> {
+    let v = |e: &Option<u64>| e.map(Version);
+    Some(match op {
+        Op::Mkdir(path, parents, e) => Command::CreateDir {
+            path: p(path),
+            parents: *parents,
+            expect: v(e),
+        },
+        Op::Create(path, cs, e) => Command::CreateFile {
+            path: p(path),
+            chunk_size: *cs,
+            expect: v(e),
+        },
+        Op::Delete(path, r, e) => Command::Delete {
+            path: p(path),
+            recursive: *r,
+            expect: v(e),
+        },
+        Op::Write {
+            path,
+            offset,
+            length,
+            hashes,
+            skew,
+            create,
+            expect,
+        } => {
+            let cs = match model.resolve(&p(path)) {
+                Ok(Some(e)) if e.chunk_size > 0 => u64::from(e.chunk_size),
+                _ => u64::from(MIN_CHUNK_SIZE),
+            };
+            let count = if *length == 0 {
+                0
+            } else {
+                (offset + length - 1) / cs - offset / cs + 1
+            };
+            let count = (count as i64 + i64::from(*skew)).max(0) as usize;
+            let chunks = (0..count).map(|i| h(hashes[i % hashes.len()])).collect();
+            Command::WriteCommit(WriteCommit {
+                path: p(path),
+                offset: *offset,
+                length: *length,
+                chunks,
+                expect: v(expect),
+                create_with_chunk_size: create.then_some(MIN_CHUNK_SIZE),
+            })
+        }
+        Op::Rename(a, b, r, e) => Command::Rename {
+            from: p(a),
+            to: p(b),
+            replace: *r,
+            expect: v(e),
+        },
+        Op::Truncate(path, l, c, e) => Command::Truncate {
+            path: p(path),
+            length: *l,
+            cut_chunk: c.map(h),
+            expect: v(e),
+        },
+        Op::Reclaim => Command::Reclaim,
+        _ => return None,
+    })
+}
+
+fn to_query(op: &Op) -> Option<Query> {
+    Some(match op {
+        Op::Stat(path) => Query::Stat { path: p(path) },
+        Op::List(path, after, limit) => Query::List {
+            path: p(path),
+            after: after.clone(),
+            limit: *limit,
+        },
+        Op::Plan(path, offset, length) => Query::ReadPlan {
+            path: p(path),
+            offset: *offset,
+            length: *length,
+        },
+        _ => return None,
+    })
+}
+
+/// The part of a result the model can predict exactly: freed lists and
+/// reclaim progress depend on deferred reclaim, which the model does eagerly.
+fn normalized(result: &CommandResult) -> CommandResult {
+    result.clone().map(|o| match o {
+        Outcome::Deleted { version, .. } => Outcome::Deleted {
+            version,
+            freed: vec![],
+        },
+        Outcome::Written {
+            version,
+            file_length,
+            bytes_written,
+            ..
+        } => Outcome::Written {
+            version,
+            file_length,
+            bytes_written,
+            freed: vec![],
+        },
+        Outcome::Renamed { version, .. } => Outcome::Renamed {
+            version,
+            freed: vec![],
+        },
+        Outcome::Truncated { version, .. } => Outcome::Truncated {
+            version,
+            freed: vec![],
+        },
+        Outcome::Reclaimed { .. } => Outcome::Reclaimed {
+            freed: vec![],
+            pending: false,
+        },
+        other => other,
+    })
+}
+
+fn sorted_freed(result: &CommandResult) -> Vec<ChunkHash> {
+    let mut v = result
+        .as_ref()
+        .map(|o| o.freed().to_vec())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// Turns op templates and senders into the proposals a log would hold,
+/// keeping per-client sequence numbers and last requests.
+struct Driver {
+    seqs: [u64; 4],
+    last: [Option<Command>; 4],
+}
+
+impl Driver {
+    fn new() -> Driver {
+        Driver {
+            seqs: [0; 4],
+            last: Default::default(),
+        }
+    }
+
+    fn proposal(&mut self, index: u64, sender: Sender, command: Command) -> Proposal {
+        let tag = |c: u64, s: u64| {
+            Some(SessionTag {
+                client: ClientId(c + 100),
+                seq: Seq(s),
+            })
+        };
+        let (session, command) = match sender {
+            Sender::Anonymous => (None, command),
+            Sender::Next(c) => {
+                self.seqs[c as usize] += 1;
+                self.last[c as usize] = Some(command.clone());
+                (tag(c, self.seqs[c as usize]), command)
+            }
+            Sender::Retry(c) => match &self.last[c as usize] {
+                Some(last) => (tag(c, self.seqs[c as usize]), last.clone()),
+                None => (None, command),
+            },
+            Sender::Stale(c) => (
+                tag(c, self.seqs[c as usize].saturating_sub(1).max(1)),
+                command,
+            ),
+        };
+        Proposal {
+            session,
+            time_ms: index * 1000,
+            command,
+        }
+    }
+
+    /// A client whose session expired starts a new one, as the client
+    /// library does.
+    fn observe(&mut self, result: &CommandResult) {
+        if let Err(FsError::SessionExpired { client }) = result {
+            self.seqs[(client.0 - 100) as usize] = 0;
+            self.last[(client.0 - 100) as usize] = None;
+        }
+    }
+}
+
+/// The log a run of `ops` produces (the model stands in for the results
+/// the clients see).
+fn replay(ops: &[(Op, Sender)]) -> Vec<(u64, Proposal)> {
+    let mut model = Model::new(small_config());
+    let mut driver = Driver::new();
+    let mut out = Vec::new();
+    let mut index = 0;
+    for (op, sender) in ops {
+        if let Some(command) = to_command(op, &model) {
+            index += 3; // indexes need not be consecutive (Raft's own entries)
+            let proposal = driver.proposal(index, *sender, command);
+            driver.observe(&model.apply(index, &proposal));
+            out.push((index, proposal));
+        }
+    }
+    out
+}
+
+fn trash_is_empty(store: &MemStore) -> bool {
+    store.pairs().all(|(k, _)| k.first() != Some(&keys::TRASH))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, max_shrink_iters: 2000, ..ProptestConfig::default() })]
+
+    /// Random operation sequences from many clients, with retries and
+    /// stale requests, give the model's results and the model's tree.
+    #[test]
+    fn matches_the_reference_model(ops in proptest::collection::vec((op_strategy(), sender_strategy()), 1..60)) {
+        let ns = Namespace::new(small_config());
+        let mut store = MemStore::new();
+        let mut model = Model::new(small_config());
+        let mut driver = Driver::new();
+        let mut index = 0;
+        for (op, sender) in &ops {
+            if let Some(query) = to_query(op) {
+                prop_assert_eq!(ns.query(&store, &query).unwrap(), model.query(&query), "query {:?}", query);
+                continue;
+            }
+            let command = to_command(op, &model).unwrap();
+            index += 1;
+            let proposal = driver.proposal(index, *sender, command);
+            let settled = trash_is_empty(&store);
+            let real = ns.apply(&mut store, index, &proposal).unwrap();
+            let expected = model.apply(index, &proposal);
+            driver.observe(&expected);
+            prop_assert_eq!(normalized(&real), normalized(&expected), "proposal {:?}", proposal);
+            if settled && trash_is_empty(&store) && proposal.session.is_none() {
+                prop_assert_eq!(sorted_freed(&real), sorted_freed(&expected), "freed by {:?}", proposal);
+            }
+            if let Err(e) = check_invariants(&store).unwrap() {
+                return Err(TestCaseError::fail(format!("invariant broken after {proposal:?}: {e}")));
+            }
+        }
+        // Drain deferred reclaim, then the trees and reference counts agree.
+        for _ in 0..1000 {
+            if trash_is_empty(&store) { break; }
+            index += 1;
+            let _ = ns.apply(&mut store, index, &Proposal { session: None, time_ms: 0, command: Command::Reclaim }).unwrap();
+        }
+        prop_assert!(trash_is_empty(&store));
+        for (path, entry) in &model.entries {
+            let QueryReply::Stat(info) = ns.query(&store, &Query::Stat { path: p(path) }).unwrap().unwrap() else { unreachable!() };
+            prop_assert_eq!((info.kind, info.version, info.length), (entry.kind, entry.version, entry.length));
+        }
+        let real_refs: Vec<(ChunkHash, u64)> = store.pairs().filter(|(k, _)| k[0] == keys::REF_COUNT)
+            .map(|(k, v)| (ChunkHash::from_slice(&k[1..]).unwrap(), super::stored::decode_value::<super::stored::RefCount>(k, v).unwrap().0)).collect();
+        prop_assert_eq!(real_refs, model.refs.iter().map(|(h, c)| (*h, *c)).collect::<Vec<_>>());
+        let real_garbage: Vec<ChunkHash> = store.pairs().filter(|(k, _)| k[0] == keys::GARBAGE).map(|(k, _)| ChunkHash::from_slice(&k[1..]).unwrap()).collect();
+        prop_assert_eq!(real_garbage, model.garbage.iter().copied().collect::<Vec<_>>());
+        let real_entries = store.pairs().filter(|(k, _)| k[0] == keys::DIR_ENTRY).count();
+        prop_assert_eq!(real_entries, model.entries.len());
+    }
+
+    /// Two stores fed the same log have the same digest at every step, and
+    /// a store applied through a write overlay (as the RocksDB store does)
+    /// ends byte-identical to one applied directly.
+    #[test]
+    fn apply_is_deterministic(ops in proptest::collection::vec((op_strategy(), sender_strategy()), 1..60)) {
+        let ns = Namespace::new(small_config());
+        let mut direct = MemStore::new();
+        let mut again = MemStore::new();
+        let mut batched = MemStore::new();
+        for (index, proposal) in replay(&ops) {
+            let a = ns.apply(&mut direct, index, &proposal).unwrap();
+            let b = ns.apply(&mut again, index, &proposal).unwrap();
+            let mut overlay = Overlay::new(&batched);
+            let c = ns.apply(&mut overlay, index, &proposal).unwrap();
+            let writes = overlay.into_writes();
+            for (k, v) in writes {
+                match v { Some(v) => batched.put(k, v).unwrap(), None => batched.delete(&k).unwrap() }
+            }
+            prop_assert_eq!(&a, &b);
+            prop_assert_eq!(&a, &c);
+            prop_assert_eq!(header(&direct).unwrap().digest, header(&again).unwrap().digest);
+            prop_assert_eq!(header(&direct).unwrap().digest, header(&batched).unwrap().digest);
+        }
+        prop_assert_eq!(&direct, &batched);
+    }
+
+    /// A snapshot of the store restored elsewhere has the same digest and
+    /// gives the same results for the rest of the log.
+    #[test]
+    fn restored_snapshot_continues_identically(
+        ops in proptest::collection::vec((op_strategy(), sender_strategy()), 1..60),
+        cut in 0usize..60,
+    ) {
+        let ns = Namespace::new(small_config());
+        let log = replay(&ops);
+        let cut = cut.min(log.len());
+        let mut original = MemStore::new();
+        for (index, proposal) in &log[..cut] {
+            let _ = ns.apply(&mut original, *index, proposal).unwrap();
+        }
+        let snapshot: Vec<(Vec<u8>, Vec<u8>)> = original.pairs().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut restored = MemStore::from_pairs(snapshot);
+        prop_assert_eq!(header(&restored).unwrap(), header(&original).unwrap());
+        for (index, proposal) in &log[cut..] {
+            let a = ns.apply(&mut original, *index, proposal).unwrap();
+            let b = ns.apply(&mut restored, *index, proposal).unwrap();
+            prop_assert_eq!(a, b);
+            prop_assert_eq!(header(&original).unwrap().digest, header(&restored).unwrap().digest);
+        }
+    }
+}
