@@ -1,7 +1,18 @@
 //! ToastyFS metadata node.
 //!
 //! [`namespace`] is the pure, deterministic state machine every node
-//! applies; the Raft replication, RocksDB storage and HTTP API around it
-//! come in their own modules.
+//! applies. Around it: [`types`] (openraft configuration), [`store`]
+//! (RocksDB: log, vote, state, snapshots), [`network`] (Raft RPCs over
+//! [`transport`]), [`api`] (the HTTP server), [`node`] (a running node) and
+//! [`client`] (the leader-finding client the CLI and tests use).
 
+pub mod api;
+pub mod client;
+pub mod metrics;
 pub mod namespace;
+pub mod network;
+pub mod node;
+pub mod proposer;
+pub mod store;
+pub mod transport;
+pub mod types;

@@ -213,7 +213,8 @@ pub fn truncate<S: KvStore + ?Sized>(
     if released > MAX_CHUNKS_PER_OP as u64 {
         return Err(FsError::TooManyChunks { count: released }.into());
     }
-    let cut_index = (length < file.entry.length && length % cs != 0).then_some(length / cs);
+    let cut_index =
+        (length < file.entry.length && !length.is_multiple_of(cs)).then_some(length / cs);
     let cut_key = cut_index.map(|i| keys::chunk(file.entry.inode, i));
     let cut_exists = match &cut_key {
         Some(key) => txn.store.get(key)?.is_some(),

@@ -39,7 +39,6 @@ use sha2::{Digest, Sha256};
 use toastyfs_proto::namespace::{
     Command, CommandResult, FsError, Outcome, Proposal, Query, QueryResult,
 };
-use toastyfs_proto::record;
 use toastyfs_proto::{ChunkHash, Version};
 
 use kv::{KvRead, KvStore, StoreError};
@@ -225,17 +224,20 @@ fn execute<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>, command: &Command) -> OpRe
 }
 
 /// The next link of the chained digest: SHA-256 over the previous digest,
-/// the index, and the encoded proposal and result.
+/// the index, and the postcard encodings of the proposal and the result
+/// (the bodies of their records).
 pub fn chain_digest(
     previous: &[u8; 32],
     index: u64,
     proposal: &Proposal,
     result: &CommandResult,
 ) -> Result<[u8; 32], StoreError> {
-    let mut hasher = Sha256::new();
-    hasher.update(previous);
-    hasher.update(index.to_le_bytes());
-    hasher.update(record::encode(proposal).map_err(StoreError::Encode)?);
-    hasher.update(record::encode(result).map_err(StoreError::Encode)?);
-    Ok(hasher.finalize().into())
+    let encode_failed =
+        |e: postcard::Error| StoreError::Encode(toastyfs_proto::RecordError::Encode(e.to_string()));
+    let mut buf = Vec::with_capacity(256);
+    buf.extend_from_slice(previous);
+    buf.extend_from_slice(&index.to_le_bytes());
+    let buf = postcard::to_extend(proposal, buf).map_err(encode_failed)?;
+    let buf = postcard::to_extend(result, buf).map_err(encode_failed)?;
+    Ok(Sha256::digest(&buf).into())
 }

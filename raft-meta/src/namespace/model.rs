@@ -545,7 +545,7 @@ impl Model {
         if released > MAX_CHUNKS_PER_OP as u64 {
             return Err(FsError::TooManyChunks { count: released });
         }
-        let cut_index = (length < e.length && length % cs != 0).then_some(length / cs);
+        let cut_index = (length < e.length && !length.is_multiple_of(cs)).then_some(length / cs);
         let cut_exists = cut_index.is_some_and(|i| e.chunks.contains_key(&i));
         match (cut_exists, cut) {
             (true, None) => {

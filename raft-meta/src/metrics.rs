@@ -1,0 +1,41 @@
+//! Prometheus metrics of a metadata node: Raft term, role, commit and
+//! applied index, apply latency, and client requests by outcome.
+
+use std::time::Duration;
+
+use metrics::{counter, gauge, histogram};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::types::NodeId;
+
+/// Installs the process-wide recorder (once) and returns its handle.
+pub fn install() -> Option<PrometheusHandle> {
+    PrometheusBuilder::new().install_recorder().ok()
+}
+
+pub fn record_apply(entries: usize, took: Duration) {
+    counter!("toastyfs_meta_applied_entries_total").increment(entries as u64);
+    histogram!("toastyfs_meta_apply_batch_seconds").record(took.as_secs_f64());
+}
+
+/// One client request finished with `outcome` (ok, refused, forwarded,
+/// not_leader, error).
+pub fn record_request(kind: &'static str, outcome: &'static str) {
+    counter!("toastyfs_meta_requests_total", "kind" => kind, "outcome" => outcome).increment(1);
+}
+
+pub fn record_raft(
+    term: u64,
+    is_leader: bool,
+    leader: Option<NodeId>,
+    commit: u64,
+    applied: u64,
+    last_log: u64,
+) {
+    gauge!("toastyfs_meta_term").set(term as f64);
+    gauge!("toastyfs_meta_is_leader").set(if is_leader { 1.0 } else { 0.0 });
+    gauge!("toastyfs_meta_leader_id").set(leader.map_or(-1.0, |l| l as f64));
+    gauge!("toastyfs_meta_commit_index").set(commit as f64);
+    gauge!("toastyfs_meta_applied_index").set(applied as f64);
+    gauge!("toastyfs_meta_last_log_index").set(last_log as f64);
+}

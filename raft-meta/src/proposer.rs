@@ -1,0 +1,107 @@
+//! Group commit on the leader: proposals that arrive while earlier log
+//! entries are being replicated and synced are gathered into one log entry
+//! (up to [`MAX_BATCH_PROPOSALS`]), so many clients share one append and
+//! one fsync instead of paying one each. A few entries are kept in flight
+//! at once so the pipeline never idles.
+
+use std::sync::Arc;
+
+use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
+use openraft::BasicNode;
+use toastyfs_proto::namespace::{CommandResult, Proposal};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::types::{NodeId, ProposalBatch, Raft, MAX_BATCH_PROPOSALS};
+
+/// Entries in flight at once.
+const IN_FLIGHT: usize = 4;
+/// Proposals waiting for a batch.
+const QUEUE: usize = 8192;
+
+/// Why a proposal was not committed here.
+#[derive(Debug, Clone)]
+pub enum ProposeError {
+    /// This node does not lead; the leader, if known.
+    NotLeader(ForwardToLeader<NodeId, BasicNode>),
+    /// Raft failed (shutting down, fatal error); the outcome is unknown.
+    Failed(String),
+}
+
+type Reply = oneshot::Sender<Result<CommandResult, ProposeError>>;
+
+/// Submits proposals to the batching task.
+#[derive(Clone)]
+pub struct Proposer {
+    queue: mpsc::Sender<(Proposal, Reply)>,
+}
+
+impl Proposer {
+    /// Starts the batching task for `raft`.
+    pub fn start(raft: Raft) -> Proposer {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        tokio::spawn(run(raft, receiver));
+        Proposer { queue }
+    }
+
+    /// Proposes one command and waits for its result.
+    pub async fn propose(&self, proposal: Proposal) -> Result<CommandResult, ProposeError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((proposal, reply))
+            .await
+            .map_err(|_| ProposeError::Failed("proposer stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| ProposeError::Failed("proposal dropped".into()))?
+    }
+}
+
+async fn run(raft: Raft, mut receiver: mpsc::Receiver<(Proposal, Reply)>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    while let Some(first) = receiver.recv().await {
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        // Everything that queued up while we waited for a slot joins in.
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH_PROPOSALS {
+            match receiver.try_recv() {
+                Ok(item) => batch.push(item),
+                Err(_) => break,
+            }
+        }
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            commit(&raft, batch).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn commit(raft: &Raft, batch: Vec<(Proposal, Reply)>) {
+    let (proposals, replies): (Vec<Proposal>, Vec<Reply>) = batch.into_iter().unzip();
+    match raft.client_write(ProposalBatch { proposals }).await {
+        Ok(response) => {
+            let results = response.data.results;
+            if results.len() != replies.len() {
+                for reply in replies {
+                    let _ = reply.send(Err(ProposeError::Failed("result count mismatch".into())));
+                }
+                return;
+            }
+            for (reply, result) in replies.into_iter().zip(results) {
+                let _ = reply.send(Ok(result));
+            }
+        }
+        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+            for reply in replies {
+                let _ = reply.send(Err(ProposeError::NotLeader(to.clone())));
+            }
+        }
+        Err(e) => {
+            for reply in replies {
+                let _ = reply.send(Err(ProposeError::Failed(e.to_string())));
+            }
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! Snapshots: the namespace state streamed to and from a file, never held
+//! whole in memory.
+//!
+//! Building takes a RocksDB checkpoint (hard links, a consistent cut taken
+//! while the state machine is paused between entries), then streams its
+//! state column family into `snapshots/current.snap` as records: one
+//! header (the snapshot meta), chunks of at most ~1 MiB of key/value pairs,
+//! and an end record with the pair count. Installing writes the received
+//! file to the same place, marks the state as installing, replaces the
+//! state column family chunk by chunk, and clears the mark together with
+//! the new applied log id; a crash in between finishes the load at the next
+//! start.
+
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use openraft::storage::{RaftSnapshotBuilder, Snapshot};
+use openraft::{AnyError, StorageIOError};
+use rocksdb::{IteratorMode, Options, WriteBatch, WriteOptions, DB};
+use toastyfs_proto::record::{self, Framed, Record, HEADER_BYTES};
+
+use super::{dec, enc, raft_keys, Db, CF_LOG, CF_RAFT, CF_STATE};
+use crate::types::{kinds, LogIdRecord, MembershipRecord, SnapshotMeta, StorageError, TypeConfig};
+
+type HeaderRecord = Framed<{ kinds::SNAPSHOT_HEADER }, SnapshotMeta>;
+type ChunkRecord = Framed<{ kinds::SNAPSHOT_CHUNK }, Vec<(Vec<u8>, Vec<u8>)>>;
+type EndRecord = Framed<{ kinds::SNAPSHOT_END }, u64>;
+
+const CHUNK_BYTES: usize = 1 << 20;
+
+fn err(message: impl std::fmt::Display) -> StorageError {
+    StorageIOError::read_snapshot(None, AnyError::error(message.to_string())).into()
+}
+
+fn current_path(db: &Db) -> PathBuf {
+    db.snapshot_dir().join("current.snap")
+}
+
+fn incoming_path(db: &Db) -> PathBuf {
+    db.snapshot_dir().join("incoming.snap")
+}
+
+/// Builds a snapshot from a checkpoint taken when it was created.
+pub struct SnapshotBuilder {
+    db: Arc<Db>,
+    checkpoint: Result<PathBuf, String>,
+}
+
+impl SnapshotBuilder {
+    /// Takes the checkpoint now, while no entry is being applied.
+    pub fn checkpoint(db: Arc<Db>) -> SnapshotBuilder {
+        let dir = db
+            .snapshot_dir()
+            .join(format!("checkpoint-{}", unique_suffix()));
+        let made = rocksdb::checkpoint::Checkpoint::new(&db.db)
+            .and_then(|c| c.create_checkpoint(&dir))
+            .map(|()| dir)
+            .map_err(|e| e.to_string());
+        SnapshotBuilder {
+            db,
+            checkpoint: made,
+        }
+    }
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
+        let checkpoint = self
+            .checkpoint
+            .clone()
+            .map_err(|e| err(format!("checkpoint failed: {e}")))?;
+        let db = self.db.clone();
+        let meta = tokio::task::spawn_blocking(move || {
+            let built = write_from_checkpoint(&db, &checkpoint);
+            let _ = std::fs::remove_dir_all(&checkpoint);
+            built
+        })
+        .await
+        .map_err(err)??;
+        tracing::info!(last_log_id = ?meta.last_log_id, id = %meta.snapshot_id, "snapshot built");
+        let file = tokio::fs::File::open(current_path(&self.db))
+            .await
+            .map_err(err)?;
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(file),
+        })
+    }
+}
+
+fn write_from_checkpoint(db: &Db, checkpoint: &Path) -> Result<SnapshotMeta, StorageError> {
+    let opts = Options::default();
+    let cp = DB::open_cf_for_read_only(&opts, checkpoint, [CF_LOG, CF_RAFT, CF_STATE], false)
+        .map_err(err)?;
+    let cf = |name| {
+        cp.cf_handle(name)
+            .ok_or_else(|| err(format!("checkpoint lacks {name}")))
+    };
+    let applied = cp
+        .get_cf(cf(CF_RAFT)?, raft_keys::APPLIED)
+        .map_err(err)?
+        .map(|b| dec::<LogIdRecord>(&b))
+        .transpose()?;
+    let membership = cp
+        .get_cf(cf(CF_RAFT)?, raft_keys::MEMBERSHIP)
+        .map_err(err)?
+        .map(|b| dec::<MembershipRecord>(&b))
+        .transpose()?;
+    let last_log_id = applied.map(|r| r.0);
+    let snapshot_id = match last_log_id {
+        Some(id) => format!("{}-{}-{}", id.leader_id, id.index, unique_suffix()),
+        None => format!("empty-{}", unique_suffix()),
+    };
+    let meta = SnapshotMeta {
+        last_log_id,
+        last_membership: membership.map(|m| m.0).unwrap_or_default(),
+        snapshot_id,
+    };
+    let building = db.snapshot_dir().join("building.snap");
+    let file = std::fs::File::create(&building).map_err(err)?;
+    let mut out = BufWriter::new(file);
+    write_record(&mut out, &HeaderRecord::from_ref(&meta))?;
+    let mut chunk = Vec::new();
+    let mut chunk_bytes = 0;
+    let mut count = 0u64;
+    for item in cp.iterator_cf(cf(CF_STATE)?, IteratorMode::Start) {
+        let (key, value) = item.map_err(err)?;
+        chunk_bytes += key.len() + value.len();
+        chunk.push((key.into_vec(), value.into_vec()));
+        count += 1;
+        if chunk_bytes >= CHUNK_BYTES {
+            write_record(
+                &mut out,
+                &ChunkRecord::from_owned(std::mem::take(&mut chunk)),
+            )?;
+            chunk_bytes = 0;
+        }
+    }
+    if !chunk.is_empty() {
+        write_record(&mut out, &ChunkRecord::from_owned(chunk))?;
+    }
+    write_record(&mut out, &EndRecord::from_owned(count))?;
+    let file = out.into_inner().map_err(|e| err(e.error()))?;
+    file.sync_all().map_err(err)?;
+    std::fs::rename(&building, current_path(db)).map_err(err)?;
+    sync_dir(&db.snapshot_dir())?;
+    Ok(meta)
+}
+
+fn write_record<T: Record>(out: &mut impl Write, value: &T) -> Result<(), StorageError> {
+    out.write_all(&enc(value)?).map_err(err)
+}
+
+fn read_record<T: Record>(input: &mut impl Read) -> Result<T, StorageError> {
+    let mut header = [0u8; HEADER_BYTES];
+    input
+        .read_exact(&mut header)
+        .map_err(|e| err(format!("snapshot truncated: {e}")))?;
+    let parsed = record::read_header(&header, T::MAX_BODY_BYTES).map_err(err)?;
+    let mut bytes = header.to_vec();
+    bytes.resize(HEADER_BYTES + parsed.body_len, 0);
+    input
+        .read_exact(&mut bytes[HEADER_BYTES..])
+        .map_err(|e| err(format!("snapshot truncated: {e}")))?;
+    dec(&bytes)
+}
+
+fn sync_dir(dir: &Path) -> Result<(), StorageError> {
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(err)
+}
+
+/// The stored snapshot's meta and path, if there is one.
+pub fn current(db: &Db) -> Result<Option<(SnapshotMeta, PathBuf)>, StorageError> {
+    let path = current_path(db);
+    match std::fs::File::open(&path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(err(e)),
+        Ok(file) => {
+            let meta = read_record::<HeaderRecord>(&mut BufReader::new(file))?.0;
+            Ok(Some((meta, path)))
+        }
+    }
+}
+
+pub async fn open_current(db: &Arc<Db>) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
+    let Some((meta, path)) = current(db)? else {
+        return Ok(None);
+    };
+    let file = tokio::fs::File::open(path).await.map_err(err)?;
+    Ok(Some(Snapshot {
+        meta,
+        snapshot: Box::new(file),
+    }))
+}
+
+pub async fn begin_receiving(db: &Db) -> Result<Box<tokio::fs::File>, StorageError> {
+    let file = tokio::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(incoming_path(db))
+        .await
+        .map_err(err)?;
+    Ok(Box::new(file))
+}
+
+/// Makes a received snapshot the current one and loads it into the state.
+/// The data is copied from wherever `file` points (openraft may hand over
+/// a file other than the one `begin_receiving` opened).
+pub async fn install(
+    db: &Arc<Db>,
+    meta: &SnapshotMeta,
+    mut file: tokio::fs::File,
+) -> Result<(), StorageError> {
+    use tokio::io::AsyncSeekExt;
+    file.seek(std::io::SeekFrom::Start(0)).await.map_err(err)?;
+    let staged = db.snapshot_dir().join("installing.snap");
+    let mut out = tokio::fs::File::create(&staged).await.map_err(err)?;
+    tokio::io::copy(&mut file, &mut out).await.map_err(err)?;
+    out.sync_all().await.map_err(err)?;
+    drop((file, out));
+    let db = db.clone();
+    let meta = meta.clone();
+    tokio::task::spawn_blocking(move || {
+        let stored = read_record::<HeaderRecord>(&mut BufReader::new(
+            std::fs::File::open(&staged).map_err(err)?,
+        ))?
+        .0;
+        if stored.snapshot_id != meta.snapshot_id || stored.last_log_id != meta.last_log_id {
+            return Err(err(format!(
+                "received snapshot {} does not match its meta {}",
+                stored.snapshot_id, meta.snapshot_id
+            )));
+        }
+        std::fs::rename(&staged, current_path(&db)).map_err(err)?;
+        let _ = std::fs::remove_file(incoming_path(&db));
+        sync_dir(&db.snapshot_dir())?;
+        load(&db, &meta, &current_path(&db))
+    })
+    .await
+    .map_err(err)?
+}
+
+/// Replaces the namespace state with the snapshot at `path`.
+pub fn load(db: &Db, meta: &SnapshotMeta, path: &Path) -> Result<(), StorageError> {
+    let mut sync = WriteOptions::default();
+    sync.set_sync(true);
+    let io = |e: rocksdb::Error| super::io_err(&e);
+    db.db
+        .put_cf_opt(
+            db.cf(CF_RAFT),
+            raft_keys::INSTALLING,
+            enc(&HeaderRecord::from_ref(meta))?,
+            &sync,
+        )
+        .map_err(io)?;
+    db.db
+        .delete_range_cf(db.cf(CF_STATE), [0u8].as_slice(), [0xffu8; 9].as_slice())
+        .map_err(io)?;
+    let mut input = BufReader::new(std::fs::File::open(path).map_err(err)?);
+    read_record::<HeaderRecord>(&mut input)?;
+    let mut count = 0u64;
+    loop {
+        let mut header = [0u8; HEADER_BYTES];
+        input
+            .read_exact(&mut header)
+            .map_err(|e| err(format!("snapshot truncated: {e}")))?;
+        let kind = header[2];
+        let parsed = record::read_header(&header, record::MAX_RECORD_BYTES).map_err(err)?;
+        let mut bytes = header.to_vec();
+        bytes.resize(HEADER_BYTES + parsed.body_len, 0);
+        input
+            .read_exact(&mut bytes[HEADER_BYTES..])
+            .map_err(|e| err(format!("snapshot truncated: {e}")))?;
+        if kind == kinds::SNAPSHOT_END {
+            let expected = dec::<EndRecord>(&bytes)?.0;
+            if expected != count {
+                return Err(err(format!(
+                    "snapshot holds {count} pairs, its end record says {expected}"
+                )));
+            }
+            break;
+        }
+        let pairs = dec::<ChunkRecord>(&bytes)?.0;
+        count += pairs.len() as u64;
+        let mut batch = WriteBatch::default();
+        for (key, value) in pairs {
+            batch.put_cf(db.cf(CF_STATE), key, value);
+        }
+        db.db.write(batch).map_err(io)?;
+    }
+    let mut done = WriteBatch::default();
+    match meta.last_log_id {
+        Some(id) => done.put_cf(
+            db.cf(CF_RAFT),
+            raft_keys::APPLIED,
+            enc(&LogIdRecord::from_ref(&id))?,
+        ),
+        None => done.delete_cf(db.cf(CF_RAFT), raft_keys::APPLIED),
+    }
+    done.put_cf(
+        db.cf(CF_RAFT),
+        raft_keys::MEMBERSHIP,
+        enc(&MembershipRecord::from_ref(&meta.last_membership))?,
+    );
+    done.delete_cf(db.cf(CF_RAFT), raft_keys::INSTALLING);
+    db.db.write_opt(done, &sync).map_err(io)
+}

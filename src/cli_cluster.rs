@@ -1,0 +1,146 @@
+//! `toastyfs cluster ...`: form the metadata cluster, show its status,
+//! add and remove nodes.
+
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use toastyfs_raft_meta::client::MetaClient;
+
+#[derive(Args, Debug)]
+pub struct ClusterArgs {
+    /// Metadata node addresses, comma-separated (any subset of the cluster).
+    #[arg(long, env = "TOASTYFS_META", value_delimiter = ',', global = true)]
+    meta: Vec<String>,
+    #[command(subcommand)]
+    command: ClusterCommand,
+}
+
+#[derive(Subcommand, Debug)]
+enum ClusterCommand {
+    /// Form a new cluster from its initial voters, e.g. `1=127.0.0.1:7001 2=... 3=...`.
+    /// Refuses to re-initialise a formed cluster.
+    Init {
+        #[arg(required = true)]
+        members: Vec<String>,
+    },
+    /// Show every metadata node: role, term, leader, log, commit and applied index, digest.
+    Status,
+    /// Add a node (as a learner, promoted to voter once caught up): `ID=ADDR`.
+    AddNode { member: String },
+    /// Remove a node from the cluster.
+    RemoveNode { id: u64 },
+}
+
+fn parse_member(s: &str) -> anyhow::Result<(u64, String)> {
+    let (id, addr) = s
+        .split_once('=')
+        .with_context(|| format!("{s:?} is not ID=ADDR (e.g. 1=127.0.0.1:7001)"))?;
+    let id: u64 = id
+        .parse()
+        .with_context(|| format!("{id:?} is not a node id (a positive integer)"))?;
+    if id == 0 || addr.is_empty() {
+        bail!("{s:?} is not ID=ADDR with a positive id");
+    }
+    Ok((id, addr.to_owned()))
+}
+
+pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
+    match args.command {
+        ClusterCommand::Init { members } => init(members).await,
+        ClusterCommand::Status => status(&args.meta).await,
+        ClusterCommand::AddNode { member } => {
+            let (id, addr) = parse_member(&member)?;
+            let client = client(&args.meta)?;
+            println!("{}", client.add_node(id, &addr).await?);
+            Ok(())
+        }
+        ClusterCommand::RemoveNode { id } => {
+            let client = client(&args.meta)?;
+            println!("{}", client.remove_node(id).await?);
+            Ok(())
+        }
+    }
+}
+
+fn client(meta: &[String]) -> anyhow::Result<MetaClient> {
+    if meta.is_empty() {
+        bail!("no metadata address given: pass --meta ADDR[,ADDR...] or set TOASTYFS_META");
+    }
+    Ok(MetaClient::new(meta.to_vec()))
+}
+
+async fn init(members: Vec<String>) -> anyhow::Result<()> {
+    let members: BTreeMap<u64, String> = members
+        .iter()
+        .map(|m| parse_member(m))
+        .collect::<anyhow::Result<_>>()?;
+    let (first_id, first_addr) = members
+        .iter()
+        .next()
+        .map(|(i, a)| (*i, a.clone()))
+        .context("no members")?;
+    let client = MetaClient::new(vec![first_addr.clone()]);
+    match client.init(&first_addr, members.clone()).await {
+        Ok(_) => {
+            println!(
+                "cluster initialised with {} voters; node {first_id} starts the first election",
+                members.len()
+            );
+            Ok(())
+        }
+        Err(toastyfs_raft_meta::transport::TransportError::Status { status: 409, .. }) => {
+            // Idempotent: the same cluster formed earlier is success.
+            let status = client.status(&first_addr).await?;
+            let wanted: Vec<u64> = members.keys().copied().collect();
+            if status.voters == wanted {
+                println!("cluster already initialised with these voters");
+                Ok(())
+            } else {
+                bail!("node {first_id} already belongs to a cluster with voters {:?}; refusing to re-initialise", status.voters)
+            }
+        }
+        Err(e) => Err(e).context("cluster init failed (is the node running and reachable?)"),
+    }
+}
+
+async fn status(meta: &[String]) -> anyhow::Result<()> {
+    let client = client(meta)?;
+    // Ask the given nodes for the membership, then every member for its state.
+    let mut nodes = BTreeMap::new();
+    for addr in meta {
+        if let Ok(status) = client.status(addr).await {
+            nodes.extend(status.nodes.clone());
+            break;
+        }
+    }
+    if nodes.is_empty() {
+        bail!(
+            "no metadata node at {} answered; is the cluster running?",
+            meta.join(",")
+        );
+    }
+    println!(
+        "{:>4}  {:<22} {:<10} {:>5} {:>6} {:>10} {:>10} {:>10}  digest",
+        "id", "address", "role", "term", "leader", "last_log", "commit", "applied"
+    );
+    for (id, addr) in nodes {
+        match client.status(&addr).await {
+            Ok(s) => println!(
+                "{:>4}  {:<22} {:<10} {:>5} {:>6} {:>10} {:>10} {:>10}  {}@{}",
+                id,
+                addr,
+                s.role,
+                s.term,
+                s.leader.map_or("-".to_owned(), |l| l.to_string()),
+                s.last_log_index,
+                s.commit_index,
+                s.applied_index,
+                &s.digest[..16],
+                s.digest_index
+            ),
+            Err(e) => println!("{id:>4}  {addr:<22} unreachable: {e}"),
+        }
+    }
+    Ok(())
+}

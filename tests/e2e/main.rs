@@ -1,0 +1,6 @@
+//! End-to-end tests of the real `toastyfs` binary: processes on 127.0.0.1
+//! with free ports and temp data directories, bounded waits, cleanup in
+//! `Drop`, and the nodes' logs printed when a test fails.
+
+mod harness;
+mod meta;
