@@ -47,10 +47,10 @@ struct MetaArgs {
     #[arg(long, default_value_t = 100)]
     heartbeat_ms: u64,
     /// Lower bound of the randomised election timeout.
-    #[arg(long, default_value_t = 400)]
+    #[arg(long, default_value_t = 300)]
     election_min_ms: u64,
     /// Upper bound of the randomised election timeout.
-    #[arg(long, default_value_t = 800)]
+    #[arg(long, default_value_t = 600)]
     election_max_ms: u64,
     /// Take a snapshot and compact the log every this many entries.
     #[arg(long, default_value_t = 20_000)]

@@ -45,8 +45,8 @@ impl NodeConfig {
             listen,
             advertise: listen.to_string(),
             heartbeat_ms: 100,
-            election_min_ms: 400,
-            election_max_ms: 800,
+            election_min_ms: 300,
+            election_max_ms: 600,
             snapshot_every: 20_000,
             keep_logs: 1_000,
         }

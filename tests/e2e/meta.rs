@@ -25,7 +25,7 @@ fn mkdir(path: &str) -> Command {
 /// A 3-node cluster serves every namespace operation.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_nodes_serve_every_namespace_op() {
-    let cluster = Cluster::start(3, &[]).await;
+    let cluster = crate::harness::start(3, &[]).await;
     assert!(cluster.write(mkdir("/a/b")).await.is_ok());
     let created = cluster
         .write(Command::CreateFile {
@@ -130,7 +130,7 @@ async fn assert_exists(cluster: &Cluster, path: &str) {
 /// ends with the same digest as the others.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn leader_kill_loses_no_acknowledged_write() {
-    let mut cluster = Cluster::start(3, &[]).await;
+    let mut cluster = crate::harness::start(3, &[]).await;
     cluster.write(mkdir("/d")).await.expect("mkdir");
     for i in 0..50 {
         cluster
@@ -168,7 +168,7 @@ async fn leader_kill_loses_no_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn new_node_catches_up_by_snapshot_and_removal_under_writes() {
     let args = ["--snapshot-every", "40", "--keep-logs", "5"];
-    let mut cluster = Cluster::start(3, &args).await;
+    let mut cluster = crate::harness::start(3, &args).await;
     cluster.write(mkdir("/s")).await.expect("mkdir");
     for i in 0..150 {
         cluster
@@ -259,7 +259,7 @@ async fn new_node_catches_up_by_snapshot_and_removal_under_writes() {
 /// the leader refuses a plain read but answers a stale-allowed one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn followers_forward_writes_and_serve_only_stale_reads_alone() {
-    let mut cluster = Cluster::start(3, &[]).await;
+    let mut cluster = crate::harness::start(3, &[]).await;
     let leader = cluster.wait_leader().await;
     let follower = *cluster
         .nodes
@@ -319,7 +319,7 @@ async fn followers_forward_writes_and_serve_only_stale_reads_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_request_is_applied_once() {
     use toastyfs_proto::{ClientId, Seq, SessionTag};
-    let cluster = Cluster::start(3, &[]).await;
+    let cluster = crate::harness::start(3, &[]).await;
     let session = Some(SessionTag {
         client: ClientId(42),
         seq: Seq(1),
@@ -347,7 +347,7 @@ async fn a_retried_request_is_applied_once() {
 /// (RocksDB's WAL-synced statistic grows, by less than one per write).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn log_appends_are_synced_in_batches() {
-    let cluster = Cluster::start(3, &[]).await;
+    let cluster = crate::harness::start(3, &[]).await;
     cluster.write(mkdir("/w")).await.expect("mkdir");
     let leader = cluster.wait_leader().await;
     let before = cluster.status(leader).await.expect("status").wal_syncs;
@@ -388,7 +388,7 @@ async fn log_appends_are_synced_in_batches() {
 /// clear error, while the others go on serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_corrupt_log_refuses_to_start() {
-    let mut cluster = Cluster::start(3, &[]).await;
+    let mut cluster = crate::harness::start(3, &[]).await;
     cluster.write(mkdir("/c")).await.expect("mkdir");
     for i in 0..20 {
         cluster

@@ -111,6 +111,15 @@ pub fn check_invariants<S: KvRead + ?Sized>(store: &S) -> Result<Result<(), Stri
             return Ok(Err(format!("chunk {hash} is garbage but still referenced")));
         }
     }
+    for (k, _) in all(keys::EXPIRY)? {
+        let (index, _) = keys::parse_expiry(&k).unwrap_or_default();
+        if index < header.session_floor {
+            return Ok(Err(format!(
+                "expiry key at {index} lies below the floor {}",
+                header.session_floor
+            )));
+        }
+    }
     let sessions = all(keys::SESSION)?.len() as u64;
     let expiries = all(keys::EXPIRY)?.len() as u64;
     if sessions != header.session_count || expiries != sessions {

@@ -140,27 +140,57 @@ impl<R: KvRead + ?Sized> KvRead for Overlay<'_, R> {
         }
     }
 
+    /// Reads the base page by page, only as far as `limit` results need:
+    /// the base may hold long runs of deleted keys (tombstones) that a
+    /// wider read would have to wade through.
     fn scan(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError> {
-        let start = if from < prefix { prefix } else { from };
-        let buffered: Vec<(&Vec<u8>, &Option<Vec<u8>>)> = self
-            .writes
-            .range::<[u8], _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .collect();
-        // Each buffered key can hide at most one base pair, so asking the
-        // base for that many more is enough to fill `limit`.
-        let base = self
-            .base
-            .scan(prefix, start, limit.saturating_add(buffered.len()))?;
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = base.into_iter().collect();
-        for (k, v) in buffered {
-            match v {
-                Some(v) => merged.insert(k.clone(), v.clone()),
-                None => merged.remove(k),
+        let mut start = if from < prefix {
+            prefix.to_vec()
+        } else {
+            from.to_vec()
+        };
+        let mut out: Vec<KvPair> = Vec::new();
+        while out.len() < limit {
+            let page = self.base.scan(prefix, &start, limit - out.len())?;
+            let exhausted = page.len() < limit - out.len();
+            // The page covers keys from `start` up to its last key (or to
+            // the end of the prefix when the base has no more).
+            let end = if exhausted {
+                None
+            } else {
+                page.last().map(|(k, _)| successor(k))
             };
+            let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = page.into_iter().collect();
+            let upper = match &end {
+                Some(end) => std::ops::Bound::Excluded(end.as_slice()),
+                None => std::ops::Bound::Unbounded,
+            };
+            for (k, v) in self
+                .writes
+                .range::<[u8], _>((std::ops::Bound::Included(start.as_slice()), upper))
+                .take_while(|(k, _)| k.starts_with(prefix))
+            {
+                match v {
+                    Some(v) => merged.insert(k.clone(), v.clone()),
+                    None => merged.remove(k),
+                };
+            }
+            out.extend(merged);
+            match end {
+                Some(end) => start = end,
+                None => break,
+            }
         }
-        Ok(merged.into_iter().take(limit).collect())
+        out.truncate(limit);
+        Ok(out)
     }
+}
+
+/// The smallest key greater than `key`.
+fn successor(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
 }
 
 impl<R: KvRead + ?Sized> KvStore for Overlay<'_, R> {

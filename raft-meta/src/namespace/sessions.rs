@@ -9,10 +9,10 @@
 //! least recently used goes beyond `max_sessions`), never by time.
 
 use toastyfs_proto::namespace::{CommandResult, FsError, Outcome};
-use toastyfs_proto::{Seq, SessionTag};
+use toastyfs_proto::{ClientId, Seq, SessionTag};
 
 use super::keys;
-use super::kv::{KvStore, StoreError};
+use super::kv::{KvPair, KvStore, StoreError};
 use super::stored::{self, SessionRecord};
 use super::{finish, OpResult, Txn};
 
@@ -61,25 +61,41 @@ pub fn run<S: KvStore + ?Sized>(
     Ok(result)
 }
 
-/// Removes up to `expire_per_apply` sessions unused for longer than the TTL.
+/// Removes up to `expire_per_apply` sessions unused for longer than the
+/// TTL. Reads the expiry order one key at a time from the floor and stops
+/// at the first live session, so it never reads past what it needs.
 pub fn expire<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>) -> Result<(), StoreError> {
-    let prefix = [keys::EXPIRY];
-    let oldest = txn
-        .store
-        .scan(&prefix, &prefix, txn.config.expire_per_apply)?;
-    for (key, _) in oldest {
+    let mut floor = txn.index;
+    for n in 0..=txn.config.expire_per_apply {
+        let Some((key, _)) = oldest_sessions(txn, 1)?.pop() else {
+            break;
+        };
         let (last_index, client) = parse(&key)?;
-        if last_index.saturating_add(txn.config.session_ttl_entries) >= txn.index {
+        if n == txn.config.expire_per_apply
+            || last_index.saturating_add(txn.config.session_ttl_entries) >= txn.index
+        {
+            floor = last_index;
             break;
         }
         remove(txn, &key, client)?;
+        txn.header.session_floor = last_index;
     }
+    txn.header.session_floor = floor;
     Ok(())
 }
 
-fn evict_oldest<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>) -> Result<(), StoreError> {
+/// The least recently used sessions' expiry keys, from the floor up.
+fn oldest_sessions<S: KvStore + ?Sized>(
+    txn: &Txn<'_, S>,
+    limit: usize,
+) -> Result<Vec<KvPair>, StoreError> {
     let prefix = [keys::EXPIRY];
-    if let Some((key, _)) = txn.store.scan(&prefix, &prefix, 1)?.pop() {
+    let from = keys::expiry(txn.header.session_floor, ClientId(0));
+    txn.store.scan(&prefix, &from, limit)
+}
+
+fn evict_oldest<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>) -> Result<(), StoreError> {
+    if let Some((key, _)) = oldest_sessions(txn, 1)?.pop() {
         let (_, client) = parse(&key)?;
         remove(txn, &key, client)?;
     }
@@ -89,7 +105,7 @@ fn evict_oldest<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>) -> Result<(), StoreEr
 fn remove<S: KvStore + ?Sized>(
     txn: &mut Txn<'_, S>,
     expiry_key: &[u8],
-    client: toastyfs_proto::ClientId,
+    client: ClientId,
 ) -> Result<(), StoreError> {
     txn.store.delete(expiry_key)?;
     txn.store.delete(&keys::session(client))?;
@@ -97,7 +113,7 @@ fn remove<S: KvStore + ?Sized>(
     Ok(())
 }
 
-fn parse(key: &[u8]) -> Result<(u64, toastyfs_proto::ClientId), StoreError> {
+fn parse(key: &[u8]) -> Result<(u64, ClientId), StoreError> {
     keys::parse_expiry(key)
         .ok_or_else(|| StoreError::Backend(format!("malformed session expiry key {key:02x?}")))
 }

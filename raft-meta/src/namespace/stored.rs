@@ -22,6 +22,10 @@ pub struct StateHeader {
     pub next_inode: InodeId,
     /// Live client sessions.
     pub session_count: u64,
+    /// No session expiry key lies below this index: scans of the expiry
+    /// order start here, so they never wade through the deletion
+    /// tombstones a log-structured store leaves behind.
+    pub session_floor: u64,
 }
 
 impl Default for StateHeader {
@@ -32,6 +36,7 @@ impl Default for StateHeader {
             version: Version(0),
             next_inode: InodeId(2),
             session_count: 0,
+            session_floor: 0,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, OptionalSend};
-use rocksdb::{Direction, IteratorMode, WriteBatch};
+use rocksdb::WriteBatch;
 use toastyfs_proto::namespace::{Query, QueryResult};
 
 use super::snapshot::{self, SnapshotBuilder};
@@ -58,20 +58,25 @@ impl KvRead for DbReader<'_> {
     fn scan(&self, prefix: &[u8], from: &[u8], limit: usize) -> Result<Vec<KvPair>, StoreError> {
         let start = if from < prefix { prefix } else { from };
         let mut out = Vec::new();
-        let iter = self.snapshot.iterator_cf(
-            self.db.cf(CF_STATE),
-            IteratorMode::From(start, Direction::Forward),
-        );
-        for item in iter {
-            if out.len() >= limit {
-                break;
-            }
-            let (key, value) = item.map_err(backend)?;
+        if limit == 0 {
+            return Ok(out);
+        }
+        // A raw iterator, advanced only when another pair is wanted: the
+        // convenience iterator steps ahead after each item, and one step can
+        // walk a long run of deleted keys (tombstones) for nothing.
+        let mut iter = self.snapshot.raw_iterator_cf(self.db.cf(CF_STATE));
+        iter.seek(start);
+        while let (Some(key), Some(value)) = (iter.key(), iter.value()) {
             if !key.starts_with(prefix) {
                 break;
             }
-            out.push((key.into_vec(), value.into_vec()));
+            out.push((key.to_vec(), value.to_vec()));
+            if out.len() >= limit {
+                break;
+            }
+            iter.next();
         }
+        iter.status().map_err(backend)?;
         Ok(out)
     }
 }

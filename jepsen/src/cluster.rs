@@ -1,0 +1,258 @@
+//! Starting and controlling a metadata cluster of `toastyfs meta`
+//! processes: each node on a free 127.0.0.1 port with its own data
+//! directory and log file; kill -9, restart, and polls with deadlines.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use toastyfs_proto::namespace::{
+    Command as NsCommand, CommandResult, Proposal, Query, QueryResult,
+};
+use toastyfs_raft_meta::api::NodeStatus;
+use toastyfs_raft_meta::client::MetaClient;
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `timeout`.
+pub async fn wait_for<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let started = Instant::now();
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            started.elapsed() < timeout,
+            "timed out after {timeout:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub struct MetaProcess {
+    pub binary: PathBuf,
+    pub id: u64,
+    pub addr: String,
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+    pub extra_args: Vec<String>,
+}
+
+/// A cluster of metadata nodes; dropping it kills them all.
+pub struct Cluster {
+    pub binary: PathBuf,
+    pub root: tempfile::TempDir,
+    pub nodes: BTreeMap<u64, MetaProcess>,
+}
+
+impl Cluster {
+    /// Starts `n` nodes of `binary` and forms the cluster.
+    pub async fn start(binary: PathBuf, n: u64, extra_args: &[&str]) -> Cluster {
+        let mut cluster = Cluster {
+            binary,
+            root: tempfile::tempdir().expect("temp dir"),
+            nodes: BTreeMap::new(),
+        };
+        for id in 1..=n {
+            cluster.spawn_new(id, extra_args);
+        }
+        for id in 1..=n {
+            cluster.wait_healthy(id).await;
+        }
+        let members: BTreeMap<u64, String> = cluster
+            .nodes
+            .values()
+            .map(|n| (n.id, n.addr.clone()))
+            .collect();
+        let first = cluster.nodes[&1].addr.clone();
+        cluster
+            .client()
+            .init(&first, members)
+            .await
+            .expect("cluster init");
+        cluster.wait_leader().await;
+        cluster
+    }
+
+    /// Starts a new node process (not yet a member).
+    pub fn spawn_new(&mut self, id: u64, extra_args: &[&str]) {
+        let addr = format!("127.0.0.1:{}", free_port());
+        let dir = self.root.path().join(format!("meta{id}"));
+        let extra_args = extra_args.iter().map(|s| s.to_string()).collect();
+        let mut node = MetaProcess {
+            binary: self.binary.clone(),
+            id,
+            addr,
+            dir,
+            child: None,
+            extra_args,
+        };
+        node.child = Some(spawn(&node));
+        self.nodes.insert(id, node);
+    }
+
+    pub fn addrs(&self) -> Vec<String> {
+        self.nodes
+            .values()
+            .filter(|n| n.child.is_some())
+            .map(|n| n.addr.clone())
+            .collect()
+    }
+
+    pub fn client(&self) -> MetaClient {
+        MetaClient::new(self.addrs())
+    }
+
+    pub async fn wait_healthy(&self, id: u64) {
+        let addr = self.nodes[&id].addr.clone();
+        let client = self.client();
+        wait_for(
+            &format!("node {id} to answer"),
+            Duration::from_secs(30),
+            || {
+                let client = client.clone();
+                let addr = addr.clone();
+                async move { client.status(&addr).await.ok() }
+            },
+        )
+        .await;
+    }
+
+    pub async fn status(&self, id: u64) -> Option<NodeStatus> {
+        self.client().status(&self.nodes[&id].addr).await.ok()
+    }
+
+    /// Waits until every running node agrees on one leader; returns it.
+    pub async fn wait_leader(&self) -> u64 {
+        wait_for(
+            "a leader every running node agrees on",
+            Duration::from_secs(30),
+            || async {
+                let mut leaders = Vec::new();
+                for (id, node) in &self.nodes {
+                    if node.child.is_none() {
+                        continue;
+                    }
+                    leaders.push(self.status(*id).await?.leader?);
+                }
+                let first = *leaders.first()?;
+                let running = leaders
+                    .iter()
+                    .all(|l| self.nodes.get(l).is_some_and(|n| n.child.is_some()));
+                (running && leaders.iter().all(|l| *l == first)).then_some(first)
+            },
+        )
+        .await
+    }
+
+    /// Waits until all running nodes have applied the same index and hold
+    /// the same digest; returns the digest.
+    pub async fn wait_converged(&self) -> String {
+        wait_for(
+            "every running node to apply the same entries",
+            Duration::from_secs(60),
+            || async {
+                let mut seen = Vec::new();
+                for (id, node) in &self.nodes {
+                    if node.child.is_some() {
+                        let s = self.status(*id).await?;
+                        seen.push((s.applied_index, s.digest_index, s.digest));
+                    }
+                }
+                let first = seen.first()?.clone();
+                seen.iter().all(|s| *s == first).then_some(first.2)
+            },
+        )
+        .await
+    }
+
+    /// kill -9.
+    pub fn kill(&mut self, id: u64) {
+        if let Some(mut child) = self.nodes.get_mut(&id).and_then(|n| n.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub async fn restart(&mut self, id: u64) {
+        let node = self.nodes.get_mut(&id).expect("known node");
+        assert!(node.child.is_none(), "node {id} is running");
+        node.child = Some(spawn(node));
+        self.wait_healthy(id).await;
+    }
+
+    pub fn log_of(&self, id: u64) -> String {
+        std::fs::read_to_string(self.nodes[&id].dir.with_extension("log")).unwrap_or_default()
+    }
+
+    /// The process id of a running node.
+    pub fn pid(&self, id: u64) -> Option<u32> {
+        self.nodes.get(&id)?.child.as_ref().map(|c| c.id())
+    }
+
+    pub async fn write(&self, command: NsCommand) -> CommandResult {
+        let proposal = Proposal {
+            session: None,
+            time_ms: 1,
+            command,
+        };
+        self.client()
+            .write(&proposal)
+            .await
+            .expect("write answered")
+    }
+
+    pub async fn read(&self, query: Query) -> QueryResult {
+        self.client()
+            .read(&query, false)
+            .await
+            .expect("read answered")
+    }
+}
+
+fn spawn(node: &MetaProcess) -> Child {
+    std::fs::create_dir_all(&node.dir).expect("data dir");
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(node.dir.with_extension("log"))
+        .expect("log file");
+    let mut command = Command::new(&node.binary);
+    command
+        .args(["meta", "--id", &node.id.to_string(), "--listen", &node.addr])
+        .arg("--data-dir")
+        .arg(&node.dir)
+        .args(&node.extra_args)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log);
+    command.spawn().expect("start toastyfs meta")
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        for id in &ids {
+            self.kill(*id);
+        }
+        if std::thread::panicking() {
+            for id in ids {
+                eprintln!("----- log of meta node {id} -----\n{}", self.log_of(id));
+            }
+        }
+    }
+}
