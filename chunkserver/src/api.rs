@@ -1,0 +1,358 @@
+//! The chunk server's HTTP API: an axum [`Router`] over an
+//! `Arc<ChunkStore>`.
+//!
+//! | route | success | errors |
+//! | --- | --- | --- |
+//! | `PUT /chunks/{hash}` | 201 stored, 200 already present: `{"hash"}` | 400 bad hash / body does not hash to the name, 413 too large, 507 no space |
+//! | `GET /chunks/{hash}` (optional `Range`) | 200, or 206 with `Content-Range` | 400 bad hash / malformed range, 404 absent, 410 corrupt, 416 unsatisfiable range |
+//! | `PATCH /chunks/{hash}?offset=N` | 200 `{"hash"}` of the new chunk | 400, 404, 410, 413, 507 |
+//! | `POST /chunks/exists` `{"hashes": [...]}` | 200 `{"present": [bool]}` | 400 (bad JSON, bad hash, more than [`MAX_EXISTS_HASHES`]), 413 |
+//! | `GET /health`, `/status`, `/metrics` | 200 | 404 `/metrics` when metrics are off |
+//!
+//! A corrupt chunk answers **410 Gone**: the chunk was here and is now
+//! quarantined, so retrying this server cannot help but another replica
+//! can; it is a definite answer about this copy, not a server fault (a 5xx
+//! would invite retries here). Every error body is JSON `{"error": "..."}`
+//! and [`ApiError::status`] is the one place statuses are chosen. A
+//! malformed `Range` is refused (400) rather than ignored, so client bugs
+//! are loud. Deliberately absent: authentication (a later layer) and the
+//! leader sync.
+
+mod range;
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::{Deserialize, Serialize};
+use toastyfs_proto::hash::{ChunkHash, ChunkHashParseError};
+
+use crate::error::StoreError;
+use crate::metrics;
+use crate::store::{ChunkStore, PutOutcome, MAX_CHUNK_BYTES};
+
+pub use range::ByteRange;
+
+/// Room for request framing beyond the largest chunk body.
+pub const BODY_SLACK_BYTES: usize = 64 << 10;
+/// Most hashes one `POST /chunks/exists` may ask about.
+pub const MAX_EXISTS_HASHES: usize = 10_000;
+/// Body limit of `POST /chunks/exists`: the hashes, quoted, plus slack.
+const MAX_EXISTS_BODY_BYTES: usize = 1 << 20;
+
+/// An error answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("malformed chunk hash {text:?}: {source}")]
+    BadHash {
+        text: String,
+        source: ChunkHashParseError,
+    },
+    #[error("malformed Range header {0:?}: expected one `bytes=first-last`, `bytes=first-` or `bytes=-suffix`")]
+    BadRange(String),
+    #[error("the range selects no bytes of this {size_bytes}-byte chunk")]
+    RangeNotSatisfiable { size_bytes: u64 },
+    #[error("bad query string: {0}")]
+    BadQuery(#[from] QueryRejection),
+    #[error("bad JSON body: {0}")]
+    BadJson(#[from] serde_json::Error),
+    #[error("{count} hashes asked about; at most {max} per request")]
+    TooManyHashes { count: usize, max: usize },
+    #[error("request body: {0}")]
+    Body(#[from] BytesRejection),
+    #[error("metrics are not enabled on this server")]
+    MetricsDisabled,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ApiError {
+    /// The HTTP status of each error: the one mapping for this API.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadHash { .. }
+            | ApiError::BadRange(_)
+            | ApiError::BadQuery(_)
+            | ApiError::BadJson(_)
+            | ApiError::TooManyHashes { .. } => StatusCode::BAD_REQUEST,
+            ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+            ApiError::Body(rejection) => rejection.status(),
+            ApiError::MetricsDisabled => StatusCode::NOT_FOUND,
+            ApiError::Store(e) => match e {
+                StoreError::HashMismatch { .. } => StatusCode::BAD_REQUEST,
+                StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+                StoreError::CapacityExceeded { .. } | StoreError::DiskFull(_) => {
+                    StatusCode::INSUFFICIENT_STORAGE
+                }
+                StoreError::NotFound(_) => StatusCode::NOT_FOUND,
+                StoreError::Corrupt(_) => StatusCode::GONE,
+                StoreError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
+                StoreError::Locked(_)
+                | StoreError::UnsupportedFormat { .. }
+                | StoreError::Io { .. }
+                | StoreError::TaskFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            },
+        }
+    }
+
+    /// A short label for the outcome metrics.
+    fn kind(&self) -> &'static str {
+        match self {
+            ApiError::BadHash { .. } => "bad_hash",
+            ApiError::BadRange(_) | ApiError::RangeNotSatisfiable { .. } => "bad_range",
+            ApiError::BadQuery(_) | ApiError::BadJson(_) | ApiError::TooManyHashes { .. } => {
+                "bad_request"
+            }
+            ApiError::Body(_) => "bad_body",
+            ApiError::MetricsDisabled => "disabled",
+            ApiError::Store(e) => e.kind(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if matches!(self.status(), StatusCode::INTERNAL_SERVER_ERROR) {
+            tracing::error!(error = %self, "chunk API request failed");
+        }
+        let mut response = (
+            self.status(),
+            Json(ErrorBody {
+                error: self.to_string(),
+            }),
+        )
+            .into_response();
+        if let ApiError::RangeNotSatisfiable { size_bytes } = self {
+            if let Ok(value) = HeaderValue::try_from(format!("bytes */{size_bytes}")) {
+                response.headers_mut().insert(header::CONTENT_RANGE, value);
+            }
+        }
+        response
+    }
+}
+
+#[derive(Serialize)]
+struct ErrorBody {
+    error: String,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub struct HashReply {
+    pub hash: String,
+}
+
+#[derive(Serialize, Deserialize, Debug)]
+pub struct ExistsRequest {
+    pub hashes: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub struct ExistsReply {
+    pub present: Vec<bool>,
+}
+
+#[derive(Deserialize)]
+struct PatchParams {
+    offset: u64,
+}
+
+#[derive(Clone)]
+struct AppState {
+    store: Arc<ChunkStore>,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// The chunk server's routes. `metrics` is the handle from
+/// [`crate::metrics::install`]; without it `/metrics` answers 404.
+pub fn router(store: Arc<ChunkStore>, metrics: Option<PrometheusHandle>) -> Router {
+    let chunk_body_limit = MAX_CHUNK_BYTES as usize + BODY_SLACK_BYTES;
+    Router::new()
+        .route(
+            "/chunks/exists",
+            post(exists).layer(DefaultBodyLimit::max(MAX_EXISTS_BODY_BYTES)),
+        )
+        .route("/chunks/{hash}", put(upload).get(download).patch(patch))
+        .route("/health", get(|| async { "ok" }))
+        .route("/status", get(status))
+        .route("/metrics", get(render_metrics))
+        .layer(DefaultBodyLimit::max(chunk_body_limit))
+        .with_state(AppState { store, metrics })
+}
+
+fn parse_hash(text: &str) -> Result<ChunkHash, ApiError> {
+    text.parse().map_err(|source| ApiError::BadHash {
+        text: text.to_owned(),
+        source,
+    })
+}
+
+fn hash_reply(status: StatusCode, hash: ChunkHash) -> Response {
+    (
+        status,
+        Json(HashReply {
+            hash: hash.to_string(),
+        }),
+    )
+        .into_response()
+}
+
+async fn upload(
+    State(app): State<AppState>,
+    Path(hash): Path<String>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = store_chunk(&app, &hash, body).await;
+    let label = match &result {
+        Ok((PutOutcome::Stored, _)) => "stored",
+        Ok((PutOutcome::AlreadyPresent, _)) => "already_present",
+        Err(e) => e.kind(),
+    };
+    metrics::record_upload(label);
+    match result {
+        Ok((PutOutcome::Stored, hash)) => hash_reply(StatusCode::CREATED, hash),
+        Ok((PutOutcome::AlreadyPresent, hash)) => hash_reply(StatusCode::OK, hash),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn store_chunk(
+    app: &AppState,
+    hash: &str,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<(PutOutcome, ChunkHash), ApiError> {
+    let hash = parse_hash(hash)?;
+    let body = body?;
+    let outcome = app.store.blocking(move |s| s.put(hash, &body)).await?;
+    Ok((outcome, hash))
+}
+
+async fn download(
+    State(app): State<AppState>,
+    Path(hash): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let result = read_chunk(&app, &hash, &headers).await;
+    metrics::record_download(result.as_ref().map_or_else(ApiError::kind, |_| "ok"));
+    result.into_response()
+}
+
+async fn read_chunk(app: &AppState, hash: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
+    let hash = parse_hash(hash)?;
+    let range = requested_range(headers)?;
+    let bytes = Bytes::from(app.store.blocking(move |s| s.get(hash)).await?);
+    match range {
+        None => Ok(chunk_response(StatusCode::OK, bytes, None)),
+        Some(range) => partial(bytes, range),
+    }
+}
+
+/// The `Range` header, if any; malformed ones are refused.
+fn requested_range(headers: &HeaderMap) -> Result<Option<ByteRange>, ApiError> {
+    let Some(value) = headers.get(header::RANGE) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::BadRange(format!("{value:?}")))?;
+    ByteRange::parse(text)
+        .map(Some)
+        .ok_or_else(|| ApiError::BadRange(text.to_owned()))
+}
+
+fn partial(bytes: Bytes, range: ByteRange) -> Result<Response, ApiError> {
+    let size_bytes = bytes.len() as u64;
+    let (first, last) = range
+        .resolve(size_bytes)
+        .ok_or(ApiError::RangeNotSatisfiable { size_bytes })?;
+    let content_range = format!("bytes {first}-{last}/{size_bytes}");
+    let body = bytes.slice(first as usize..=last as usize);
+    Ok(chunk_response(
+        StatusCode::PARTIAL_CONTENT,
+        body,
+        Some(content_range),
+    ))
+}
+
+fn chunk_response(status: StatusCode, body: Bytes, content_range: Option<String>) -> Response {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    if let Some(value) = content_range.and_then(|v| HeaderValue::try_from(v).ok()) {
+        headers.insert(header::CONTENT_RANGE, value);
+    }
+    (status, headers, body).into_response()
+}
+
+async fn patch(
+    State(app): State<AppState>,
+    Path(hash): Path<String>,
+    params: Result<Query<PatchParams>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let result = patch_chunk(&app, &hash, params, body).await;
+    metrics::record_patch(result.as_ref().map_or_else(ApiError::kind, |_| "ok"));
+    match result {
+        Ok(hash) => hash_reply(StatusCode::OK, hash),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn patch_chunk(
+    app: &AppState,
+    hash: &str,
+    params: Result<Query<PatchParams>, QueryRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<ChunkHash, ApiError> {
+    let source = parse_hash(hash)?;
+    let offset = params?.0.offset;
+    let body = body?;
+    Ok(app
+        .store
+        .blocking(move |s| s.patch(source, offset, &body))
+        .await?)
+}
+
+async fn exists(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<ExistsReply>, ApiError> {
+    let request: ExistsRequest = serde_json::from_slice(&body?)?;
+    if request.hashes.len() > MAX_EXISTS_HASHES {
+        return Err(ApiError::TooManyHashes {
+            count: request.hashes.len(),
+            max: MAX_EXISTS_HASHES,
+        });
+    }
+    let hashes = request
+        .hashes
+        .iter()
+        .map(|h| parse_hash(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(ExistsReply {
+        present: app.store.contains(&hashes),
+    }))
+}
+
+async fn status(State(app): State<AppState>) -> Result<Json<crate::store::Usage>, ApiError> {
+    Ok(Json(app.store.blocking(|s| s.usage()).await?))
+}
+
+async fn render_metrics(State(app): State<AppState>) -> Result<Response, ApiError> {
+    let handle = app.metrics.as_ref().ok_or(ApiError::MetricsDisabled)?;
+    let usage = app.store.blocking(|s| s.usage()).await?;
+    metrics::record_usage(&usage);
+    let content_type = [(header::CONTENT_TYPE, "text/plain; version=0.0.4")];
+    Ok((content_type, handle.render()).into_response())
+}
+
+#[cfg(test)]
+mod tests;

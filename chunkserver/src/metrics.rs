@@ -1,0 +1,50 @@
+//! Prometheus series of a chunk server: space gauges, uploads, downloads and
+//! patches by outcome, scrubber progress, and healing copies. Recording is
+//! process-wide through the `metrics` facade; rendering is done by
+//! [`crate::api`] with the handle from [`install`].
+
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+use crate::store::Usage;
+
+/// Installs the process-wide recorder and returns its handle; `None` if a
+/// recorder is already installed (only the first install wins).
+pub fn install() -> Option<PrometheusHandle> {
+    PrometheusBuilder::new().install_recorder().ok()
+}
+
+/// One upload finished with `outcome` (stored, already_present, or an error
+/// kind from [`crate::StoreError::kind`]).
+pub fn record_upload(outcome: &'static str) {
+    counter!("toastyfs_chunk_uploads_total", "outcome" => outcome).increment(1);
+}
+
+/// One download (whole or ranged) finished with `outcome`.
+pub fn record_download(outcome: &'static str) {
+    counter!("toastyfs_chunk_downloads_total", "outcome" => outcome).increment(1);
+}
+
+/// One patch finished with `outcome`.
+pub fn record_patch(outcome: &'static str) {
+    counter!("toastyfs_chunk_patches_total", "outcome" => outcome).increment(1);
+}
+
+/// A chunk was copied here from another replica to heal under-replication.
+/// Called by the sync module, which does the copying.
+pub fn record_healing_copy() {
+    counter!("toastyfs_chunk_healing_copies_total").increment(1);
+}
+
+/// The scrubber verified `bytes` bytes and found `corrupt` bad chunks.
+pub fn record_scrub(bytes: u64, corrupt: u64) {
+    counter!("toastyfs_chunk_scrubbed_bytes_total").increment(bytes);
+    counter!("toastyfs_chunk_scrub_corrupt_total").increment(corrupt);
+}
+
+/// Sets the space gauges.
+pub fn record_usage(usage: &Usage) {
+    gauge!("toastyfs_chunk_chunks").set(usage.chunks as f64);
+    gauge!("toastyfs_chunk_bytes").set(usage.bytes as f64);
+    gauge!("toastyfs_chunk_free_bytes").set(usage.free_bytes as f64);
+}
