@@ -7,11 +7,10 @@ use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use toastyfs_raft_meta::client::MetaClient;
 
+use crate::cli_fs::{Connection, Failure};
+
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
-    /// Metadata node addresses, comma-separated (any subset of the cluster).
-    #[arg(long, env = "TOASTYFS_META", value_delimiter = ',', global = true)]
-    meta: Vec<String>,
     #[command(subcommand)]
     command: ClusterCommand,
 }
@@ -45,22 +44,29 @@ fn parse_member(s: &str) -> anyhow::Result<(u64, String)> {
     Ok((id, addr.to_owned()))
 }
 
-pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
-    match args.command {
+pub async fn run(args: ClusterArgs, connection: &Connection) -> Result<(), Failure> {
+    let meta = crate::config::resolve(&connection.meta).unwrap_or_default();
+    let result = match args.command {
         ClusterCommand::Init { members } => init(members).await,
-        ClusterCommand::Status => status(&args.meta).await,
-        ClusterCommand::AddNode { member } => {
-            let (id, addr) = parse_member(&member)?;
-            let client = client(&args.meta)?;
-            println!("{}", client.add_node(id, &addr).await?);
-            Ok(())
-        }
-        ClusterCommand::RemoveNode { id } => {
-            let client = client(&args.meta)?;
-            println!("{}", client.remove_node(id).await?);
-            Ok(())
-        }
-    }
+        ClusterCommand::Status => status(&meta, connection).await,
+        ClusterCommand::AddNode { member } => add_node(&meta, &member).await,
+        ClusterCommand::RemoveNode { id } => remove_node(&meta, id).await,
+    };
+    result.map_err(|e| Failure {
+        message: format!("{e:#}"),
+        code: 1,
+    })
+}
+
+async fn add_node(meta: &[String], member: &str) -> anyhow::Result<()> {
+    let (id, addr) = parse_member(member)?;
+    println!("{}", client(meta)?.add_node(id, &addr).await?);
+    Ok(())
+}
+
+async fn remove_node(meta: &[String], id: u64) -> anyhow::Result<()> {
+    println!("{}", client(meta)?.remove_node(id).await?);
+    Ok(())
 }
 
 fn client(meta: &[String]) -> anyhow::Result<MetaClient> {
@@ -104,7 +110,7 @@ async fn init(members: Vec<String>) -> anyhow::Result<()> {
     }
 }
 
-async fn status(meta: &[String]) -> anyhow::Result<()> {
+async fn status(meta: &[String], connection: &Connection) -> anyhow::Result<()> {
     let client = client(meta)?;
     // Ask the given nodes for the membership, then every member for its state.
     let mut nodes = BTreeMap::new();
@@ -142,5 +148,33 @@ async fn status(meta: &[String]) -> anyhow::Result<()> {
             Err(e) => println!("{id:>4}  {addr:<22} unreachable: {e}"),
         }
     }
+    chunk_status(connection).await
+}
+
+/// The chunk servers as the leader sees them.
+async fn chunk_status(connection: &Connection) -> anyhow::Result<()> {
+    let client = crate::cli_fs::client(connection).map_err(|f| anyhow::anyhow!(f.message))?;
+    let status = match client.chunk_status().await {
+        Ok(status) => status,
+        Err(e) => {
+            println!("\nchunk servers: unknown ({e})");
+            return Ok(());
+        }
+    };
+    println!(
+        "\n{:<22} {:<5} {:>8} {:>14} {:>14}",
+        "chunk server", "state", "chunks", "used bytes", "free bytes"
+    );
+    for s in &status.servers {
+        let state = if s.up { "up" } else { "DOWN" };
+        println!(
+            "{:<22} {:<5} {:>8} {:>14} {:>14}",
+            s.addr, state, s.chunks, s.used_bytes, s.free_bytes
+        );
+    }
+    println!(
+        "replication factor {}; {} chunks under-replicated; {} lost",
+        status.replication_factor, status.under_replicated, status.lost
+    );
     Ok(())
 }

@@ -4,6 +4,9 @@
 //! library crates; the logic lives in `proto/` and `raft-meta/`.
 
 mod cli_cluster;
+mod cli_fs;
+mod config;
+mod dev;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -19,14 +22,20 @@ use toastyfs_raft_meta::node::{self, NodeConfig};
 struct Cli {
     #[command(subcommand)]
     command: Commands,
+    #[command(flatten)]
+    connection: cli_fs::Connection,
 }
 
 #[derive(Subcommand, Debug)]
 enum Commands {
     /// Run one metadata node (a member of the Raft cluster).
     Meta(MetaArgs),
-    /// Form, inspect and change the metadata cluster.
+    /// Form, inspect and change the cluster.
     Cluster(cli_cluster::ClusterArgs),
+    /// Start a whole local cluster (3 metadata nodes, 3 chunk servers).
+    Dev(dev::DevArgs),
+    #[command(flatten)]
+    Fs(cli_fs::FsCommand),
 }
 
 #[derive(clap::Args, Debug)]
@@ -60,12 +69,20 @@ struct MetaArgs {
     keep_logs: u64,
 }
 
+/// Servers log at info; CLI commands only warn.
+fn default_log_filter(command: &Commands) -> &'static str {
+    match command {
+        Commands::Meta(_) | Commands::Dev(_) => "info,openraft=warn",
+        _ => "warn",
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,openraft=warn".into()),
+                .unwrap_or_else(|_| default_log_filter(&cli.command).into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -78,16 +95,25 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Commands::Meta(args) => run_meta(args).await,
-            Commands::Cluster(args) => cli_cluster::run(args).await,
+            Commands::Meta(args) => run_meta(args).await.map_err(failure),
+            Commands::Cluster(args) => cli_cluster::run(args, &cli.connection).await,
+            Commands::Dev(args) => dev::run(args).await.map_err(failure),
+            Commands::Fs(command) => cli_fs::run(command, &cli.connection).await,
         }
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
-            ExitCode::FAILURE
+            eprintln!("toastyfs: {}", e.message);
+            ExitCode::from(e.code)
         }
+    }
+}
+
+fn failure(e: anyhow::Error) -> cli_fs::Failure {
+    cli_fs::Failure {
+        message: format!("{e:#}"),
+        code: 1,
     }
 }
 

@@ -1,0 +1,128 @@
+//! Moving chunk bytes: fetching a chunk from any live holder (verifying
+//! its hash, falling back to the next holder on error or corruption) and
+//! uploading new chunks where the leader places them, skipping those the
+//! cluster already holds.
+
+use std::collections::BTreeMap;
+
+use futures::stream::{self, StreamExt, TryStreamExt};
+use toastyfs_proto::chunks::{LocateRequest, PlacementRequest};
+use toastyfs_proto::namespace::MAX_CHUNK_SIZE;
+use toastyfs_proto::ChunkHash;
+
+use crate::error::{ClientError, Result};
+use crate::meta::Meta;
+use crate::transport::Transport;
+
+/// Where the chunks of one read live.
+pub async fn locate(
+    meta: &Meta,
+    hashes: Vec<ChunkHash>,
+) -> Result<BTreeMap<ChunkHash, Vec<String>>> {
+    if hashes.is_empty() {
+        return Ok(BTreeMap::new());
+    }
+    let reply = meta
+        .locate(&LocateRequest {
+            hashes: hashes.clone(),
+        })
+        .await?;
+    if reply.holders.len() != hashes.len() {
+        return Err(ClientError::Protocol(
+            "locate answered a different number of chunks".into(),
+        ));
+    }
+    Ok(hashes.into_iter().zip(reply.holders).collect())
+}
+
+/// Downloads `hash` from the first holder that returns intact bytes.
+pub async fn fetch(transport: &Transport, hash: ChunkHash, holders: &[String]) -> Result<Vec<u8>> {
+    let mut errors = Vec::new();
+    for addr in holders {
+        match transport
+            .get_chunk(addr, &hash, MAX_CHUNK_SIZE as usize + 1)
+            .await
+        {
+            Ok(bytes) if ChunkHash::of(&bytes) == hash => return Ok(bytes),
+            Ok(_) => errors.push(format!("{addr}: bytes do not match the hash")),
+            Err(e) => errors.push(format!("{addr}: {e}")),
+        }
+    }
+    if holders.is_empty() {
+        errors.push("no live chunk server holds it".into());
+    }
+    Err(ClientError::ChunkUnavailable {
+        hash,
+        detail: errors.join("; "),
+    })
+}
+
+/// Stores new chunks: asks the leader which the cluster already holds
+/// (those are skipped) and where the rest go, then uploads them, `parallel`
+/// at a time, to every target; one successful copy is enough (the leader's
+/// replication manager brings it to the replication factor). Returns the
+/// number of bytes actually uploaded.
+pub async fn store(
+    meta: &Meta,
+    transport: &Transport,
+    chunks: &[(ChunkHash, bytes::Bytes)],
+    parallel: usize,
+) -> Result<u64> {
+    let mut unique: BTreeMap<ChunkHash, bytes::Bytes> = BTreeMap::new();
+    for (hash, bytes) in chunks {
+        unique.entry(*hash).or_insert_with(|| bytes.clone());
+    }
+    let request = PlacementRequest {
+        hashes: unique.keys().copied().collect(),
+    };
+    let reply = meta.placement(&request).await?;
+    let uploads: Vec<(ChunkHash, bytes::Bytes, Vec<String>)> = reply
+        .placements
+        .into_iter()
+        .filter(|p| !p.present)
+        .filter_map(|p| unique.get(&p.hash).map(|b| (p.hash, b.clone(), p.targets)))
+        .collect();
+    let sizes =
+        stream::iter(uploads)
+            .map(|(hash, bytes, targets)| async move {
+                upload_one(transport, hash, bytes, &targets).await
+            })
+            .buffer_unordered(parallel.max(1))
+            .try_collect::<Vec<u64>>()
+            .await?;
+    Ok(sizes.iter().sum())
+}
+
+async fn upload_one(
+    transport: &Transport,
+    hash: ChunkHash,
+    bytes: bytes::Bytes,
+    targets: &[String],
+) -> Result<u64> {
+    if targets.is_empty() {
+        return Err(ClientError::UploadFailed {
+            hash,
+            detail: "no chunk server is up to take it".into(),
+        });
+    }
+    let results = futures::future::join_all(targets.iter().map(|addr| {
+        let bytes = bytes.clone();
+        async move {
+            transport
+                .put_chunk(addr, &hash, bytes)
+                .await
+                .map_err(|e| format!("{addr}: {e}"))
+        }
+    }))
+    .await;
+    let stored = results.iter().filter(|r| r.is_ok()).count();
+    if stored == 0 {
+        let detail = results
+            .into_iter()
+            .filter_map(|r| r.err())
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(ClientError::UploadFailed { hash, detail });
+    }
+    Ok(bytes.len() as u64 * stored as u64)
+}

@@ -1,0 +1,357 @@
+//! The ToastyFS client library: every namespace operation, the write path
+//! (build chunks → skip those the cluster holds → upload the rest in
+//! parallel → commit with the expected version) and the read path (plan →
+//! locate → fetch in parallel, verified, with replica fallback), streaming
+//! from `AsyncRead` and to `AsyncWrite` in bounded memory. [`blocking`]
+//! wraps it for synchronous callers.
+//!
+//! It finds the leader by itself from any list of metadata addresses and
+//! retries across leader changes with the same session sequence number, so
+//! a retried write is applied once; an operation whose outcome stays
+//! unknown is reported as [`ClientError::Unknown`], not as a failure.
+
+pub mod blocking;
+mod chunks;
+pub mod error;
+mod layout;
+mod meta;
+mod read;
+mod transport;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use toastyfs_proto::chunks::ChunkClusterStatus;
+use toastyfs_proto::namespace::{
+    Command, EntryInfo, FsError, Listing, Outcome, Query, QueryReply, DEFAULT_CHUNK_SIZE,
+};
+use toastyfs_proto::{ChunkHash, FsPath, Version};
+
+pub use error::{ClientError, Result};
+pub use read::ReadOutcome;
+pub use write::{WriteOptions, WriteOutcome};
+
+/// A progress callback: bytes done so far.
+pub type Progress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// How a client connects and transfers.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Metadata node addresses (any subset of the cluster).
+    pub meta: Vec<String>,
+    /// Chunks transferred at once (also the write window, in chunks).
+    pub parallelism: usize,
+    /// Chunk size of files this client creates.
+    pub chunk_size: u32,
+    /// Per-request timeout.
+    pub request_timeout: Duration,
+    /// How long an operation retries across leader changes.
+    pub retry_for: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(meta: Vec<String>) -> ClientConfig {
+        ClientConfig {
+            meta,
+            parallelism: 8,
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            request_timeout: Duration::from_secs(30),
+            retry_for: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A connection to a ToastyFS cluster.
+pub struct Client {
+    config: ClientConfig,
+    meta: meta::Meta,
+    transport: transport::Transport,
+}
+
+fn version_of(outcome: &Outcome) -> Version {
+    match outcome {
+        Outcome::Created { version }
+        | Outcome::Deleted { version, .. }
+        | Outcome::Written { version, .. }
+        | Outcome::Renamed { version, .. }
+        | Outcome::Truncated { version, .. } => *version,
+        Outcome::Reclaimed { .. } => Version(0),
+    }
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Client {
+        let transport = transport::Transport::new(config.request_timeout);
+        let mut meta = meta::Meta::new(config.meta.clone(), transport.clone());
+        meta.retry_for = config.retry_for;
+        Client {
+            config,
+            meta,
+            transport,
+        }
+    }
+
+    pub fn config(&self) -> &ClientConfig {
+        &self.config
+    }
+
+    /// `mkdir` (`parents`: like `mkdir -p`). Returns the new version.
+    pub async fn mkdir(&self, path: &FsPath, parents: bool) -> Result<Version> {
+        let command = Command::CreateDir {
+            path: path.clone(),
+            parents,
+            expect: None,
+        };
+        self.meta.write(command).await.map(|o| version_of(&o))
+    }
+
+    /// Creates an empty file with `chunk_size` (default: the client's).
+    pub async fn create(
+        &self,
+        path: &FsPath,
+        chunk_size: Option<u32>,
+        expect: Option<Version>,
+    ) -> Result<Version> {
+        let chunk_size = chunk_size.unwrap_or(self.config.chunk_size);
+        let command = Command::CreateFile {
+            path: path.clone(),
+            chunk_size,
+            expect,
+        };
+        self.meta.write(command).await.map(|o| version_of(&o))
+    }
+
+    pub async fn delete(
+        &self,
+        path: &FsPath,
+        recursive: bool,
+        expect: Option<Version>,
+    ) -> Result<Version> {
+        let command = Command::Delete {
+            path: path.clone(),
+            recursive,
+            expect,
+        };
+        self.meta.write(command).await.map(|o| version_of(&o))
+    }
+
+    pub async fn rename(
+        &self,
+        from: &FsPath,
+        to: &FsPath,
+        replace: bool,
+        expect: Option<Version>,
+    ) -> Result<Version> {
+        let command = Command::Rename {
+            from: from.clone(),
+            to: to.clone(),
+            replace,
+            expect,
+        };
+        self.meta.write(command).await.map(|o| version_of(&o))
+    }
+
+    pub async fn stat(&self, path: &FsPath) -> Result<EntryInfo> {
+        match self
+            .meta
+            .read(Query::Stat { path: path.clone() }, false)
+            .await?
+        {
+            QueryReply::Stat(info) => Ok(info),
+            _ => Err(ClientError::Protocol("expected a stat reply".into())),
+        }
+    }
+
+    /// One page of a directory (`after`: the previous page's `next`).
+    pub async fn list(&self, path: &FsPath, after: Option<String>, limit: u32) -> Result<Listing> {
+        match self
+            .meta
+            .read(
+                Query::List {
+                    path: path.clone(),
+                    after,
+                    limit,
+                },
+                false,
+            )
+            .await?
+        {
+            QueryReply::List(listing) => Ok(listing),
+            _ => Err(ClientError::Protocol("expected a listing".into())),
+        }
+    }
+
+    /// Writes a whole file from `reader`, replacing any existing one
+    /// atomically (it is written under a temporary name and renamed over
+    /// the target). With `no_clobber` an existing target is refused.
+    pub async fn put<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        path: &FsPath,
+        reader: R,
+        no_clobber: bool,
+        chunk_size: Option<u32>,
+        progress: Option<Progress>,
+    ) -> Result<WriteOutcome> {
+        let (parent, name) = path
+            .split_last()
+            .ok_or_else(|| ClientError::Refused(FsError::IsADirectory { path: "/".into() }))?;
+        if no_clobber && self.stat(path).await.is_ok() {
+            return Err(FsError::AlreadyExists {
+                path: path.to_string(),
+            }
+            .into());
+        }
+        let temp_name = format!(
+            ".{name}.toastyfs-upload-{:016x}",
+            ChunkHash::of(name.as_bytes()).0[0] as u64 ^ nonce()
+        );
+        let temp = parent
+            .join(&temp_name)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let options = WriteOptions {
+            expect: Some(Version(0)),
+            create_with_chunk_size: Some(chunk_size.unwrap_or(self.config.chunk_size)),
+            progress,
+        };
+        let written = match self.write_at(&temp, 0, reader, options).await {
+            Ok(written) => written,
+            Err(e) => {
+                let _ = self.delete(&temp, false, None).await;
+                return Err(e);
+            }
+        };
+        match self.rename(&temp, path, !no_clobber, None).await {
+            Ok(version) => Ok(WriteOutcome { version, ..written }),
+            Err(e) => {
+                let _ = self.delete(&temp, false, None).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Sets a file's length. Shrinking into a stored chunk uploads that
+    /// chunk cut at the new length; very large shrinks go in steps.
+    pub async fn truncate(
+        &self,
+        path: &FsPath,
+        length: u64,
+        expect: Option<Version>,
+    ) -> Result<Version> {
+        let info = self.stat(path).await?;
+        let cs = u64::from(info.chunk_size.max(1));
+        let step = cs * toastyfs_proto::namespace::MAX_CHUNKS_PER_OP as u64;
+        let mut current = info.length;
+        let mut expect = expect;
+        while current > length && current - length > step {
+            current = (current - step).div_ceil(cs) * cs;
+            let command = Command::Truncate {
+                path: path.clone(),
+                length: current,
+                cut_chunk: None,
+                expect,
+            };
+            let version = self.meta.write(command).await.map(|o| version_of(&o))?;
+            expect = expect.map(|_| version);
+        }
+        let cut_chunk = if length < current && !length.is_multiple_of(cs) {
+            self.cut_chunk(path, length, cs).await?
+        } else {
+            None
+        };
+        let command = Command::Truncate {
+            path: path.clone(),
+            length,
+            cut_chunk,
+            expect,
+        };
+        self.meta.write(command).await.map(|o| version_of(&o))
+    }
+
+    /// The chunk holding byte `length` cut at `length`, stored; `None` if
+    /// that chunk is a hole.
+    async fn cut_chunk(&self, path: &FsPath, length: u64, cs: u64) -> Result<Option<ChunkHash>> {
+        let chunk_start = length / cs * cs;
+        let query = Query::ReadPlan {
+            path: path.clone(),
+            offset: chunk_start,
+            length: cs,
+        };
+        let QueryReply::ReadPlan(plan) = self.meta.read(query, false).await? else {
+            return Err(ClientError::Protocol("expected a read plan".into()));
+        };
+        let Some(Some(hash)) = plan.chunks.first().copied() else {
+            return Ok(None);
+        };
+        let holders = chunks::locate(&self.meta, vec![hash]).await?;
+        let mut content = chunks::fetch(
+            &self.transport,
+            hash,
+            holders.get(&hash).map(Vec::as_slice).unwrap_or(&[]),
+        )
+        .await?;
+        content.truncate((length - chunk_start) as usize);
+        let cut = ChunkHash::of(&content);
+        chunks::store(
+            &self.meta,
+            &self.transport,
+            &[(cut, bytes::Bytes::from(content))],
+            1,
+        )
+        .await?;
+        Ok(Some(cut))
+    }
+
+    /// The leader's view of the chunk servers.
+    pub async fn chunk_status(&self) -> Result<ChunkClusterStatus> {
+        self.meta.chunk_status().await
+    }
+
+    /// One metadata node's status (as JSON).
+    pub async fn node_status(&self, addr: &str) -> Result<serde_json::Value> {
+        self.meta.node_status(addr).await
+    }
+}
+
+fn nonce() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id()).rotate_left(40)
+}
+
+impl Client {
+    /// For `fsck`: how many of a file's chunks have no live holder, and how
+    /// many have fewer than `replication_factor`.
+    pub async fn file_health(
+        &self,
+        path: &FsPath,
+        replication_factor: usize,
+    ) -> Result<(u64, u64)> {
+        let (mut lost, mut under) = (0, 0);
+        let mut offset = 0;
+        loop {
+            let query = Query::ReadPlan {
+                path: path.clone(),
+                offset,
+                length: u64::MAX,
+            };
+            let QueryReply::ReadPlan(plan) = self.meta.read(query, false).await? else {
+                return Err(ClientError::Protocol("expected a read plan".into()));
+            };
+            if plan.length == 0 {
+                return Ok((lost, under));
+            }
+            let hashes: Vec<ChunkHash> = plan.chunks.iter().flatten().copied().collect();
+            for holders in chunks::locate(&self.meta, hashes).await?.values() {
+                if holders.is_empty() {
+                    lost += 1;
+                } else if holders.len() < replication_factor {
+                    under += 1;
+                }
+            }
+            offset += plan.length;
+        }
+    }
+}

@@ -1,0 +1,124 @@
+//! The read path: read plan → locate holders → fetch up to `parallelism`
+//! chunks at once (in order, each verified, falling back to other replicas)
+//! → write the wanted bytes to the destination stream; holes and short
+//! chunks read as zeros, and a read past the end returns what exists.
+
+use futures::stream::{self, StreamExt};
+use toastyfs_proto::namespace::{Query, QueryReply, ReadPlan};
+use toastyfs_proto::{FsPath, Version};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+
+use crate::chunks;
+use crate::error::{ClientError, Result};
+use crate::layout::slice_chunk;
+use crate::{Client, Progress};
+
+/// What a read did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadOutcome {
+    /// The file's version when the read began.
+    pub version: Version,
+    pub bytes_read: u64,
+    pub file_length: u64,
+}
+
+impl Client {
+    async fn plan(&self, path: &FsPath, offset: u64, length: u64) -> Result<ReadPlan> {
+        match self
+            .meta
+            .read(
+                Query::ReadPlan {
+                    path: path.clone(),
+                    offset,
+                    length,
+                },
+                false,
+            )
+            .await?
+        {
+            QueryReply::ReadPlan(plan) => Ok(plan),
+            _ => Err(ClientError::Protocol("expected a read plan".into())),
+        }
+    }
+
+    /// Copies `length` bytes (or to the end of the file) from `offset` of
+    /// `path` into `out`.
+    pub async fn read_to<W: AsyncWrite + Unpin>(
+        &self,
+        path: &FsPath,
+        offset: u64,
+        length: Option<u64>,
+        mut out: W,
+        progress: Option<Progress>,
+    ) -> Result<ReadOutcome> {
+        let mut done = 0u64;
+        let mut outcome = ReadOutcome {
+            version: Version(0),
+            bytes_read: 0,
+            file_length: 0,
+        };
+        let mut first = true;
+        loop {
+            let want = length.map_or(u64::MAX, |l| l - done);
+            if want == 0 {
+                break;
+            }
+            let plan = self.plan(path, offset + done, want).await?;
+            if first {
+                outcome.version = plan.version;
+                outcome.file_length = plan.file_length;
+                first = false;
+            }
+            if plan.length == 0 {
+                break;
+            }
+            self.copy_plan(&plan, &mut out).await?;
+            done += plan.length;
+            outcome.bytes_read = done;
+            if let Some(progress) = &progress {
+                progress(done);
+            }
+        }
+        out.flush().await?;
+        Ok(outcome)
+    }
+
+    /// Fetches the plan's chunks (in order, `parallelism` at a time) and
+    /// writes the planned range.
+    async fn copy_plan<W: AsyncWrite + Unpin>(&self, plan: &ReadPlan, out: &mut W) -> Result<()> {
+        let hashes: Vec<_> = plan.chunks.iter().flatten().copied().collect();
+        let holders = chunks::locate(&self.meta, hashes).await?;
+        let cs = u64::from(plan.chunk_size);
+        let end = plan.offset + plan.length;
+        let pieces = plan.chunks.iter().enumerate().map(|(i, hash)| {
+            let index = plan.first_chunk + i as u64;
+            let chunk_start = index * cs;
+            let from = plan.offset.max(chunk_start);
+            let to = end.min(chunk_start + cs);
+            (*hash, chunk_start, from, (to - from) as usize)
+        });
+        let mut fetched = stream::iter(pieces)
+            .map(|(hash, chunk_start, from, len)| {
+                let holders = hash
+                    .and_then(|h| holders.get(&h).cloned())
+                    .unwrap_or_default();
+                async move {
+                    let content = match hash {
+                        Some(hash) => Some(chunks::fetch(&self.transport, hash, &holders).await?),
+                        None => None,
+                    };
+                    Ok::<Vec<u8>, ClientError>(slice_chunk(
+                        content.as_deref(),
+                        chunk_start,
+                        from,
+                        len,
+                    ))
+                }
+            })
+            .buffered(self.config.parallelism.max(1));
+        while let Some(piece) = fetched.next().await {
+            out.write_all(&piece?).await?;
+        }
+        Ok(())
+    }
+}

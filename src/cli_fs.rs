@@ -1,0 +1,401 @@
+//! The file commands of the CLI: ls, mkdir, put, get, cat, rm, mv, stat,
+//! truncate, fsck. Errors become one line saying what went wrong and what
+//! to do, and an exit code per kind of failure.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use clap::{Args, Subcommand};
+use toastyfs_client::{Client, ClientConfig, ClientError, Progress, WriteOptions};
+use toastyfs_proto::namespace::{EntryKind, FsError, MAX_LIST_PAGE};
+use toastyfs_proto::{FsPath, Version};
+
+#[derive(Args, Debug)]
+pub struct Connection {
+    /// Metadata node addresses, comma-separated (default: TOASTYFS_META, then
+    /// the config file `toastyfs dev` writes).
+    #[arg(long, env = "TOASTYFS_META", value_delimiter = ',', global = true)]
+    pub meta: Vec<String>,
+    /// Chunks transferred in parallel.
+    #[arg(long, default_value_t = 8, global = true)]
+    pub parallelism: usize,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum FsCommand {
+    /// List a directory.
+    Ls {
+        #[arg(default_value = "/")]
+        path: String,
+        /// Long format: kind, size, version, chunk size, name.
+        #[arg(short, long)]
+        long: bool,
+    },
+    /// Create a directory.
+    Mkdir {
+        path: String,
+        /// Create missing parents; an existing directory is fine.
+        #[arg(short, long)]
+        parents: bool,
+    },
+    /// Copy a local file (or `-` for stdin) into ToastyFS.
+    Put {
+        local: String,
+        remote: String,
+        /// Refuse if REMOTE exists.
+        #[arg(long)]
+        no_clobber: bool,
+        /// Write into the existing file at this byte offset (extends it past
+        /// the end; the rest of the file is kept).
+        #[arg(long)]
+        offset: Option<u64>,
+        /// Only if the file's version is V (0: only if it does not exist).
+        #[arg(long)]
+        if_version: Option<u64>,
+        /// Chunk size for a new file, in bytes.
+        #[arg(long)]
+        chunk_size: Option<u32>,
+    },
+    /// Copy a ToastyFS file to a local file (or `-` for stdout).
+    Get {
+        remote: String,
+        local: String,
+        #[arg(long, default_value_t = 0)]
+        offset: u64,
+        #[arg(long)]
+        length: Option<u64>,
+    },
+    /// Print a file to stdout.
+    Cat { remote: String },
+    /// Delete a file or an empty directory (`-r`: any directory).
+    Rm {
+        path: String,
+        #[arg(short, long)]
+        recursive: bool,
+    },
+    /// Rename or move (replaces an existing file or empty directory).
+    Mv { from: String, to: String },
+    /// Show an entry's kind, size, version and chunk size.
+    Stat { path: String },
+    /// Set a file's length.
+    Truncate { path: String, length: u64 },
+    /// List files whose chunks are lost or below the replication factor.
+    Fsck {
+        #[arg(default_value = "/")]
+        path: String,
+    },
+}
+
+/// A failure, printed once with advice and mapped to an exit code.
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl From<ClientError> for Failure {
+    fn from(e: ClientError) -> Failure {
+        let (message, code) = match &e {
+            ClientError::Refused(FsError::VersionMismatch { .. }) => {
+                (format!("{e} (someone else changed it; re-read and retry)"), 1)
+            }
+            ClientError::Refused(_) => (e.to_string(), 1),
+            ClientError::Unavailable { .. } => (
+                format!("{e}\nIs the cluster running? Start one with `toastyfs dev`, or pass --meta ADDR / set TOASTYFS_META."),
+                3,
+            ),
+            ClientError::Unknown(_) => (format!("{e}\nCheck with `toastyfs stat` before retrying."), 4),
+            ClientError::ChunkUnavailable { .. } | ClientError::UploadFailed { .. } => {
+                (format!("{e}\nSee `toastyfs cluster status` for chunk servers that are down."), 5)
+            }
+            ClientError::Protocol(_) | ClientError::Io(_) => (e.to_string(), 1),
+        };
+        Failure { message, code }
+    }
+}
+
+impl From<String> for Failure {
+    fn from(message: String) -> Failure {
+        Failure { message, code: 2 }
+    }
+}
+
+fn fs_path(s: &str) -> Result<FsPath, Failure> {
+    FsPath::new(s).map_err(|e| Failure {
+        message: format!("bad path {s:?}: {e}"),
+        code: 2,
+    })
+}
+
+pub fn client(connection: &Connection) -> Result<Client, Failure> {
+    let meta = crate::config::resolve(&connection.meta).ok_or_else(|| Failure {
+        message: "no cluster address: pass --meta ADDR[,ADDR...], set TOASTYFS_META, or start a local cluster with `toastyfs dev`".into(),
+        code: 3,
+    })?;
+    let mut config = ClientConfig::new(meta);
+    config.parallelism = connection.parallelism.max(1);
+    Ok(Client::new(config))
+}
+
+/// A progress bar on stderr when it is a terminal.
+fn progress_bar(total: Option<u64>) -> (Option<Progress>, Option<indicatif::ProgressBar>) {
+    if !std::io::stderr().is_terminal() {
+        return (None, None);
+    }
+    let bar = match total {
+        Some(total) => indicatif::ProgressBar::new(total),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bytes}/{total_bytes} {bytes_per_sec} [{wide_bar}] {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let handle = bar.clone();
+    (
+        Some(Arc::new(move |done| handle.set_position(done))),
+        Some(bar),
+    )
+}
+
+pub async fn run(command: FsCommand, connection: &Connection) -> Result<(), Failure> {
+    let client = client(connection)?;
+    match command {
+        FsCommand::Ls { path, long } => ls(&client, &fs_path(&path)?, long).await,
+        FsCommand::Mkdir { path, parents } => {
+            client.mkdir(&fs_path(&path)?, parents).await?;
+            Ok(())
+        }
+        FsCommand::Put {
+            local,
+            remote,
+            no_clobber,
+            offset,
+            if_version,
+            chunk_size,
+        } => {
+            let remote = fs_path(&remote)?;
+            put(
+                &client,
+                &local,
+                &remote,
+                no_clobber,
+                offset,
+                if_version.map(Version),
+                chunk_size,
+            )
+            .await
+        }
+        FsCommand::Get {
+            remote,
+            local,
+            offset,
+            length,
+        } => get(&client, &fs_path(&remote)?, &local, offset, length).await,
+        FsCommand::Cat { remote } => get(&client, &fs_path(&remote)?, "-", 0, None).await,
+        FsCommand::Rm { path, recursive } => {
+            client.delete(&fs_path(&path)?, recursive, None).await?;
+            Ok(())
+        }
+        FsCommand::Mv { from, to } => {
+            client
+                .rename(&fs_path(&from)?, &fs_path(&to)?, true, None)
+                .await?;
+            Ok(())
+        }
+        FsCommand::Stat { path } => {
+            let info = client.stat(&fs_path(&path)?).await?;
+            let kind = if info.kind == EntryKind::Dir {
+                "directory"
+            } else {
+                "file"
+            };
+            println!("path:       {path}\nkind:       {kind}\nsize:       {}\nversion:    {}\nchunk size: {}\nmodified:   {} ms since the epoch", info.length, info.version, info.chunk_size, info.mtime_ms);
+            Ok(())
+        }
+        FsCommand::Truncate { path, length } => {
+            client.truncate(&fs_path(&path)?, length, None).await?;
+            Ok(())
+        }
+        FsCommand::Fsck { path } => fsck(&client, &fs_path(&path)?).await,
+    }
+}
+
+async fn ls(client: &Client, path: &FsPath, long: bool) -> Result<(), Failure> {
+    let info = client.stat(path).await?;
+    if info.kind == EntryKind::File {
+        print_entry(&info, long);
+        return Ok(());
+    }
+    let mut after = None;
+    loop {
+        let page = client.list(path, after, MAX_LIST_PAGE).await?;
+        for entry in &page.entries {
+            print_entry(entry, long);
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return Ok(()),
+        }
+    }
+}
+
+fn print_entry(entry: &toastyfs_proto::namespace::EntryInfo, long: bool) {
+    let name = if entry.kind == EntryKind::Dir {
+        format!("{}/", entry.name)
+    } else {
+        entry.name.clone()
+    };
+    if long {
+        let kind = if entry.kind == EntryKind::Dir {
+            'd'
+        } else {
+            '-'
+        };
+        println!(
+            "{kind} {:>14} v{:<10} {:>9} {name}",
+            entry.length, entry.version, entry.chunk_size
+        );
+    } else {
+        println!("{name}");
+    }
+}
+
+async fn put(
+    client: &Client,
+    local: &str,
+    remote: &FsPath,
+    no_clobber: bool,
+    offset: Option<u64>,
+    if_version: Option<Version>,
+    chunk_size: Option<u32>,
+) -> Result<(), Failure> {
+    let total = if local == "-" {
+        None
+    } else {
+        std::fs::metadata(local).ok().map(|m| m.len())
+    };
+    let reader: Box<dyn tokio::io::AsyncRead + Unpin + Send> = if local == "-" {
+        Box::new(tokio::io::stdin())
+    } else {
+        let file = tokio::fs::File::open(local).await.map_err(|e| Failure {
+            message: format!("cannot read {local}: {e}"),
+            code: 1,
+        })?;
+        Box::new(tokio::io::BufReader::with_capacity(1 << 20, file))
+    };
+    let (progress, bar) = progress_bar(total);
+    let outcome = if offset.is_some() || if_version.is_some() {
+        let options = WriteOptions {
+            expect: if_version,
+            create_with_chunk_size: Some(chunk_size.unwrap_or(client.config().chunk_size)),
+            progress,
+        };
+        if no_clobber && client.stat(remote).await.is_ok() {
+            return Err(ClientError::Refused(FsError::AlreadyExists {
+                path: remote.to_string(),
+            })
+            .into());
+        }
+        let written = client
+            .write_at(remote, offset.unwrap_or(0), reader, options)
+            .await?;
+        if offset.is_none() && written.file_length > written.bytes_written {
+            // A whole-file put over a longer file: drop the old tail.
+            client.truncate(remote, written.bytes_written, None).await?;
+        }
+        written
+    } else {
+        client
+            .put(remote, reader, no_clobber, chunk_size, progress)
+            .await?
+    };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    eprintln!(
+        "{remote}: {} bytes written, version {}",
+        outcome.bytes_written, outcome.version
+    );
+    Ok(())
+}
+
+async fn get(
+    client: &Client,
+    remote: &FsPath,
+    local: &str,
+    offset: u64,
+    length: Option<u64>,
+) -> Result<(), Failure> {
+    if local == "-" {
+        client
+            .read_to(remote, offset, length, tokio::io::stdout(), None)
+            .await?;
+        return Ok(());
+    }
+    let info = client.stat(remote).await?;
+    let (progress, bar) = progress_bar(Some(length.unwrap_or(info.length.saturating_sub(offset))));
+    let path = PathBuf::from(local);
+    let file = tokio::fs::File::create(&path).await.map_err(|e| Failure {
+        message: format!("cannot write {local}: {e}"),
+        code: 1,
+    })?;
+    let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+    let outcome = client
+        .read_to(remote, offset, length, &mut out, progress)
+        .await?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    eprintln!(
+        "{remote}: {} bytes read, version {}",
+        outcome.bytes_read, outcome.version
+    );
+    Ok(())
+}
+
+/// Walks `root` and lists every file with a chunk that has no live
+/// holder (LOST) or fewer than the replication factor (UNDER).
+async fn fsck(client: &Client, root: &FsPath) -> Result<(), Failure> {
+    let status = client.chunk_status().await?;
+    let rf = status.replication_factor as usize;
+    let mut dirs = vec![root.clone()];
+    let (mut files, mut bad) = (0u64, 0u64);
+    while let Some(dir) = dirs.pop() {
+        let mut after = None;
+        loop {
+            let page = client.list(&dir, after, MAX_LIST_PAGE).await?;
+            for entry in &page.entries {
+                let path = dir
+                    .join(&entry.name)
+                    .map_err(|e| format!("bad name {}: {e}", entry.name))?;
+                if entry.kind == EntryKind::Dir {
+                    dirs.push(path);
+                    continue;
+                }
+                files += 1;
+                let (lost, under) = client.file_health(&path, rf).await?;
+                if lost > 0 || under > 0 {
+                    bad += 1;
+                    println!("{path}: {lost} chunks lost, {under} below {rf} replicas");
+                }
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    println!(
+        "{files} files checked, {bad} unhealthy ({} chunks under-replicated cluster-wide)",
+        status.under_replicated
+    );
+    if bad > 0 {
+        return Err(Failure {
+            message: format!("{bad} files have lost or under-replicated chunks"),
+            code: 1,
+        });
+    }
+    Ok(())
+}

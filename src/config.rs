@@ -1,0 +1,55 @@
+//! Where the CLI finds the cluster: `--meta`, else `TOASTYFS_META`, else
+//! the config file `toastyfs dev` writes (`$XDG_CONFIG_HOME/toastyfs/config`
+//! or `~/.config/toastyfs/config`), a `key = value` text file.
+
+use std::path::PathBuf;
+
+/// The config file's path.
+pub fn path() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+    Some(base.join("toastyfs").join("config"))
+}
+
+/// Metadata addresses from the config file, if it names any.
+pub fn meta_from_file() -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(path()?).ok()?;
+    text.lines().find_map(|line| {
+        let (key, value) = line.split_once('=')?;
+        (key.trim() == "meta").then(|| split(value.trim().trim_matches('"')))
+    })
+}
+
+fn split(list: &str) -> Vec<String> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Writes the config file naming `meta`.
+pub fn write_meta(meta: &[String]) -> std::io::Result<PathBuf> {
+    let path =
+        path().ok_or_else(|| std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set"))?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(
+        &path,
+        format!(
+            "# written by `toastyfs dev`\nmeta = \"{}\"\n",
+            meta.join(",")
+        ),
+    )?;
+    Ok(path)
+}
+
+/// The addresses to use: the flag/env value if given, else the file's.
+pub fn resolve(given: &[String]) -> Option<Vec<String>> {
+    if !given.is_empty() {
+        return Some(given.to_vec());
+    }
+    meta_from_file()
+}

@@ -1,0 +1,213 @@
+//! `toastyfs dev`: a whole local cluster in one command — 3 metadata nodes
+//! and 3 chunk servers as child processes, data and logs under one
+//! directory, fixed loopback ports kept in `DIR/dev.json` so a restart
+//! finds the same cluster. Writes the CLI's config file so `toastyfs ls`
+//! and friends need no flag. Ctrl-C stops every child.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::json;
+use toastyfs_raft_meta::client::MetaClient;
+
+#[derive(Args, Debug)]
+pub struct DevArgs {
+    /// Where data and logs go (default: ~/.local/share/toastyfs-dev).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// First port: metadata nodes listen on PORT+1..=PORT+3, chunk servers
+    /// on PORT+11..=PORT+13.
+    #[arg(long, default_value_t = 7100)]
+    base_port: u16,
+}
+
+struct Layout {
+    meta: Vec<(u64, String)>,
+    chunk: Vec<String>,
+}
+
+fn layout(dir: &Path, base_port: u16) -> anyhow::Result<Layout> {
+    let file = dir.join("dev.json");
+    let base = match std::fs::read_to_string(&file) {
+        Ok(text) => {
+            let v: serde_json::Value =
+                serde_json::from_str(&text).context("dev.json is corrupt")?;
+            v["base_port"]
+                .as_u64()
+                .context("dev.json lacks base_port")? as u16
+        }
+        Err(_) => {
+            std::fs::write(&file, json!({ "base_port": base_port }).to_string())?;
+            base_port
+        }
+    };
+    Ok(Layout {
+        meta: (1..=3)
+            .map(|i| (i, format!("127.0.0.1:{}", base + i as u16)))
+            .collect(),
+        chunk: (1..=3)
+            .map(|i| format!("127.0.0.1:{}", base + 10 + i))
+            .collect(),
+    })
+}
+
+fn spawn(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Child> {
+    let exe = std::env::current_exe().context("cannot find the toastyfs binary")?;
+    let log_path = dir.join("logs").join(format!("{name}.log"));
+    let log = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
+    Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("cannot start {name}"))
+}
+
+pub async fn run(args: DevArgs) -> anyhow::Result<()> {
+    let dir = match args.dir {
+        Some(dir) => dir,
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set; pass --dir")?)
+            .join(".local/share/toastyfs-dev"),
+    };
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let dir = dir.canonicalize()?;
+    let layout = layout(&dir, args.base_port)?;
+    let meta_addrs: Vec<String> = layout.meta.iter().map(|(_, a)| a.clone()).collect();
+    let mut children: Vec<(String, Child)> = Vec::new();
+    for (id, addr) in &layout.meta {
+        let args = vec![
+            "meta".into(),
+            "--id".into(),
+            id.to_string(),
+            "--listen".into(),
+            addr.clone(),
+            "--data-dir".into(),
+            dir.join(format!("meta{id}")).display().to_string(),
+        ];
+        children.push((
+            format!("meta{id}"),
+            spawn(&dir, &format!("meta{id}"), &args)?,
+        ));
+    }
+    let client = MetaClient::new(meta_addrs.clone());
+    let result = form(&client, &layout).await;
+    if let Err(e) = result {
+        stop(&mut children);
+        return Err(e);
+    }
+    for (i, addr) in layout.chunk.iter().enumerate() {
+        let name = format!("chunk{}", i + 1);
+        let args = vec![
+            "chunk".into(),
+            "--listen".into(),
+            addr.clone(),
+            "--meta".into(),
+            meta_addrs.join(","),
+            "--data-dir".into(),
+            dir.join(&name).display().to_string(),
+        ];
+        children.push((name.clone(), spawn(&dir, &name, &args)?));
+    }
+    let config = crate::config::write_meta(&meta_addrs)?;
+    print_banner(&dir, &layout, &config);
+    supervise(&mut children).await;
+    Ok(())
+}
+
+/// Waits for the metadata nodes and forms the cluster on first start.
+async fn form(client: &MetaClient, layout: &Layout) -> anyhow::Result<()> {
+    let started = Instant::now();
+    for (_, addr) in &layout.meta {
+        while client.status(addr).await.is_err() {
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("metadata node {addr} did not start; see its log");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let first = &layout.meta[0].1;
+    let status = client.status(first).await?;
+    if status.voters.is_empty() {
+        client
+            .init(first, layout.meta.iter().cloned().collect())
+            .await?;
+    }
+    while client
+        .status(first)
+        .await
+        .map(|s| s.leader.is_none())
+        .unwrap_or(true)
+    {
+        if started.elapsed() > Duration::from_secs(30) {
+            bail!("the metadata cluster elected no leader; see the logs");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+fn print_banner(dir: &Path, layout: &Layout, config: &Path) {
+    println!(
+        "ToastyFS dev cluster running (Ctrl-C stops it; run again to restart on the same data)\n"
+    );
+    for (id, addr) in &layout.meta {
+        println!("  metadata node {id}   http://{addr}   (status: /v1/status, metrics: /metrics)");
+    }
+    for (i, addr) in layout.chunk.iter().enumerate() {
+        println!("  chunk server {}    http://{addr}", i + 1);
+    }
+    println!(
+        "\n  data and logs: {}\n  CLI config:    {} (the CLI needs no flags)\n",
+        dir.display(),
+        config.display()
+    );
+    println!("Try:\n  toastyfs put README.md /hello.md\n  toastyfs ls -l /\n  toastyfs cat /hello.md\n  toastyfs cluster status");
+}
+
+async fn supervise(children: &mut [(String, Child)]) {
+    let mut reported = std::collections::BTreeSet::new();
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                for (name, child) in children.iter_mut() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        if reported.insert(name.clone()) {
+                            eprintln!("warning: {name} exited ({status}); see its log");
+                        }
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("stopping the dev cluster...");
+    stop(children);
+}
+
+fn stop(children: &mut [(String, Child)]) {
+    for (_, child) in children.iter_mut() {
+        // SIGINT first so the nodes stop cleanly, then make sure.
+        let _ = Command::new("kill")
+            .arg("-INT")
+            .arg(child.id().to_string())
+            .status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for (_, child) in children.iter_mut() {
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
