@@ -1,7 +1,8 @@
 //! The one `toastyfs` binary: every component is a subcommand.
 //!
 //! This file only parses flags, sets up logging and hands over to the
-//! library crates; the logic lives in `proto/` and `raft-meta/`.
+//! library crates; the logic lives in `proto/`, `raft-meta/` and
+//! `chunkserver/`.
 
 mod cli_cluster;
 mod cli_fs;
@@ -9,10 +10,14 @@ mod config;
 mod dev;
 
 use std::net::SocketAddr;
+use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
+use toastyfs_chunkserver::scrub::ScrubConfig;
+use toastyfs_chunkserver::ChunkServerConfig;
 use toastyfs_raft_meta::node::{self, NodeConfig};
 
 /// ToastyFS: a self-hosted distributed file system with a Raft-replicated
@@ -30,6 +35,8 @@ struct Cli {
 enum Commands {
     /// Run one metadata node (a member of the Raft cluster).
     Meta(MetaArgs),
+    /// Run one chunk server.
+    Chunk(ChunkArgs),
     /// Form, inspect and change the cluster.
     Cluster(cli_cluster::ClusterArgs),
     /// Start a whole local cluster (3 metadata nodes, 3 chunk servers).
@@ -67,12 +74,51 @@ struct MetaArgs {
     /// Log entries kept behind a snapshot for lagging followers.
     #[arg(long, default_value_t = 1_000)]
     keep_logs: u64,
+    /// Copies the leader keeps of every chunk (give every node the same).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
+    replication_factor: u32,
+    /// A chunk server silent for this long is declared down and its chunks
+    /// are re-replicated; a new leader also waits this long before ordering
+    /// any deletion.
+    #[arg(long, default_value_t = 20_000)]
+    chunk_server_timeout_ms: u64,
+}
+
+#[derive(clap::Args, Debug)]
+struct ChunkArgs {
+    /// Directory of this server's chunks and identity.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address to listen on, e.g. 127.0.0.1:7011.
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Metadata node addresses, comma-separated (any of them will do).
+    #[arg(long, value_delimiter = ',', required = true)]
+    meta: Vec<String>,
+    /// Address clients and peers use to reach this server (default: --listen).
+    #[arg(long)]
+    advertise: Option<String>,
+    /// Most bytes of chunks to store (default: the whole filesystem).
+    #[arg(long)]
+    capacity_bytes: Option<u64>,
+    /// Time between reports to the metadata leader.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    report_interval_ms: u64,
+    /// Delay between the leader's order to drop a chunk and its deletion.
+    #[arg(long, default_value_t = 1800)]
+    drop_grace_secs: u64,
+    /// Rate at which the scrubber re-reads and verifies chunks.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u64).range(1..))]
+    scrub_rate_mb_per_sec: u64,
+    /// Rest between two scrub passes.
+    #[arg(long, default_value_t = 3600)]
+    scrub_pause_secs: u64,
 }
 
 /// Servers log at info; CLI commands only warn.
 fn default_log_filter(command: &Commands) -> &'static str {
     match command {
-        Commands::Meta(_) | Commands::Dev(_) => "info,openraft=warn",
+        Commands::Meta(_) | Commands::Chunk(_) | Commands::Dev(_) => "info,openraft=warn",
         _ => "warn",
     }
 }
@@ -96,6 +142,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Commands::Meta(args) => run_meta(args).await.map_err(failure),
+            Commands::Chunk(args) => run_chunk(args).await.map_err(failure),
             Commands::Cluster(args) => cli_cluster::run(args, &cli.connection).await,
             Commands::Dev(args) => dev::run(args).await.map_err(failure),
             Commands::Fs(command) => cli_fs::run(command, &cli.connection).await,
@@ -130,8 +177,30 @@ async fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
     config.election_max_ms = args.election_max_ms;
     config.snapshot_every = args.snapshot_every;
     config.keep_logs = args.keep_logs;
+    config.chunks.replication_factor = args.replication_factor;
+    config.chunks.server_timeout = std::time::Duration::from_millis(args.chunk_server_timeout_ms);
     tokio::select! {
         result = node::run(config) => result.map_err(Into::into),
+        _ = tokio::signal::ctrl_c() => {
+            tracing::info!("interrupted; stopping");
+            Ok(())
+        }
+    }
+}
+
+async fn run_chunk(args: ChunkArgs) -> anyhow::Result<()> {
+    let mut config = ChunkServerConfig::new(args.data_dir, args.listen, args.meta);
+    config.advertise = args.advertise;
+    config.capacity_bytes = args.capacity_bytes;
+    config.report_interval = Duration::from_millis(args.report_interval_ms);
+    config.drop_grace = Duration::from_secs(args.drop_grace_secs);
+    config.scrub = ScrubConfig {
+        rate_bytes_per_sec: NonZeroU64::new(args.scrub_rate_mb_per_sec.saturating_mul(1 << 20))
+            .unwrap_or(NonZeroU64::MIN),
+        pause_between_passes: Duration::from_secs(args.scrub_pause_secs),
+    };
+    tokio::select! {
+        result = toastyfs_chunkserver::run(config) => result.map_err(Into::into),
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("interrupted; stopping");
             Ok(())

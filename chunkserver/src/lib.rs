@@ -3,21 +3,27 @@
 //! [`store`] keeps content-addressed chunks on local disk and verifies every
 //! byte it serves; [`scrub`] re-verifies the whole store in the background at
 //! a bounded rate; [`api`] is the HTTP server over the store; [`metrics`]
-//! holds the Prometheus series. The store's bookkeeping of chunks added and
-//! lost since the last report ([`ChunkStore::take_added_since_last`],
-//! [`ChunkStore::take_lost`]) is what the sync with the metadata leader sends.
+//! holds the Prometheus series. [`sync`] reports the store's inventory and
+//! its changes ([`ChunkStore::take_added_since_last`],
+//! [`ChunkStore::take_lost`]) to the metadata leader and carries out its
+//! fetch and drop orders; [`identity`] keeps the server's stable id;
+//! [`server`] wires all of them into one running chunk server.
 //!
 //! Deliberately absent: any knowledge of files, the namespace or Raft (this
-//! crate never depends on `toastyfs-raft-meta`), the leader sync loop and the
-//! command-line entry point, which live in their own modules and binary.
+//! crate never depends on `toastyfs-raft-meta`) and flag parsing (the
+//! `toastyfs chunk` subcommand in the binary).
 
 pub mod api;
 pub mod error;
+pub mod identity;
 mod layout;
 pub mod metrics;
 pub mod scrub;
+pub mod server;
 pub mod store;
+pub mod sync;
 mod sys;
 
 pub use error::StoreError;
+pub use server::{run, ChunkServerConfig, ChunkServerError};
 pub use store::{ChunkStore, PutOutcome, Usage};

@@ -28,6 +28,21 @@ pub struct ScrubConfig {
     pub pause_between_passes: Duration,
 }
 
+/// Default scrub rate: 32 MiB/s.
+pub const DEFAULT_SCRUB_RATE_BYTES_PER_SEC: u64 = 32 << 20;
+/// Default rest between passes: one hour.
+pub const DEFAULT_SCRUB_PAUSE: Duration = Duration::from_secs(3600);
+
+impl Default for ScrubConfig {
+    fn default() -> ScrubConfig {
+        ScrubConfig {
+            rate_bytes_per_sec: NonZeroU64::new(DEFAULT_SCRUB_RATE_BYTES_PER_SEC)
+                .unwrap_or(NonZeroU64::MIN),
+            pause_between_passes: DEFAULT_SCRUB_PAUSE,
+        }
+    }
+}
+
 /// A byte-rate limiter. It may go into debt by one read (a chunk is read
 /// whole), and the caller then waits the debt off, so the average rate holds
 /// and a burst is at most `burst_bytes` plus one chunk.

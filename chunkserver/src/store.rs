@@ -285,7 +285,8 @@ impl ChunkStore {
         self.state().chunks.keys().copied().collect()
     }
 
-    /// Chunks stored since the previous call (still present), sorted.
+    /// Chunks stored, or stored again, since the previous call (still
+    /// present), sorted.
     pub fn take_added_since_last(&self) -> Vec<ChunkHash> {
         std::mem::take(&mut self.state().added)
             .into_iter()
@@ -339,6 +340,9 @@ impl ChunkStore {
     ) -> Result<Option<Reservation<'_>>, StoreError> {
         let mut state = self.state();
         if state.chunks.contains_key(&hash) {
+            // Stored again: reported as added, which renews it (a pending
+            // drop of it starts over; see the sync loop).
+            state.added.insert(hash);
             return Ok(None);
         }
         if let Some(capacity) = self.capacity_bytes {

@@ -1,5 +1,5 @@
-//! Starting and controlling a metadata cluster of `toastyfs meta`
-//! processes: each node on a free 127.0.0.1 port with its own data
+//! Starting and controlling a cluster of `toastyfs meta` and `toastyfs
+//! chunk` processes: each on a free 127.0.0.1 port with its own data
 //! directory and log file; kill -9, restart, and polls with deadlines.
 
 use std::collections::BTreeMap;
@@ -48,11 +48,21 @@ pub struct MetaProcess {
     pub extra_args: Vec<String>,
 }
 
-/// A cluster of metadata nodes; dropping it kills them all.
+/// One chunk server process.
+pub struct ChunkProcess {
+    pub addr: String,
+    pub dir: PathBuf,
+    pub child: Option<Child>,
+    pub extra_args: Vec<String>,
+}
+
+/// A cluster of metadata nodes and chunk servers; dropping it kills them all.
 pub struct Cluster {
     pub binary: PathBuf,
     pub root: tempfile::TempDir,
     pub nodes: BTreeMap<u64, MetaProcess>,
+    /// Chunk servers, numbered from 1 in start order.
+    pub chunk_servers: BTreeMap<u64, ChunkProcess>,
 }
 
 impl Cluster {
@@ -62,6 +72,7 @@ impl Cluster {
             binary,
             root: tempfile::tempdir().expect("temp dir"),
             nodes: BTreeMap::new(),
+            chunk_servers: BTreeMap::new(),
         };
         for id in 1..=n {
             cluster.spawn_new(id, extra_args);
@@ -99,6 +110,63 @@ impl Cluster {
         };
         node.child = Some(spawn(&node));
         self.nodes.insert(id, node);
+    }
+
+    /// Starts a chunk server reporting to every metadata node; returns its
+    /// number. It is reachable once [`Cluster::wait_chunk_servers_up`] says so.
+    pub fn spawn_chunk_server(&mut self, extra_args: &[&str]) -> u64 {
+        let n = self.chunk_servers.len() as u64 + 1;
+        let mut server = ChunkProcess {
+            addr: format!("127.0.0.1:{}", free_port()),
+            dir: self.root.path().join(format!("chunk{n}")),
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+        };
+        server.child = Some(spawn_chunk(&self.binary, &server, &self.all_meta_addrs()));
+        self.chunk_servers.insert(n, server);
+        n
+    }
+
+    /// Every metadata address, running or not (chunk servers try them all).
+    fn all_meta_addrs(&self) -> Vec<String> {
+        self.nodes.values().map(|n| n.addr.clone()).collect()
+    }
+
+    /// kill -9 of chunk server `n`.
+    pub fn kill_chunk_server(&mut self, n: u64) {
+        if let Some(mut child) = self.chunk_servers.get_mut(&n).and_then(|s| s.child.take()) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub fn restart_chunk_server(&mut self, n: u64) {
+        let metas = self.all_meta_addrs();
+        let server = self.chunk_servers.get_mut(&n).expect("known chunk server");
+        assert!(server.child.is_none(), "chunk server {n} is running");
+        server.child = Some(spawn_chunk(&self.binary, server, &metas));
+    }
+
+    pub fn chunk_log_of(&self, n: u64) -> String {
+        std::fs::read_to_string(self.chunk_servers[&n].dir.with_extension("log"))
+            .unwrap_or_default()
+    }
+
+    /// Waits until the leader reports `count` chunk servers up.
+    pub async fn wait_chunk_servers_up(&self, count: usize) {
+        let client = self.client();
+        wait_for(
+            &format!("{count} chunk servers to report to the leader"),
+            Duration::from_secs(30),
+            || {
+                let client = client.clone();
+                async move {
+                    let status = client.chunk_status().await.ok()?;
+                    (status.servers.iter().filter(|s| s.up).count() == count).then_some(())
+                }
+            },
+        )
+        .await;
     }
 
     pub fn addrs(&self) -> Vec<String> {
@@ -243,15 +311,54 @@ fn spawn(node: &MetaProcess) -> Child {
     command.spawn().expect("start toastyfs meta")
 }
 
+fn spawn_chunk(binary: &PathBuf, server: &ChunkProcess, metas: &[String]) -> Child {
+    std::fs::create_dir_all(&server.dir).expect("data dir");
+    let log = File::options()
+        .create(true)
+        .append(true)
+        .open(server.dir.with_extension("log"))
+        .expect("log file");
+    let mut command = Command::new(binary);
+    command
+        .args([
+            "chunk",
+            "--listen",
+            &server.addr,
+            "--meta",
+            &metas.join(","),
+        ])
+        .arg("--data-dir")
+        .arg(&server.dir)
+        .args(&server.extra_args)
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .stdin(Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log);
+    command.spawn().expect("start toastyfs chunk")
+}
+
 impl Drop for Cluster {
     fn drop(&mut self) {
         let ids: Vec<u64> = self.nodes.keys().copied().collect();
+        let chunk_ids: Vec<u64> = self.chunk_servers.keys().copied().collect();
         for id in &ids {
             self.kill(*id);
+        }
+        for n in &chunk_ids {
+            self.kill_chunk_server(*n);
         }
         if std::thread::panicking() {
             for id in ids {
                 eprintln!("----- log of meta node {id} -----\n{}", self.log_of(id));
+            }
+            for n in chunk_ids {
+                eprintln!(
+                    "----- log of chunk server {n} -----\n{}",
+                    self.chunk_log_of(n)
+                );
             }
         }
     }

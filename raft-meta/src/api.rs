@@ -1,11 +1,14 @@
 //! The one place a metadata node receives requests: an axum router for
 //! Raft RPCs (`/raft/*`), the namespace API (`/v1/write`, `/v1/read`),
-//! cluster management (`/v1/cluster/*`), status and metrics.
+//! chunk placement, locations and chunk server reports (`/v1/chunks/*`,
+//! in [`chunks`]), cluster management (`/v1/cluster/*`), status and metrics.
 //!
 //! A write or linearizable read that reaches a follower is forwarded to the
 //! leader once (never twice: a forwarded request that again finds no
 //! leader is answered 503 naming what is known), so no client needs to
 //! know who leads. Every body is bounded in size.
+
+mod chunks;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -84,6 +87,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .route("/v1/write", post(write))
         .route("/v1/read", post(read))
         .route("/v1/status", get(status))
+        .route("/v1/chunks/report", post(chunks::report))
+        .route("/v1/chunks/placement", post(chunks::placement))
+        .route("/v1/chunks/locate", post(chunks::locate))
+        .route("/v1/chunks/status", get(chunks::status))
         .route("/v1/cluster/init", post(cluster_init))
         .route("/v1/cluster/add-node", post(add_node))
         .route("/v1/cluster/remove-node", post(remove_node))

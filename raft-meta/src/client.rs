@@ -8,6 +8,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use toastyfs_proto::chunks::ChunkClusterStatus;
 use toastyfs_proto::namespace::{CommandResult, Proposal, Query, QueryResult};
 use toastyfs_proto::record;
 
@@ -119,6 +120,26 @@ impl MetaClient {
             tokio::time::sleep(Duration::from_millis(50 * u64::from(round.min(10)))).await;
         }
         Err(ClientError::Unreachable(self.deadline, last))
+    }
+
+    /// The leader's view of the chunk servers (any node answers: a
+    /// follower asks the leader).
+    pub async fn chunk_status(&self) -> Result<ChunkClusterStatus, TransportError> {
+        let mut last = None;
+        for addr in &self.addrs {
+            match self
+                .transport
+                .get_json(addr, "/v1/chunks/status", Duration::from_secs(10))
+                .await
+            {
+                Ok(status) => return Ok(status),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| TransportError::Unreachable {
+            addr: String::new(),
+            detail: "no metadata address given".into(),
+        }))
     }
 
     pub async fn status(&self, addr: &str) -> Result<NodeStatus, TransportError> {

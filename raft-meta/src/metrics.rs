@@ -39,3 +39,13 @@ pub fn record_raft(
     gauge!("toastyfs_meta_applied_index").set(applied as f64);
     gauge!("toastyfs_meta_last_log_index").set(last_log as f64);
 }
+
+/// What the last replication scan found, and how many chunk servers are up.
+pub fn record_replication(summary: &crate::chunk_map::ScanSummary, servers_up: usize) {
+    gauge!("toastyfs_meta_chunks_located").set(summary.chunks as f64);
+    gauge!("toastyfs_meta_chunks_under_replicated").set(summary.under_replicated as f64);
+    gauge!("toastyfs_meta_chunks_over_replicated").set(summary.over_replicated as f64);
+    gauge!("toastyfs_meta_chunks_garbage").set(summary.garbage as f64);
+    gauge!("toastyfs_meta_chunk_servers_up").set(servers_up as f64);
+    counter!("toastyfs_meta_chunk_copies_ordered_total").increment(summary.copies_ordered);
+}

@@ -1,6 +1,6 @@
 //! A running metadata node: the store, openraft, the HTTP server, and the
 //! background tasks (status metrics, leader-change logging, reclaim
-//! proposals, fail-stop).
+//! proposals, the replication scan, fail-stop).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -12,10 +12,12 @@ use openraft::{Config, ServerState, SnapshotPolicy};
 use toastyfs_proto::namespace::{Command, Proposal, Query, QueryResult};
 
 use crate::api::{self, NodeStatus};
+use crate::chunk_map::ChunkMapConfig;
 use crate::namespace::kv::{KvRead, StoreError};
 use crate::namespace::{keys, Namespace};
 use crate::network::NetworkFactory;
 use crate::proposer::Proposer;
+use crate::replication::{self, Replication};
 use crate::store::{self, state, Db, LogStore};
 use crate::transport::Transport;
 use crate::types::{NodeId, Raft};
@@ -35,6 +37,8 @@ pub struct NodeConfig {
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot for lagging followers.
     pub keep_logs: u64,
+    /// Chunk replication: replication factor and chunk server timeouts.
+    pub chunks: ChunkMapConfig,
 }
 
 impl NodeConfig {
@@ -49,6 +53,7 @@ impl NodeConfig {
             election_max_ms: 600,
             snapshot_every: 20_000,
             keep_logs: 1_000,
+            chunks: ChunkMapConfig::default(),
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct Node {
     pub namespace: Namespace,
     pub transport: Transport,
     pub proposer: Proposer,
+    /// The leader's chunk locations and replication manager.
+    pub replication: Replication,
     pub prometheus: Option<PrometheusHandle>,
 }
 
@@ -186,6 +193,7 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
         namespace: Namespace::default(),
         transport,
         proposer: Proposer::start(raft.clone()),
+        replication: Replication::new(config.chunks.clone()),
         prometheus: crate::metrics::install(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -202,6 +210,10 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
         }
     });
     tokio::spawn(propose_reclaim(node.clone()));
+    let scanner = node.clone();
+    tokio::spawn(async move {
+        replication::run(&scanner.replication, &scanner.raft, &scanner.db).await
+    });
     watch(node).await
 }
 

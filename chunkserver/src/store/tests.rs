@@ -62,6 +62,9 @@ fn put_is_idempotent() {
     let usage = store.usage().unwrap();
     assert_eq!((usage.chunks, usage.bytes), (1, 5));
     assert_eq!(store.take_added_since_last(), vec![hash]);
+    // Stored again later: reported again, which renews a pending drop.
+    store.put(hash, b"twice").unwrap();
+    assert_eq!(store.take_added_since_last(), vec![hash]);
 }
 
 /// A body that does not hash to its name is refused and nothing is stored.

@@ -1,0 +1,279 @@
+//! Replication rules of the chunk map, with explicit time and a set of
+//! referenced chunks standing in for the namespace.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::time::{Duration, Instant};
+
+use super::*;
+
+fn h(n: u8) -> ChunkHash {
+    ChunkHash::of(&[n])
+}
+
+fn config() -> ChunkMapConfig {
+    ChunkMapConfig {
+        replication_factor: 3,
+        server_timeout: Duration::from_secs(10),
+        fetch_timeout: Duration::from_secs(30),
+        placement_ttl: Duration::from_secs(60),
+    }
+}
+
+fn report(id: u64, full: bool, added: &[ChunkHash], lost: &[ChunkHash]) -> ChunkReport {
+    ChunkReport {
+        server: ChunkServerId(id),
+        addr: format!("cs{id}:1"),
+        full,
+        added: added.to_vec(),
+        lost: lost.to_vec(),
+        chunks: added.len() as u64,
+        used_bytes: 0,
+        free_bytes: 100 << 30,
+    }
+}
+
+fn scan(map: &mut ChunkMap, now: Instant, live: &BTreeSet<ChunkHash>) -> ScanSummary {
+    map.scan(now, |hash| Ok::<_, Infallible>(live.contains(hash)))
+        .map(|(s, _)| s)
+        .unwrap_or_default()
+}
+
+#[test]
+fn an_unknown_server_is_asked_for_a_full_report() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    let (orders, event) = map.report(report(1, false, &[h(1)], &[]), t0);
+    assert!(orders.full_report_wanted);
+    assert!(event.is_none());
+    assert_eq!(map.holder_count(&h(1)), 0);
+    let (orders, event) = map.report(report(1, true, &[h(1)], &[]), t0);
+    assert!(!orders.full_report_wanted);
+    assert!(matches!(event, Some(ServerEvent::Registered { .. })));
+    assert_eq!(map.holder_count(&h(1)), 1);
+}
+
+#[test]
+fn a_full_report_replaces_the_inventory() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    map.report(report(1, true, &[h(1), h(2)], &[]), t0);
+    map.report(report(1, true, &[h(2), h(3)], &[]), t0);
+    assert_eq!(map.holder_count(&h(1)), 0);
+    assert_eq!(map.holder_count(&h(2)), 1);
+    assert_eq!(map.holder_count(&h(3)), 1);
+    map.report(report(1, false, &[], &[h(3)]), t0);
+    assert_eq!(map.holder_count(&h(3)), 0);
+}
+
+#[test]
+fn under_replicated_chunks_are_copied_to_other_servers() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    for id in 1..=4 {
+        let added = if id == 1 { vec![h(1)] } else { vec![] };
+        map.report(report(id, true, &added, &[]), t0);
+    }
+    let live = BTreeSet::from([h(1)]);
+    let summary = scan(&mut map, t0, &live);
+    assert_eq!(summary.under_replicated, 1);
+    assert_eq!(summary.copies_ordered, 2);
+    // A second scan does not order the same copies again.
+    assert_eq!(scan(&mut map, t0, &live).copies_ordered, 0);
+    let mut ordered = Vec::new();
+    for id in 2..=4 {
+        let (orders, _) = map.report(report(id, false, &[], &[]), t0);
+        for order in orders.fetch {
+            assert_eq!(order.hash, h(1));
+            assert_eq!(order.from, vec!["cs1:1".to_string()]);
+            ordered.push(id);
+        }
+    }
+    assert_eq!(ordered.len(), 2);
+    for id in &ordered {
+        map.report(report(*id, false, &[h(1)], &[]), t0);
+    }
+    assert_eq!(map.holder_count(&h(1)), 3);
+    assert_eq!(scan(&mut map, t0, &live).under_replicated, 0);
+}
+
+#[test]
+fn a_silent_server_goes_down_and_its_chunks_are_copied_elsewhere() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    for id in 1..=3 {
+        map.report(report(id, true, &[h(1)], &[]), t0);
+    }
+    map.report(report(4, true, &[], &[]), t0);
+    let live = BTreeSet::from([h(1)]);
+    let t1 = t0 + Duration::from_secs(11);
+    for id in [1, 2, 4] {
+        map.report(report(id, false, &[], &[]), t1);
+    }
+    let (summary, events) = map
+        .scan(t1, |hash| Ok::<_, Infallible>(live.contains(hash)))
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(matches!(
+        events[0],
+        ServerEvent::Down {
+            server: ChunkServerId(3),
+            ..
+        }
+    ));
+    assert_eq!(summary.copies_ordered, 1);
+    let (orders, _) = map.report(report(4, false, &[], &[]), t1);
+    assert_eq!(orders.fetch.len(), 1);
+    // The down server's next non-full report is refused.
+    let (orders, _) = map.report(report(3, false, &[], &[]), t1);
+    assert!(orders.full_report_wanted);
+}
+
+#[test]
+fn garbage_is_dropped_only_after_the_leader_heard_from_everyone() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    map.report(report(1, true, &[h(1), h(2)], &[]), t0);
+    let live = BTreeSet::from([h(1)]);
+    assert_eq!(scan(&mut map, t0, &live).garbage, 0);
+    let (orders, _) = map.report(report(1, false, &[], &[]), t0);
+    assert!(orders.drop.is_empty());
+    let t1 = t0 + Duration::from_secs(10);
+    map.report(report(1, false, &[], &[]), t1);
+    assert_eq!(scan(&mut map, t1, &live).garbage, 1);
+    let (orders, _) = map.report(report(1, false, &[], &[]), t1);
+    assert_eq!(orders.drop, vec![h(2)]);
+    // Referenced again (a write committed it): no longer in the drop list.
+    let live = BTreeSet::from([h(1), h(2)]);
+    scan(&mut map, t1, &live);
+    let (orders, _) = map.report(report(1, false, &[], &[]), t1);
+    assert!(orders.drop.is_empty());
+}
+
+#[test]
+fn extra_copies_are_dropped_from_the_same_servers_every_time() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    let t1 = t0 + Duration::from_secs(10);
+    for id in 1..=5 {
+        map.report(report(id, true, &[h(1)], &[]), t1);
+    }
+    let live = BTreeSet::from([h(1)]);
+    for _ in 0..3 {
+        assert_eq!(scan(&mut map, t1, &live).over_replicated, 1);
+        let dropping: Vec<u64> = (1..=5)
+            .filter(|id| {
+                !map.report(report(*id, false, &[], &[]), t1)
+                    .0
+                    .drop
+                    .is_empty()
+            })
+            .collect();
+        assert_eq!(dropping, vec![4, 5]);
+    }
+}
+
+#[test]
+fn placement_spreads_over_distinct_servers_and_dedups() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    for id in 1..=4 {
+        map.report(report(id, true, &[], &[]), t0);
+    }
+    map.report(report(1, false, &[h(0)], &[]), t0);
+    let hashes: Vec<ChunkHash> = (0..=200).map(h).collect();
+    let reply = map.place(&hashes, t0).expect("placed");
+    assert!(reply.placements[0].present);
+    let mut load = std::collections::BTreeMap::new();
+    for p in &reply.placements[1..] {
+        assert!(!p.present);
+        let distinct: BTreeSet<&String> = p.targets.iter().collect();
+        assert_eq!(distinct.len(), 3, "{:?}", p.targets);
+        for t in &p.targets {
+            *load.entry(t.clone()).or_insert(0) += 1;
+        }
+    }
+    // Every server takes a share.
+    assert_eq!(load.len(), 4);
+    assert!(load.values().all(|n| *n > 100), "{load:?}");
+    // Placed chunks are locatable before their holders report them.
+    let located = map.locate(&[h(5)], t0).expect("located");
+    assert_eq!(located.holders[0].len(), 3);
+}
+
+#[test]
+fn placement_prefers_free_space() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(
+        ChunkMapConfig {
+            replication_factor: 1,
+            ..config()
+        },
+        1,
+        t0,
+    );
+    let mut big = report(1, true, &[], &[]);
+    big.free_bytes = 900 << 30;
+    let mut small = report(2, true, &[], &[]);
+    small.free_bytes = 100 << 30;
+    map.report(big, t0);
+    map.report(small, t0);
+    let hashes: Vec<ChunkHash> = (0..=250).map(h).collect();
+    let on_big = map
+        .place(&hashes, t0)
+        .expect("placed")
+        .placements
+        .iter()
+        .filter(|p| p.targets == vec!["cs1:1".to_string()])
+        .count();
+    assert!(on_big > 190, "{on_big} of 251 on the emptier server");
+}
+
+#[test]
+fn a_placed_chunk_is_not_garbage_until_its_placement_expires() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    let t1 = t0 + Duration::from_secs(10);
+    map.report(report(1, true, &[], &[]), t1);
+    map.place(&[h(1)], t1).expect("placed");
+    map.report(report(1, false, &[h(1)], &[]), t1);
+    let none = BTreeSet::new();
+    // Uploaded, not committed yet: the write may still commit it.
+    assert_eq!(scan(&mut map, t1, &none).garbage, 0);
+    // Long after, it is an upload whose write never committed.
+    let t2 = t1 + Duration::from_secs(61);
+    map.report(report(1, false, &[], &[]), t2);
+    assert_eq!(scan(&mut map, t2, &none).garbage, 1);
+}
+
+#[test]
+fn a_chunk_being_dropped_is_uploaded_again_rather_than_deduplicated() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    let t1 = t0 + Duration::from_secs(10);
+    map.report(report(1, true, &[h(1)], &[]), t1);
+    scan(&mut map, t1, &BTreeSet::new());
+    let reply = map.place(&[h(1)], t1).expect("placed");
+    assert!(!reply.placements[0].present);
+    assert_eq!(reply.placements[0].targets[0], "cs1:1");
+}
+
+#[test]
+fn a_new_leader_asks_clients_to_wait_until_servers_report() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    assert_eq!(map.place(&[h(1)], t0), Err(NotReady::Warming));
+    assert_eq!(map.locate(&[h(1)], t0), Err(NotReady::Warming));
+    for id in 1..=3 {
+        map.report(report(id, true, &[], &[]), t0);
+    }
+    assert!(map.place(&[h(1)], t0).is_ok());
+    // Past the warm-up, an empty answer is the truth.
+    let mut lonely = ChunkMap::new(config(), 1, t0);
+    let t1 = t0 + Duration::from_secs(10);
+    assert_eq!(lonely.place(&[h(1)], t1), Err(NotReady::NoServers));
+    assert_eq!(
+        lonely.locate(&[h(1)], t1).map(|r| r.holders),
+        Ok(vec![vec![]])
+    );
+}

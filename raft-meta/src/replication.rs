@@ -1,0 +1,136 @@
+//! The leader's replication manager as it runs in a node: the
+//! [`ChunkMap`] guarded by the Raft term it belongs to, the periodic scan
+//! that keeps chunks at the replication factor, and the namespace lookups
+//! (reference counts) the map needs.
+//!
+//! The map is valid only while this node leads in the term it was built
+//! in: [`Replication::map_if_leader`] resets it whenever the term changes,
+//! so a new leader always rebuilds locations from fresh reports. A scan
+//! first confirms leadership with a read index (`ensure_linearizable`), so
+//! the reference counts it reads cover every committed write.
+
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use openraft::ServerState;
+use toastyfs_proto::ChunkHash;
+
+use crate::chunk_map::{ChunkMap, ChunkMapConfig, ServerEvent};
+use crate::namespace::keys;
+use crate::namespace::kv::{KvRead, StoreError};
+use crate::store::state::DbReader;
+use crate::store::Db;
+use crate::types::Raft;
+
+/// How often the replication scan runs.
+pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Reference-count keys read per page when counting lost chunks.
+const REF_PAGE: usize = 10_000;
+
+/// The chunk map and the term it belongs to.
+pub struct Replication {
+    map: Mutex<ChunkMap>,
+}
+
+impl Replication {
+    pub fn new(config: ChunkMapConfig) -> Replication {
+        Replication {
+            map: Mutex::new(ChunkMap::new(config, 0, Instant::now())),
+        }
+    }
+
+    /// The map, if this node leads; reset first if the term moved on.
+    pub fn map_if_leader(&self, raft: &Raft) -> Option<MutexGuard<'_, ChunkMap>> {
+        let (state, term) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (m.state, m.current_term)
+        };
+        if state != ServerState::Leader {
+            return None;
+        }
+        let mut map = self.lock();
+        if map.term() != term {
+            tracing::info!(
+                term,
+                "leading: rebuilding chunk locations from the chunk servers' reports"
+            );
+            map.reset(term, Instant::now());
+        }
+        Some(map)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, ChunkMap> {
+        // A panic while holding the lock leaves a map that is only soft
+        // state: keep using it rather than poisoning every later request.
+        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Whether the namespace references `hash` (its count is above zero).
+pub fn is_referenced<R: KvRead>(reader: &R, hash: &ChunkHash) -> Result<bool, StoreError> {
+    Ok(reader.get(&keys::ref_count(hash))?.is_some())
+}
+
+/// Referenced chunks that no live chunk server holds.
+pub fn count_lost(db: &Db, map: &ChunkMap) -> Result<u64, StoreError> {
+    let reader = DbReader::new(db);
+    let prefix = [keys::REF_COUNT];
+    let mut from = prefix.to_vec();
+    let mut lost = 0;
+    loop {
+        let page = reader.scan(&prefix, &from, REF_PAGE)?;
+        for (key, _) in &page {
+            let hash = key.get(1..).and_then(ChunkHash::from_slice);
+            if hash.is_some_and(|h| map.holder_count(&h) == 0) {
+                lost += 1;
+            }
+        }
+        match page.last() {
+            Some((key, _)) if page.len() == REF_PAGE => {
+                from = key.clone();
+                from.push(0);
+            }
+            _ => return Ok(lost),
+        }
+    }
+}
+
+/// Runs the replication scan every [`SCAN_INTERVAL`] while this node leads.
+pub async fn run(replication: &Replication, raft: &Raft, db: &Db) {
+    loop {
+        tokio::time::sleep(SCAN_INTERVAL).await;
+        if replication.map_if_leader(raft).is_none() {
+            continue;
+        }
+        if raft.ensure_linearizable().await.is_err() {
+            continue;
+        }
+        let Some(mut map) = replication.map_if_leader(raft) else {
+            continue;
+        };
+        let reader = DbReader::new(db);
+        match map.scan(Instant::now(), |hash| is_referenced(&reader, hash)) {
+            Ok((summary, events)) => {
+                log_events(&events);
+                crate::metrics::record_replication(&summary, map.servers_up());
+            }
+            Err(e) => tracing::warn!(error = %e, "replication scan could not read the namespace"),
+        }
+    }
+}
+
+/// Logs chunk servers connecting and going down.
+pub fn log_events(events: &[ServerEvent]) {
+    for event in events {
+        match event {
+            ServerEvent::Registered { server, addr } => {
+                tracing::info!(server = server.0, %addr, "chunk server connected")
+            }
+            ServerEvent::Down { server, addr } => {
+                tracing::warn!(server = server.0, %addr, "chunk server down (stopped reporting); re-replicating its chunks")
+            }
+        }
+    }
+}

@@ -1,0 +1,322 @@
+//! The client library and the CLI end to end, against 3 metadata nodes and
+//! 3 chunk servers as real processes: round trips of every awkward size,
+//! partial overwrites that upload only what changed (counted by the chunk
+//! servers' own metrics), deduplication, holes, unaligned writes, conflicting
+//! writers, a put that outlives a leader kill, and the CLI's error messages.
+
+use std::process::Command as Process;
+use std::time::Duration;
+
+use toastyfs_client::{Client, ClientConfig, ClientError, WriteOptions};
+use toastyfs_proto::namespace::{FsError, MIN_CHUNK_SIZE};
+use toastyfs_proto::{FsPath, Version};
+
+use crate::harness::Cluster;
+
+const CHUNK_ARGS: &[&str] = &["--report-interval-ms", "200"];
+
+async fn start() -> Cluster {
+    let mut cluster = crate::harness::start(3, &[]).await;
+    for _ in 0..3 {
+        cluster.spawn_chunk_server(CHUNK_ARGS);
+    }
+    cluster.wait_chunk_servers_up(3).await;
+    cluster
+}
+
+fn client(cluster: &Cluster, chunk_size: u32) -> Client {
+    let mut config = ClientConfig::new(cluster.addrs());
+    config.chunk_size = chunk_size;
+    config.retry_for = Duration::from_secs(30);
+    Client::new(config)
+}
+
+fn p(s: &str) -> FsPath {
+    FsPath::new(s).expect("valid path")
+}
+
+/// Deterministic, incompressible-looking bytes.
+fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+async fn put(client: &Client, path: &str, bytes: &[u8]) -> toastyfs_client::WriteOutcome {
+    client
+        .put(&p(path), bytes, false, None, None)
+        .await
+        .unwrap_or_else(|e| panic!("put {path}: {e}"))
+}
+
+async fn get(client: &Client, path: &str) -> Vec<u8> {
+    get_range(client, path, 0, None).await
+}
+
+async fn get_range(client: &Client, path: &str, offset: u64, len: Option<u64>) -> Vec<u8> {
+    let mut out = Vec::new();
+    client
+        .read_to(&p(path), offset, len, &mut out, None)
+        .await
+        .unwrap_or_else(|e| panic!("get {path}: {e}"));
+    out
+}
+
+async fn write_at(client: &Client, path: &str, offset: u64, bytes: &[u8]) {
+    client
+        .write_at(&p(path), offset, bytes, WriteOptions::default())
+        .await
+        .unwrap_or_else(|e| panic!("write {path} at {offset}: {e}"));
+}
+
+/// Sum of `toastyfs_chunk_uploads_total{outcome="stored"}` over the chunk
+/// servers: chunk copies clients actually sent and servers stored.
+async fn chunks_stored(cluster: &Cluster) -> u64 {
+    let http = reqwest::Client::new();
+    let mut total = 0;
+    for server in cluster.chunk_servers.values() {
+        let text = http
+            .get(format!("http://{}/metrics", server.addr))
+            .send()
+            .await
+            .expect("metrics answered")
+            .text()
+            .await
+            .expect("metrics body");
+        total += text
+            .lines()
+            .filter(|l| l.starts_with("toastyfs_chunk_uploads_total") && l.contains("\"stored\""))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum::<f64>() as u64;
+    }
+    total
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_trips_of_every_awkward_size() {
+    let cluster = start().await;
+    let cs = MIN_CHUNK_SIZE as usize * 4;
+    let client = client(&cluster, cs as u32);
+    for (name, len) in [("empty", 0), ("one", 1), ("chunk", cs), ("chunk1", cs + 1)] {
+        let bytes = pattern(len, len as u64);
+        let outcome = put(&client, &format!("/{name}"), &bytes).await;
+        assert_eq!(outcome.bytes_written, len as u64);
+        assert_eq!(get(&client, &format!("/{name}")).await, bytes, "{name}");
+    }
+    // More than 100 chunks, read back whole.
+    let many = pattern(cs * 130 + 17, 9);
+    put(&client, "/many", &many).await;
+    assert_eq!(get(&client, "/many").await, many);
+    // A 200 MiB file with the default 4 MiB chunks.
+    let big_client = self::client(&cluster, 4 << 20);
+    let big = pattern(200 << 20, 200);
+    let outcome = put(&big_client, "/big", &big).await;
+    assert_eq!(outcome.file_length, big.len() as u64);
+    let back = get(&big_client, "/big").await;
+    assert!(back == big, "200 MiB file read back differs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overwrites_upload_only_changed_chunks_and_dedup_uploads_nothing() {
+    let cluster = start().await;
+    let cs = MIN_CHUNK_SIZE as usize;
+    let client = client(&cluster, cs as u32);
+    let mut content = pattern(cs * 40, 1);
+    put(&client, "/file", &content).await;
+    // Overwrite two whole chunks in the middle: exactly those two chunks
+    // are stored, on every replica.
+    let before = chunks_stored(&cluster).await;
+    let patch = pattern(cs * 2, 2);
+    write_at(&client, "/file", (cs * 10) as u64, &patch).await;
+    content[cs * 10..cs * 12].copy_from_slice(&patch);
+    assert_eq!(chunks_stored(&cluster).await - before, 2 * 3);
+    assert_eq!(get(&client, "/file").await, content);
+    // The same content again under another name: nothing is uploaded.
+    let before = chunks_stored(&cluster).await;
+    let outcome = put(&client, "/copy", &content).await;
+    assert_eq!(outcome.bytes_uploaded, 0);
+    assert_eq!(chunks_stored(&cluster).await, before);
+    // Many files sharing content, and the same put retried: all readable.
+    for i in 0..5 {
+        put(&client, &format!("/shared{i}"), &content[..cs * 3]).await;
+        put(&client, &format!("/shared{i}"), &content[..cs * 3]).await;
+    }
+    client
+        .delete(&p("/file"), false, None)
+        .await
+        .expect("delete /file");
+    for i in 0..5 {
+        assert_eq!(
+            get(&client, &format!("/shared{i}")).await,
+            &content[..cs * 3]
+        );
+    }
+    assert_eq!(get(&client, "/copy").await, content);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holes_unaligned_writes_and_reads_past_the_end() {
+    let cluster = start().await;
+    let cs = MIN_CHUNK_SIZE as u64;
+    let client = client(&cluster, cs as u32);
+    // A write past EOF leaves a hole that reads as zeros.
+    put(&client, "/holey", b"head").await;
+    write_at(&client, "/holey", cs * 3 + 5, b"tail").await;
+    let back = get(&client, "/holey").await;
+    assert_eq!(back.len() as u64, cs * 3 + 9);
+    assert_eq!(&back[..4], b"head");
+    assert!(back[4..(cs * 3 + 5) as usize].iter().all(|b| *b == 0));
+    assert_eq!(&back[(cs * 3 + 5) as usize..], b"tail");
+    // An unaligned write across two chunk boundaries changes exactly its bytes.
+    let mut content = pattern((cs * 4) as usize, 3);
+    put(&client, "/unaligned", &content).await;
+    let at = cs as usize - 100;
+    let patch = pattern(cs as usize + 200, 4);
+    write_at(&client, "/unaligned", at as u64, &patch).await;
+    content[at..at + patch.len()].copy_from_slice(&patch);
+    assert_eq!(get(&client, "/unaligned").await, content);
+    // A range read, and a read past the end returns what exists.
+    assert_eq!(
+        get_range(&client, "/unaligned", 10, Some(50)).await,
+        &content[10..60]
+    );
+    let end = content.len() as u64;
+    assert_eq!(
+        get_range(&client, "/unaligned", end - 3, Some(100)).await,
+        &content[end as usize - 3..]
+    );
+    assert!(get_range(&client, "/unaligned", end + 10, Some(5))
+        .await
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_writers_exactly_one_wins() {
+    let cluster = start().await;
+    let client = client(&cluster, MIN_CHUNK_SIZE);
+    let created = put(&client, "/contested", b"v0").await;
+    let writers = (0..4).map(|i| {
+        let client = &client;
+        async move {
+            let options = WriteOptions {
+                expect: Some(created.version),
+                ..Default::default()
+            };
+            let text = format!("writer {i}");
+            client
+                .write_at(&p("/contested"), 0, text.as_bytes(), options)
+                .await
+                .map(|_| text)
+        }
+    });
+    let results = futures::future::join_all(writers).await;
+    let winners: Vec<&String> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "{results:?}");
+    for result in &results {
+        if let Err(e) = result {
+            assert!(
+                matches!(e, ClientError::Refused(FsError::VersionMismatch { .. })),
+                "{e}"
+            );
+        }
+    }
+    assert_eq!(get(&client, "/contested").await, winners[0].as_bytes());
+    let stale = client
+        .write_at(
+            &p("/contested"),
+            0,
+            &b"late"[..],
+            WriteOptions {
+                expect: Some(Version(created.version.0)),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(stale.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_continues_across_a_leader_kill() {
+    let mut cluster = start().await;
+    let client = client(&cluster, MIN_CHUNK_SIZE * 16);
+    let content = pattern(24 << 20, 5);
+    let leader = cluster.wait_leader().await;
+    let put = {
+        let client = &client;
+        let content = &content;
+        async move {
+            client
+                .put(&p("/survivor"), &content[..], false, None, None)
+                .await
+        }
+    };
+    let kill = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        cluster.kill(leader);
+    };
+    let (result, ()) = tokio::join!(put, kill);
+    result.expect("put across a leader kill");
+    assert_eq!(get(&client, "/survivor").await, content);
+}
+
+fn cli(cluster: Option<&Cluster>, args: &[&str]) -> (bool, String) {
+    let mut command = Process::new(crate::harness::binary());
+    command.args(args).env("HOME", std::env::temp_dir());
+    match cluster {
+        Some(c) => command.env("TOASTYFS_META", c.addrs().join(",")),
+        None => command.env("TOASTYFS_META", "127.0.0.1:1"),
+    };
+    let output = command.output().expect("run the CLI");
+    let text = String::from_utf8_lossy(&output.stderr).into_owned()
+        + &String::from_utf8_lossy(&output.stdout);
+    (output.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_round_trip_and_error_messages() {
+    let cluster = start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let local = dir.path().join("in.txt");
+    std::fs::write(&local, b"hello from the cli").expect("local file");
+    let local = local.to_str().expect("utf-8 path");
+    let out = dir.path().join("out.txt");
+    let out = out.to_str().expect("utf-8 path");
+    let c = Some(&cluster);
+    assert!(cli(c, &["mkdir", "-p", "/x/y"]).0);
+    assert!(cli(c, &["put", local, "/x/y/f"]).0);
+    assert!(cli(c, &["get", "/x/y/f", out]).0);
+    assert_eq!(std::fs::read(out).expect("got"), b"hello from the cli");
+    let (ok, text) = cli(c, &["ls", "-l", "/x/y"]);
+    assert!(ok && text.contains('f'), "{text}");
+    let (ok, text) = cli(c, &["cluster", "status"]);
+    assert!(ok && text.contains("replication factor 3"), "{text}");
+    // Errors say what went wrong, without Rust debug dumps.
+    let mut errors = Vec::new();
+    let (ok, text) = cli(c, &["get", "/x/nope", out]);
+    assert!(
+        !ok && text.contains("/x/nope") && text.contains("no such"),
+        "{text}"
+    );
+    errors.push(text);
+    let (ok, text) = cli(c, &["ls", "/a//b"]);
+    assert!(!ok && text.to_lowercase().contains("empty"), "{text}");
+    errors.push(text);
+    let (ok, text) = cli(c, &["put", "/no/such/local/file", "/z"]);
+    assert!(!ok && text.contains("/no/such/local/file"), "{text}");
+    errors.push(text);
+    let (ok, text) = cli(None, &["ls", "/"]);
+    assert!(!ok && text.contains("cannot reach"), "{text}");
+    errors.push(text);
+    for text in errors {
+        assert!(
+            !text.contains("panicked") && !text.contains("Error {"),
+            "{text}"
+        );
+    }
+}
