@@ -43,8 +43,10 @@ pub async fn fetch(transport: &Transport, hash: ChunkHash, holders: &[String]) -
             .get_chunk(addr, &hash, MAX_CHUNK_SIZE as usize + 1)
             .await
         {
-            Ok(bytes) if ChunkHash::of(&bytes) == hash => return Ok(bytes),
-            Ok(_) => errors.push(format!("{addr}: bytes do not match the hash")),
+            Ok(bytes) => match verified(hash, bytes).await {
+                Some(bytes) => return Ok(bytes),
+                None => errors.push(format!("{addr}: bytes do not match the hash")),
+            },
             Err(e) => errors.push(format!("{addr}: {e}")),
         }
     }
@@ -55,6 +57,26 @@ pub async fn fetch(transport: &Transport, hash: ChunkHash, holders: &[String]) -
         hash,
         detail: errors.join("; "),
     })
+}
+
+/// `bytes` if they hash to `hash`. Hashing runs on the blocking pool, so
+/// chunks fetched in parallel are verified on every core and never stall
+/// the transfers' event loop.
+async fn verified(hash: ChunkHash, bytes: Vec<u8>) -> Option<Vec<u8>> {
+    tokio::task::spawn_blocking(move || (ChunkHash::of(&bytes) == hash).then_some(bytes))
+        .await
+        .ok()
+        .flatten()
+}
+
+/// Hashes chunk contents on the blocking pool, all at once.
+pub async fn hash_all(contents: Vec<Vec<u8>>) -> Result<Vec<(ChunkHash, bytes::Bytes)>> {
+    let tasks = contents.into_iter().map(|content| {
+        tokio::task::spawn_blocking(move || (ChunkHash::of(&content), bytes::Bytes::from(content)))
+    });
+    futures::future::try_join_all(tasks)
+        .await
+        .map_err(|e| ClientError::Io(std::io::Error::other(e)))
 }
 
 /// Stores new chunks: asks the leader which the cluster already holds

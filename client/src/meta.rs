@@ -1,7 +1,12 @@
 //! Talking to the metadata service: any address works (followers forward
 //! to the leader); failed attempts move on to the next address; mutating
-//! requests carry this client's session tag and are retried unchanged, so
-//! a retry across a leader change is applied at most once.
+//! requests carry a session tag and are retried unchanged, so a retry
+//! across a leader change is applied at most once.
+//!
+//! A session (client id, seq) has at most one request in flight (the
+//! cluster remembers only each session's last result), so concurrent
+//! writes each borrow a session from a small pool: up to
+//! [`MAX_SESSIONS`] writes run at once, and sessions are reused in turn.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -14,10 +19,13 @@ use toastyfs_proto::namespace::{
 };
 use toastyfs_proto::record::Record;
 use toastyfs_proto::{ClientId, Seq, SessionTag};
-use tokio::sync::Mutex;
+use tokio::sync::Semaphore;
 
 use crate::error::{ClientError, Result};
 use crate::transport::{SendError, Transport};
+
+/// Most writes one client has in flight (each on its own session).
+pub const MAX_SESSIONS: usize = 64;
 
 /// Leader-finding, retrying access to the metadata service.
 pub struct Meta {
@@ -25,7 +33,9 @@ pub struct Meta {
     transport: Transport,
     /// How long one operation keeps retrying.
     pub retry_for: Duration,
-    session: Mutex<Session>,
+    /// Idle sessions, and permits bounding those in use.
+    sessions: std::sync::Mutex<Vec<Session>>,
+    in_flight: Semaphore,
     preferred: AtomicU64,
 }
 
@@ -35,19 +45,8 @@ struct Session {
 }
 
 fn random_client_id() -> ClientId {
-    // Session ids only need to be unique among live clients: mix the clock,
-    // the process id and a stack address.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let local = 0u8;
-    let addr = &local as *const u8 as u64;
-    let mut x = nanos ^ (u64::from(std::process::id()) << 32) ^ addr.rotate_left(17);
-    // splitmix64 finaliser
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    ClientId(x ^ (x >> 31))
+    // Session ids only need to be unique among live sessions: 64 random bits.
+    ClientId(rand::random())
 }
 
 fn now_ms() -> u64 {
@@ -63,10 +62,8 @@ impl Meta {
             addrs,
             transport,
             retry_for: Duration::from_secs(30),
-            session: Mutex::new(Session {
-                client: random_client_id(),
-                next_seq: 1,
-            }),
+            sessions: std::sync::Mutex::new(Vec::new()),
+            in_flight: Semaphore::new(MAX_SESSIONS),
             preferred: AtomicU64::new(0),
         }
     }
@@ -122,9 +119,34 @@ impl Meta {
         }
     }
 
-    /// Applies a command under this client's session, at most once.
+    /// Applies a command under one of this client's sessions, at most once.
     pub async fn write(&self, command: Command) -> Result<Outcome> {
-        let mut session = self.session.lock().await;
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| ClientError::Protocol("the client is shutting down".into()))?;
+        let mut session = self.take_session();
+        let result = self.write_in(&mut session, command).await;
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(session);
+        result
+    }
+
+    fn take_session(&self) -> Session {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop()
+            .unwrap_or_else(|| Session {
+                client: random_client_id(),
+                next_seq: 1,
+            })
+    }
+
+    async fn write_in(&self, session: &mut Session, command: Command) -> Result<Outcome> {
         loop {
             let tag = SessionTag {
                 client: session.client,

@@ -1,8 +1,9 @@
 //! The write path: the source stream is cut into windows of at most
 //! `parallelism` chunks; for each window the client reads the old chunks it
 //! only partly overwrites, builds the new chunks, stores those the cluster
-//! lacks, and commits the window with the expected version. Memory stays at
-//! about chunk size × parallelism whatever the file size.
+//! lacks, and commits the window with the expected version; the next window
+//! is read and hashed meanwhile. Memory stays at about 2 × chunk size ×
+//! parallelism whatever the file size.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +37,15 @@ pub struct WriteOutcome {
     /// Bytes sent to chunk servers (0 for content the cluster already held).
     pub bytes_uploaded: u64,
     pub file_length: u64,
+}
+
+/// One window of a write, read and hashed, waiting to be stored.
+struct Window {
+    at: u64,
+    length: u64,
+    /// The source ended inside this window.
+    last: bool,
+    chunks: Vec<(ChunkHash, bytes::Bytes)>,
 }
 
 /// Fills `buf` from `reader` as far as it goes; returns the bytes read.
@@ -72,6 +82,10 @@ impl Client {
     }
 
     /// Writes everything `reader` yields at byte `offset` of `path`.
+    ///
+    /// Two stages overlap: while one window's chunks are uploaded and
+    /// committed, the next window is read and hashed (so at most two
+    /// windows are in memory).
     pub async fn write_at<R: AsyncRead + Unpin>(
         &self,
         path: &FsPath,
@@ -80,67 +94,77 @@ impl Client {
         options: WriteOptions,
     ) -> Result<WriteOutcome> {
         let cs = self.chunk_size_for(path, &options).await?;
-        let csu = u64::from(cs);
-        let window_chunks = self.config.parallelism.max(1) as u64;
-        let mut outcome = WriteOutcome {
-            version: Version(0),
-            bytes_written: 0,
-            bytes_uploaded: 0,
-            file_length: 0,
-        };
-        let mut expect = options.expect;
-        let mut at = offset;
-        let mut first = true;
-        loop {
-            // The window: from `at` to the end of the window's last chunk.
-            let window_end = (at / csu + window_chunks) * csu;
-            let mut data = vec![0u8; (window_end - at) as usize];
-            let n = read_full(&mut reader, &mut data).await?;
-            data.truncate(n);
-            if n == 0 && !first {
-                break;
-            }
-            let committed = self
-                .write_window(path, at, &data, cs, expect, &options)
-                .await?;
-            if let Outcome::Written {
-                version,
-                file_length,
-                ..
-            } = committed.0
-            {
-                outcome.version = version;
-                outcome.file_length = file_length;
-                if options.expect.is_some() {
-                    expect = Some(version);
+        let (tx, mut rx) = tokio::sync::mpsc::channel::<Window>(1);
+        let produce = async move {
+            let mut at = offset;
+            let mut first = true;
+            loop {
+                let window = self.build_window(path, at, &mut reader, cs).await?;
+                if window.length == 0 && !first {
+                    return Ok(());
+                }
+                let last = window.last;
+                at += window.length;
+                first = false;
+                if tx.send(window).await.is_err() || last {
+                    return Ok(());
                 }
             }
-            outcome.bytes_written += n as u64;
-            outcome.bytes_uploaded += committed.1;
-            if let Some(progress) = &options.progress {
-                progress(outcome.bytes_written);
+        };
+        let consume = async {
+            let mut outcome = WriteOutcome {
+                version: Version(0),
+                bytes_written: 0,
+                bytes_uploaded: 0,
+                file_length: 0,
+            };
+            let mut expect = options.expect;
+            while let Some(window) = rx.recv().await {
+                let length = window.length;
+                let (committed, uploaded) = self
+                    .commit_window(path, window, cs, expect, &options)
+                    .await?;
+                if let Outcome::Written {
+                    version,
+                    file_length,
+                    ..
+                } = committed
+                {
+                    outcome.version = version;
+                    outcome.file_length = file_length;
+                    if options.expect.is_some() {
+                        expect = Some(version);
+                    }
+                }
+                outcome.bytes_written += length;
+                outcome.bytes_uploaded += uploaded;
+                if let Some(progress) = &options.progress {
+                    progress(outcome.bytes_written);
+                }
             }
-            first = false;
-            at += n as u64;
-            if (n as u64) < window_end - (at - n as u64) {
-                break;
-            }
-        }
+            Ok::<WriteOutcome, ClientError>(outcome)
+        };
+        let ((), outcome) = futures::try_join!(produce, consume)?;
         Ok(outcome)
     }
 
-    /// Builds, stores and commits the chunks of `data` written at `at`.
-    async fn write_window(
+    /// Reads the next window (from `at` to the end of the window's last
+    /// chunk) and builds its chunks: the edge chunks it covers only in part
+    /// are the old chunks patched.
+    async fn build_window<R: AsyncRead + Unpin>(
         &self,
         path: &FsPath,
         at: u64,
-        data: &[u8],
+        reader: &mut R,
         cs: u32,
-        expect: Option<Version>,
-        options: &WriteOptions,
-    ) -> Result<(Outcome, u64)> {
+    ) -> Result<Window> {
         let csu = u64::from(cs);
-        let mut new_chunks: Vec<(ChunkHash, bytes::Bytes)> = Vec::new();
+        let window_chunks = self.config.parallelism.max(1) as u64;
+        let window_end = (at / csu + window_chunks) * csu;
+        let mut data = vec![0u8; (window_end - at) as usize];
+        let n = read_full(reader, &mut data).await?;
+        data.truncate(n);
+        let mut contents: Vec<Vec<u8>> = Vec::new();
         if !data.is_empty() {
             let old = self.old_edges(path, at, data.len() as u64, cs).await?;
             let mut pos = at;
@@ -151,23 +175,39 @@ impl Client {
                 let piece_end = end.min(chunk_start + csu);
                 let piece = &data[(pos - at) as usize..(piece_end - at) as usize];
                 let base = old.get(&index).map(Vec::as_slice).unwrap_or(&[]);
-                let content = patch_chunk(base, chunk_start, pos, piece);
-                new_chunks.push((ChunkHash::of(&content), bytes::Bytes::from(content)));
+                contents.push(patch_chunk(base, chunk_start, pos, piece));
                 pos = piece_end;
             }
         }
+        Ok(Window {
+            at,
+            length: n as u64,
+            last: (n as u64) < window_end - at,
+            chunks: chunks::hash_all(contents).await?,
+        })
+    }
+
+    /// Stores the window's chunks the cluster lacks and commits the window.
+    async fn commit_window(
+        &self,
+        path: &FsPath,
+        window: Window,
+        cs: u32,
+        expect: Option<Version>,
+        options: &WriteOptions,
+    ) -> Result<(Outcome, u64)> {
         let uploaded = chunks::store(
             &self.meta,
             &self.transport,
-            &new_chunks,
+            &window.chunks,
             self.config.parallelism,
         )
         .await?;
         let commit = WriteCommit {
             path: path.clone(),
-            offset: at,
-            length: data.len() as u64,
-            chunks: new_chunks.iter().map(|(h, _)| *h).collect(),
+            offset: window.at,
+            length: window.length,
+            chunks: window.chunks.iter().map(|(h, _)| *h).collect(),
             expect,
             create_with_chunk_size: Some(options.create_with_chunk_size.unwrap_or(cs)),
         };
