@@ -29,6 +29,8 @@ enum ClusterCommand {
     AddNode { member: String },
     /// Remove a node from the cluster.
     RemoveNode { id: u64 },
+    /// Set how many copies of every chunk the cluster keeps (1..=16).
+    SetReplicationFactor { factor: u32 },
 }
 
 fn parse_member(s: &str) -> anyhow::Result<(u64, String)> {
@@ -51,11 +53,23 @@ pub async fn run(args: ClusterArgs, connection: &Connection) -> Result<(), Failu
         ClusterCommand::Status => status(&meta, connection).await,
         ClusterCommand::AddNode { member } => add_node(&meta, &member).await,
         ClusterCommand::RemoveNode { id } => remove_node(&meta, id).await,
+        ClusterCommand::SetReplicationFactor { factor } => {
+            return set_replication_factor(connection, factor).await
+        }
     };
     result.map_err(|e| Failure {
         message: format!("{e:#}"),
         code: 1,
     })
+}
+
+async fn set_replication_factor(connection: &Connection, factor: u32) -> Result<(), Failure> {
+    let client = crate::cli_fs::client(connection)?;
+    let version = client.set_replication_factor(factor, None).await?;
+    println!(
+        "replication factor set to {factor} (settings version {version}); the leader now copies or drops chunks to match"
+    );
+    Ok(())
 }
 
 async fn add_node(meta: &[String], member: &str) -> anyhow::Result<()> {

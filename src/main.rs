@@ -74,9 +74,6 @@ struct MetaArgs {
     /// Log entries kept behind a snapshot for lagging followers.
     #[arg(long, default_value_t = 1_000)]
     keep_logs: u64,
-    /// Copies the leader keeps of every chunk (give every node the same).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=16))]
-    replication_factor: u32,
     /// A chunk server silent for this long is declared down and its chunks
     /// are re-replicated; a new leader also waits this long before ordering
     /// any deletion.
@@ -177,7 +174,6 @@ async fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
     config.election_max_ms = args.election_max_ms;
     config.snapshot_every = args.snapshot_every;
     config.keep_logs = args.keep_logs;
-    config.chunks.replication_factor = args.replication_factor;
     config.chunks.server_timeout = std::time::Duration::from_millis(args.chunk_server_timeout_ms);
     tokio::select! {
         result = node::run(config) => result.map_err(Into::into),

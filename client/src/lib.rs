@@ -24,7 +24,8 @@ use std::time::Duration;
 
 use toastyfs_proto::chunks::ChunkClusterStatus;
 use toastyfs_proto::namespace::{
-    Command, EntryInfo, FsError, Listing, Outcome, Query, QueryReply, DEFAULT_CHUNK_SIZE,
+    ClusterSettings, Command, EntryInfo, FsError, Listing, Outcome, Query, QueryReply,
+    DEFAULT_CHUNK_SIZE,
 };
 use toastyfs_proto::{ChunkHash, FsPath, Version};
 
@@ -75,7 +76,8 @@ fn version_of(outcome: &Outcome) -> Version {
         | Outcome::Deleted { version, .. }
         | Outcome::Written { version, .. }
         | Outcome::Renamed { version, .. }
-        | Outcome::Truncated { version, .. } => *version,
+        | Outcome::Truncated { version, .. }
+        | Outcome::SettingsChanged { version } => *version,
         Outcome::Reclaimed { .. } => Version(0),
     }
 }
@@ -300,6 +302,27 @@ impl Client {
         )
         .await?;
         Ok(Some(cut))
+    }
+
+    /// Sets the cluster's replication factor (1..=16); the leader then
+    /// copies or drops chunks to match. Returns the settings' new version.
+    pub async fn set_replication_factor(
+        &self,
+        factor: u32,
+        expect: Option<Version>,
+    ) -> Result<Version> {
+        let command = Command::SetReplicationFactor { factor, expect };
+        self.meta.write(command).await.map(|o| version_of(&o))
+    }
+
+    /// The cluster settings (replication factor and their version).
+    pub async fn settings(&self) -> Result<ClusterSettings> {
+        match self.meta.read(Query::Settings, false).await? {
+            QueryReply::Settings(settings) => Ok(settings),
+            _ => Err(ClientError::Protocol(
+                "expected the cluster settings".into(),
+            )),
+        }
     }
 
     /// The leader's view of the chunk servers.

@@ -73,6 +73,35 @@ pub enum Command {
     },
     /// Do a bounded amount of the deferred work of recursive deletes.
     Reclaim,
+    /// Set the cluster's replication factor (copies of every chunk the
+    /// leader keeps); `expect` is checked against the settings' version.
+    SetReplicationFactor {
+        factor: u32,
+        expect: Option<Version>,
+    },
+}
+
+/// Copies of every chunk unless the cluster is told otherwise.
+pub const DEFAULT_REPLICATION_FACTOR: u32 = 3;
+/// The largest replication factor a cluster accepts.
+pub const MAX_REPLICATION_FACTOR: u32 = 16;
+
+/// Cluster-wide settings kept in the namespace state (so every node, and
+/// every leader after it, agrees on them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterSettings {
+    pub replication_factor: u32,
+    /// The version of the last change (0: never changed).
+    pub version: Version,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            replication_factor: DEFAULT_REPLICATION_FACTOR,
+            version: Version(0),
+        }
+    }
 }
 
 /// A write of the byte range `[offset, offset + length)`.
@@ -122,6 +151,8 @@ pub enum Query {
         offset: u64,
         length: u64,
     },
+    /// The cluster settings.
+    Settings,
 }
 
 /// Directory or file.
@@ -196,13 +227,15 @@ pub enum Outcome {
         freed: Vec<ChunkHash>,
         pending: bool,
     },
+    /// The cluster settings changed.
+    SettingsChanged { version: Version },
 }
 
 impl Outcome {
     /// Chunks whose reference count dropped to zero in this command.
     pub fn freed(&self) -> &[ChunkHash] {
         match self {
-            Outcome::Created { .. } => &[],
+            Outcome::Created { .. } | Outcome::SettingsChanged { .. } => &[],
             Outcome::Deleted { freed, .. }
             | Outcome::Written { freed, .. }
             | Outcome::Renamed { freed, .. }
@@ -270,6 +303,8 @@ pub enum FsError {
         seq: Seq,
         last: Seq,
     },
+    #[error("replication factor {factor} is outside 1..={MAX_REPLICATION_FACTOR}")]
+    InvalidReplicationFactor { factor: u32 },
 }
 
 /// What applying a proposal produced.
@@ -281,6 +316,7 @@ pub enum QueryReply {
     Stat(EntryInfo),
     List(Listing),
     ReadPlan(ReadPlan),
+    Settings(ClusterSettings),
 }
 
 /// What answering a query produced.

@@ -31,7 +31,8 @@ const MIN_FREE_BYTES: u64 = 1 << 20;
 /// How the replication manager behaves.
 #[derive(Debug, Clone)]
 pub struct ChunkMapConfig {
-    /// Copies every referenced chunk should have.
+    /// Copies every referenced chunk should have: the cluster setting, kept
+    /// up to date from the namespace state by [`crate::replication`].
     pub replication_factor: u32,
     /// A server that has not reported for this long is down.
     pub server_timeout: Duration,
@@ -129,6 +130,11 @@ impl ChunkMap {
 
     pub fn config(&self) -> &ChunkMapConfig {
         &self.config
+    }
+
+    /// Follows the cluster setting (read from the namespace state).
+    pub fn set_replication_factor(&mut self, factor: u32) {
+        self.config.replication_factor = factor.max(1);
     }
 
     /// Forgets everything: this node leads in a new term (or no longer leads).

@@ -73,6 +73,19 @@ pub fn is_referenced<R: KvRead>(reader: &R, hash: &ChunkHash) -> Result<bool, St
     Ok(reader.get(&keys::ref_count(hash))?.is_some())
 }
 
+/// Sets the map's replication factor from the cluster settings.
+pub fn follow_settings<R: KvRead>(reader: &R, map: &mut ChunkMap) -> Result<(), StoreError> {
+    let settings = crate::namespace::settings::read(reader)?;
+    if settings.replication_factor != map.config().replication_factor {
+        tracing::info!(
+            replication_factor = settings.replication_factor,
+            "replication factor changed"
+        );
+        map.set_replication_factor(settings.replication_factor);
+    }
+    Ok(())
+}
+
 /// Referenced chunks that no live chunk server holds.
 pub fn count_lost(db: &Db, map: &ChunkMap) -> Result<u64, StoreError> {
     let reader = DbReader::new(db);
@@ -111,6 +124,10 @@ pub async fn run(replication: &Replication, raft: &Raft, db: &Db) {
             continue;
         };
         let reader = DbReader::new(db);
+        if let Err(e) = follow_settings(&reader, &mut map) {
+            tracing::warn!(error = %e, "replication scan could not read the cluster settings");
+            continue;
+        }
         match map.scan(Instant::now(), |hash| is_referenced(&reader, hash)) {
             Ok((summary, events)) => {
                 log_events(&events);

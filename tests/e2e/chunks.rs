@@ -234,3 +234,36 @@ async fn a_new_leader_rebuilds_locations_and_keeps_referenced_chunks() {
         assert_eq!(holders(&cluster, hash).await.len(), 3, "chunk {hash}");
     }
 }
+
+/// The replication factor is a cluster setting in the replicated state:
+/// lowering it drops extra copies (after the grace period), raising it
+/// copies more, and a new leader keeps it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replication_factor_is_a_cluster_setting() {
+    let mut cluster = start(4).await;
+    let bytes = b"how many copies".repeat(300);
+    let hash = upload(&cluster, 1, &bytes).await;
+    commit(&cluster, "/rf", hash, bytes.len() as u64).await;
+    wait_holders(&cluster, &hash, 3).await;
+    let client = toastyfs_client::Client::new(toastyfs_client::ClientConfig::new(cluster.addrs()));
+    client
+        .set_replication_factor(2, None)
+        .await
+        .expect("set the replication factor to 2");
+    wait_holders(&cluster, &hash, 2).await;
+    client
+        .set_replication_factor(4, None)
+        .await
+        .expect("set the replication factor to 4");
+    wait_holders(&cluster, &hash, 4).await;
+    let old = cluster.wait_leader().await;
+    cluster.kill(old);
+    cluster.wait_leader().await;
+    let meta = cluster.client();
+    wait_for("the new leader to report factor 4", WAIT, || async {
+        let status = meta.chunk_status().await.ok()?;
+        (status.replication_factor == 4).then_some(())
+    })
+    .await;
+    assert_eq!(holders(&cluster, &hash).await.len(), 4);
+}

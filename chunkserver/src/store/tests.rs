@@ -84,6 +84,28 @@ fn hash_mismatch_is_rejected() {
     assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
 }
 
+/// A large body (hashed while it is written) that does not match its name
+/// leaves nothing behind: no chunk, no temp file, no reserved space; a
+/// matching one is stored and reads back.
+#[test]
+fn large_bodies_are_verified_while_written() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let body: Vec<u8> = (0..3 << 20).map(|i| (i * 7 % 251) as u8).collect();
+    let named = ChunkHash::of(b"something else");
+    assert!(matches!(
+        store.put(named, &body),
+        Err(StoreError::HashMismatch { .. })
+    ));
+    assert!(store.inventory().is_empty());
+    assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(store.usage().unwrap().bytes, 0);
+    let hash = ChunkHash::of(&body);
+    assert_eq!(store.put(hash, &body).unwrap(), PutOutcome::Stored);
+    assert_eq!(store.get(hash).unwrap(), body);
+    assert_eq!(store.put(hash, &body).unwrap(), PutOutcome::AlreadyPresent);
+}
+
 /// Chunks larger than MAX_CHUNK_SIZE are refused before hashing.
 #[test]
 fn oversized_chunk_is_rejected() {

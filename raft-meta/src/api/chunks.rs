@@ -22,6 +22,7 @@ use super::{forward, is_forwarded, record_response, ApiError, AppState};
 use crate::metrics::record_request;
 use crate::node::Node;
 use crate::replication;
+use crate::store::state::DbReader;
 
 fn to_leader(node: &Node) -> ForwardToLeader<crate::types::NodeId, BasicNode> {
     let leader = node.leader_addr();
@@ -86,6 +87,8 @@ pub async fn placement(
         )
         .await;
     };
+    replication::follow_settings(&DbReader::new(&node.db), &mut map)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     let reply = map.place(&request.hashes, Instant::now());
     drop(map);
     match reply {
@@ -139,7 +142,9 @@ pub async fn status(
     State(node): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Json<ChunkClusterStatus>, ApiError> {
-    if let Some(map) = node.replication.map_if_leader(&node.raft) {
+    if let Some(mut map) = node.replication.map_if_leader(&node.raft) {
+        replication::follow_settings(&DbReader::new(&node.db), &mut map)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
         let lost = replication::count_lost(&node.db, &map)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         return Ok(Json(map.status(Instant::now(), lost)));

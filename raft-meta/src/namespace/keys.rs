@@ -11,12 +11,14 @@
 //! T <inode>                  detached subtree awaiting reclaim -> kind
 //! S <client>                 client session -> last seq, index, result
 //! X <index> <client>         session expiry order (empty value)
+//! P                          cluster settings (replication factor)
 //! ```
 
 use toastyfs_proto::{ChunkHash, ClientId, InodeId};
 
 pub const HEADER: &[u8] = b"H";
 pub const ROOT: &[u8] = b"R";
+pub const SETTINGS: &[u8] = b"P";
 pub const DIR_ENTRY: u8 = b'D';
 pub const CHUNK: u8 = b'C';
 pub const REF_COUNT: u8 = b'N';

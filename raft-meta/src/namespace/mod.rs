@@ -27,6 +27,7 @@ mod query;
 mod remove;
 mod rename;
 mod sessions;
+pub mod settings;
 pub mod stored;
 mod tree;
 
@@ -220,6 +221,9 @@ fn execute<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>, command: &Command) -> OpRe
             expect,
         } => chunks::truncate(txn, path, *length, *cut_chunk, *expect),
         Command::Reclaim => remove::reclaim(txn),
+        Command::SetReplicationFactor { factor, expect } => {
+            settings::set_replication_factor(txn, *factor, *expect)
+        }
     }
 }
 

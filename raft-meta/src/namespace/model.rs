@@ -28,6 +28,7 @@ pub struct Model {
     pub version: u64,
     pub refs: BTreeMap<ChunkHash, u64>,
     pub garbage: std::collections::BTreeSet<ChunkHash>,
+    pub settings: toastyfs_proto::namespace::ClusterSettings,
     pub sessions: BTreeMap<ClientId, (Seq, u64, CommandResult)>,
     freed: Vec<ChunkHash>,
     time_ms: u64,
@@ -79,6 +80,7 @@ impl Model {
             version: 0,
             refs: BTreeMap::new(),
             garbage: Default::default(),
+            settings: Default::default(),
             sessions: BTreeMap::new(),
             freed: vec![],
             time_ms: 0,
@@ -307,6 +309,9 @@ impl Model {
                 freed: vec![],
                 pending: false,
             }),
+            Command::SetReplicationFactor { factor, expect } => {
+                self.set_replication_factor(*factor, *expect)
+            }
         };
         let mut freed = std::mem::take(&mut self.freed);
         freed.sort();
@@ -655,8 +660,30 @@ impl Model {
         })
     }
 
+    fn set_replication_factor(&mut self, factor: u32, expect: Option<Version>) -> CommandResult {
+        if !(1..=toastyfs_proto::namespace::MAX_REPLICATION_FACTOR).contains(&factor) {
+            return Err(FsError::InvalidReplicationFactor { factor });
+        }
+        if let Some(e) = expect {
+            if e != self.settings.version {
+                return Err(FsError::VersionMismatch {
+                    path: "cluster settings".into(),
+                    expected: e,
+                    actual: self.settings.version,
+                });
+            }
+        }
+        let version = self.bump();
+        self.settings = toastyfs_proto::namespace::ClusterSettings {
+            replication_factor: factor,
+            version,
+        };
+        Ok(Outcome::SettingsChanged { version })
+    }
+
     pub fn query(&self, q: &Query) -> QueryResult {
         match q {
+            Query::Settings => Ok(QueryReply::Settings(self.settings)),
             Query::Stat { path } => {
                 let e = self.lookup(path)?;
                 Ok(QueryReply::Stat(info(path.file_name().unwrap_or("/"), &e)))

@@ -29,6 +29,7 @@ pub fn answer<S: KvRead + ?Sized>(store: &S, query: &Query) -> OpResult<QueryRep
             offset,
             length,
         } => read_plan(store, path, *offset, *length).map(QueryReply::ReadPlan),
+        Query::Settings => Ok(QueryReply::Settings(super::settings::read(store)?)),
     }
 }
 

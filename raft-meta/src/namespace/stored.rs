@@ -91,6 +91,10 @@ pub struct RefCount(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GarbageSince(pub u64);
 
+/// The cluster settings (`P` key).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredSettings(pub toastyfs_proto::namespace::ClusterSettings);
+
 macro_rules! stored_record {
     ($ty:ty, $kind:expr) => {
         impl Record for $ty {
@@ -107,6 +111,7 @@ stored_record!(RefCount, 19);
 stored_record!(GarbageSince, 20);
 stored_record!(TrashEntry, 21);
 stored_record!(SessionRecord, 22);
+stored_record!(StoredSettings, 23);
 
 /// Reads and decodes the value under `key`; a value that does not decode
 /// is a [`StoreError::Corrupt`].

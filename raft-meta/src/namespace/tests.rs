@@ -143,6 +143,47 @@ fn versions_are_cluster_wide_and_stamped() {
 }
 
 /// mkdir -p creates missing parents and accepts an existing directory.
+/// The replication factor is a cluster setting: defaults to 3, bounded,
+/// versioned like everything else.
+#[test]
+fn replication_factor_is_a_versioned_cluster_setting() {
+    use toastyfs_proto::namespace::{ClusterSettings, DEFAULT_REPLICATION_FACTOR};
+    let mut f = Fixture::new();
+    let settings = |f: &Fixture| match f.query(Query::Settings).unwrap() {
+        QueryReply::Settings(s) => s,
+        other => panic!("not settings: {other:?}"),
+    };
+    assert_eq!(settings(&f).replication_factor, DEFAULT_REPLICATION_FACTOR);
+    for factor in [0, 17] {
+        let refused = f.run(Command::SetReplicationFactor {
+            factor,
+            expect: None,
+        });
+        assert_eq!(refused, Err(FsError::InvalidReplicationFactor { factor }));
+    }
+    f.ok(mkdir("/a"));
+    let Outcome::SettingsChanged { version } = f.ok(Command::SetReplicationFactor {
+        factor: 2,
+        expect: Some(Version(0)),
+    }) else {
+        panic!("expected SettingsChanged");
+    };
+    assert_eq!(version, Version(2));
+    assert_eq!(
+        settings(&f),
+        ClusterSettings {
+            replication_factor: 2,
+            version
+        }
+    );
+    let stale = f.run(Command::SetReplicationFactor {
+        factor: 5,
+        expect: Some(Version(0)),
+    });
+    assert!(matches!(stale, Err(FsError::VersionMismatch { .. })));
+    assert_eq!(settings(&f).replication_factor, 2);
+}
+
 #[test]
 fn mkdir_parents() {
     let mut f = Fixture::new();
@@ -498,9 +539,11 @@ enum Op {
     Rename(String, String, bool, Option<u64>),
     Truncate(String, u64, Option<u8>, Option<u64>),
     Reclaim,
+    SetReplication(u32, Option<u64>),
     Stat(String),
     List(String, Option<String>, u32),
     Plan(String, u64, u64),
+    Settings,
 }
 
 /// Who sends an operation: no session, a fresh request of a client, a
@@ -559,6 +602,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (path_strategy(), path_strategy(), any::<bool>(), expect_strategy()).prop_map(|(a, b, r, e)| Op::Rename(a, b, r, e)),
         2 => (file_strategy(), 0..6 * cs, proptest::option::of(0u8..6), expect_strategy()).prop_map(|(p, l, c, e)| Op::Truncate(p, l, c, e)),
         1 => Just(Op::Reclaim),
+        1 => (0u32..18, expect_strategy()).prop_map(|(f, e)| Op::SetReplication(f, e)),
+        1 => Just(Op::Settings),
         2 => path_strategy().prop_map(Op::Stat),
         2 => (dir_strategy(), proptest::option::of(name_strategy()), 0u32..4).prop_map(|(p, a, l)| Op::List(p, a, l)),
         2 => (file_strategy(), 0..6 * cs, 0..8 * cs).prop_map(|(p, o, l)| Op::Plan(p, o, l)),
@@ -643,6 +688,10 @@ fn to_command(op: &Op, model: &Model) -> Option<Command> {
             expect: v(e),
         },
         Op::Reclaim => Command::Reclaim,
+        Op::SetReplication(factor, e) => Command::SetReplicationFactor {
+            factor: *factor,
+            expect: v(e),
+        },
         _ => return None,
     })
 }
@@ -660,6 +709,7 @@ fn to_query(op: &Op) -> Option<Query> {
             offset: *offset,
             length: *length,
         },
+        Op::Settings => Query::Settings,
         _ => return None,
     })
 }
