@@ -289,55 +289,52 @@ impl Cluster {
 }
 
 fn spawn(node: &MetaProcess) -> Child {
-    std::fs::create_dir_all(&node.dir).expect("data dir");
-    let log = File::options()
-        .create(true)
-        .append(true)
-        .open(node.dir.with_extension("log"))
-        .expect("log file");
-    let mut command = Command::new(&node.binary);
-    command
-        .args(["meta", "--id", &node.id.to_string(), "--listen", &node.addr])
-        .arg("--data-dir")
-        .arg(&node.dir)
-        .args(&node.extra_args)
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("log file"))
-        .stderr(log);
-    command.spawn().expect("start toastyfs meta")
+    let id = node.id.to_string();
+    let args = ["meta", "--id", &id, "--listen", &node.addr];
+    spawn_logged(
+        &node.binary,
+        &args,
+        &node.dir,
+        &node.extra_args,
+        "info,openraft=warn",
+    )
 }
 
 fn spawn_chunk(binary: &PathBuf, server: &ChunkProcess, metas: &[String]) -> Child {
-    std::fs::create_dir_all(&server.dir).expect("data dir");
+    let metas = metas.join(",");
+    let args = ["chunk", "--listen", &server.addr, "--meta", &metas];
+    spawn_logged(binary, &args, &server.dir, &server.extra_args, "info")
+}
+
+/// Starts `binary args --data-dir dir extra`, its output appended to
+/// `dir.log`, logging at `RUST_LOG` or `default_log`.
+fn spawn_logged(
+    binary: &PathBuf,
+    args: &[&str],
+    dir: &std::path::Path,
+    extra: &[String],
+    default_log: &str,
+) -> Child {
+    std::fs::create_dir_all(dir).expect("data dir");
     let log = File::options()
         .create(true)
         .append(true)
-        .open(server.dir.with_extension("log"))
+        .open(dir.with_extension("log"))
         .expect("log file");
-    let mut command = Command::new(binary);
-    command
-        .args([
-            "chunk",
-            "--listen",
-            &server.addr,
-            "--meta",
-            &metas.join(","),
-        ])
+    Command::new(binary)
+        .args(args)
         .arg("--data-dir")
-        .arg(&server.dir)
-        .args(&server.extra_args)
+        .arg(dir)
+        .args(extra)
         .env(
             "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "info".into()),
+            std::env::var("RUST_LOG").unwrap_or_else(|_| default_log.into()),
         )
         .stdin(Stdio::null())
         .stdout(log.try_clone().expect("log file"))
-        .stderr(log);
-    command.spawn().expect("start toastyfs chunk")
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {} {}: {e}", binary.display(), args[0]))
 }
 
 impl Drop for Cluster {

@@ -16,9 +16,10 @@ use openraft::BasicNode;
 use toastyfs_proto::chunks::{
     ChunkClusterStatus, ChunkReport, LocateRequest, PlacementRequest, MAX_HASHES_PER_MESSAGE,
 };
-use toastyfs_proto::record;
+use toastyfs_proto::record::{self, Record};
 
 use super::{forward, is_forwarded, record_response, ApiError, AppState};
+use crate::chunk_map::{ChunkMap, NotReady};
 use crate::metrics::record_request;
 use crate::node::Node;
 use crate::replication;
@@ -41,6 +42,29 @@ fn check_count(n: usize) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Answers from the leader's chunk map, or forwards the request to the
+/// leader when this node does not lead.
+async fn on_leader<R: Record>(
+    node: &Node,
+    headers: &HeaderMap,
+    body: Bytes,
+    path: &str,
+    kind: &'static str,
+    answer: impl FnOnce(&mut ChunkMap) -> Result<R, ApiError>,
+) -> Result<Response, ApiError> {
+    let Some(mut map) = node.replication.map_if_leader(&node.raft) else {
+        return forward(node, path, body, headers, to_leader(node), kind).await;
+    };
+    let reply = answer(&mut map);
+    drop(map);
+    record_request(kind, if reply.is_ok() { "ok" } else { "not_ready" });
+    reply.map(|r| record_response(&r))
+}
+
+fn not_ready(e: NotReady) -> ApiError {
+    ApiError::Unavailable(e.to_string())
+}
+
 /// `POST /v1/chunks/report`: a chunk server's report; answers its orders.
 pub async fn report(
     State(node): State<AppState>,
@@ -49,22 +73,13 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     let report: ChunkReport = record::decode(&body)?;
     check_count(report.added.len() + report.lost.len())?;
-    let Some(mut map) = node.replication.map_if_leader(&node.raft) else {
-        return forward(
-            &node,
-            "/v1/chunks/report",
-            body,
-            &headers,
-            to_leader(&node),
-            "chunk_report",
-        )
-        .await;
-    };
-    let (orders, event) = map.report(report, Instant::now());
-    drop(map);
-    replication::log_events(event.as_slice());
-    record_request("chunk_report", "ok");
-    Ok(record_response(&orders))
+    let path = "/v1/chunks/report";
+    on_leader(&node, &headers, body, path, "chunk_report", |map| {
+        let (orders, event) = map.report(report, Instant::now());
+        replication::log_events(event.as_slice());
+        Ok(orders)
+    })
+    .await
 }
 
 /// `POST /v1/chunks/placement`: which new chunks the cluster already
@@ -76,31 +91,14 @@ pub async fn placement(
 ) -> Result<Response, ApiError> {
     let request: PlacementRequest = record::decode(&body)?;
     check_count(request.hashes.len())?;
-    let Some(mut map) = node.replication.map_if_leader(&node.raft) else {
-        return forward(
-            &node,
-            "/v1/chunks/placement",
-            body,
-            &headers,
-            to_leader(&node),
-            "placement",
-        )
-        .await;
-    };
-    replication::follow_settings(&DbReader::new(&node.db), &mut map)
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
-    let reply = map.place(&request.hashes, Instant::now());
-    drop(map);
-    match reply {
-        Ok(reply) => {
-            record_request("placement", "ok");
-            Ok(record_response(&reply))
-        }
-        Err(e) => {
-            record_request("placement", "not_ready");
-            Err(ApiError::Unavailable(e.to_string()))
-        }
-    }
+    let path = "/v1/chunks/placement";
+    on_leader(&node, &headers, body, path, "placement", |map| {
+        replication::follow_settings(&DbReader::new(&node.db), map)
+            .map_err(|e| ApiError::Internal(e.to_string()))?;
+        map.place(&request.hashes, Instant::now())
+            .map_err(not_ready)
+    })
+    .await
 }
 
 /// `POST /v1/chunks/locate`: the live holders of each chunk.
@@ -111,29 +109,12 @@ pub async fn locate(
 ) -> Result<Response, ApiError> {
     let request: LocateRequest = record::decode(&body)?;
     check_count(request.hashes.len())?;
-    let Some(map) = node.replication.map_if_leader(&node.raft) else {
-        return forward(
-            &node,
-            "/v1/chunks/locate",
-            body,
-            &headers,
-            to_leader(&node),
-            "locate",
-        )
-        .await;
-    };
-    let reply = map.locate(&request.hashes, Instant::now());
-    drop(map);
-    match reply {
-        Ok(reply) => {
-            record_request("locate", "ok");
-            Ok(record_response(&reply))
-        }
-        Err(e) => {
-            record_request("locate", "not_ready");
-            Err(ApiError::Unavailable(e.to_string()))
-        }
-    }
+    let path = "/v1/chunks/locate";
+    on_leader(&node, &headers, body, path, "locate", |map| {
+        map.locate(&request.hashes, Instant::now())
+            .map_err(not_ready)
+    })
+    .await
 }
 
 /// `GET /v1/chunks/status` (JSON): chunk servers, replication factor,
