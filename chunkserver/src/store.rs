@@ -513,7 +513,9 @@ fn write_at(content: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
 /// longer file cannot hash right and is reported corrupt).
 fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
     let file = File::open(path)?;
-    let mut bytes = Vec::new();
+    // Sized from the file's length (bounded), so the read never regrows.
+    let expected = file.metadata()?.len().min(MAX_CHUNK_BYTES + 1);
+    let mut bytes = Vec::with_capacity(expected as usize);
     file.take(MAX_CHUNK_BYTES + 1).read_to_end(&mut bytes)?;
     Ok(bytes)
 }

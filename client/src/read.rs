@@ -107,12 +107,11 @@ impl Client {
                         Some(hash) => Some(chunks::fetch(&self.transport, hash, &holders).await?),
                         None => None,
                     };
-                    Ok::<Vec<u8>, ClientError>(slice_chunk(
-                        content.as_deref(),
-                        chunk_start,
-                        from,
-                        len,
-                    ))
+                    // The whole chunk wanted, as stored: pass it on uncopied.
+                    Ok::<Vec<u8>, ClientError>(match content {
+                        Some(content) if from == chunk_start && content.len() == len => content,
+                        content => slice_chunk(content.as_deref(), chunk_start, from, len),
+                    })
                 }
             })
             .buffered(self.config.parallelism.max(1));

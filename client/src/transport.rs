@@ -60,7 +60,9 @@ impl Transport {
     }
 
     async fn body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, SendError> {
-        let mut body = Vec::new();
+        // Sized up front when the length is announced: no regrowth copies.
+        let announced = response.content_length().unwrap_or(0).min(max as u64);
+        let mut body = Vec::with_capacity(announced as usize);
         while let Some(chunk) = response
             .chunk()
             .await
