@@ -179,7 +179,9 @@ async fn chunk_status(connection: &Connection) -> anyhow::Result<()> {
         "\n{:<22} {:<5} {:>8} {:>14} {:>14}",
         "chunk server", "state", "chunks", "used bytes", "free bytes"
     );
-    for s in &status.servers {
+    let mut servers = status.servers.clone();
+    servers.sort_by(|a, b| a.addr.cmp(&b.addr));
+    for s in &servers {
         let state = if s.up { "up" } else { "DOWN" };
         println!(
             "{:<22} {:<5} {:>8} {:>14} {:>14}",
