@@ -132,6 +132,14 @@ impl ChunkMap {
         &self.config
     }
 
+    /// Withdraws every drop order: this node could not confirm it still
+    /// leads, so its view of the reference counts may be stale.
+    pub fn withdraw_drops(&mut self) {
+        for server in self.servers.values_mut() {
+            server.drops.clear();
+        }
+    }
+
     /// Follows the cluster setting (read from the namespace state).
     pub fn set_replication_factor(&mut self, factor: u32) {
         self.config.replication_factor = factor.max(1);

@@ -118,6 +118,11 @@ pub async fn run(replication: &Replication, raft: &Raft, db: &Db) {
             continue;
         }
         if raft.ensure_linearizable().await.is_err() {
+            // Possibly deposed (cut off from the quorum): order no deletion
+            // from a view that may be stale.
+            if let Some(mut map) = replication.map_if_leader(raft) {
+                map.withdraw_drops();
+            }
             continue;
         }
         let Some(mut map) = replication.map_if_leader(raft) else {

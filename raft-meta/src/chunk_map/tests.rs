@@ -277,3 +277,18 @@ fn a_new_leader_asks_clients_to_wait_until_servers_report() {
         Ok(vec![vec![]])
     );
 }
+
+#[test]
+fn a_leader_that_cannot_confirm_its_lead_withdraws_its_drops() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    let t1 = t0 + Duration::from_secs(10);
+    map.report(report(1, true, &[h(1)], &[]), t1);
+    scan(&mut map, t1, &BTreeSet::new());
+    assert_eq!(
+        map.report(report(1, false, &[], &[]), t1).0.drop,
+        vec![h(1)]
+    );
+    map.withdraw_drops();
+    assert!(map.report(report(1, false, &[], &[]), t1).0.drop.is_empty());
+}
