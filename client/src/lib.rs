@@ -78,7 +78,7 @@ fn version_of(outcome: &Outcome) -> Version {
         | Outcome::Renamed { version, .. }
         | Outcome::Truncated { version, .. }
         | Outcome::SettingsChanged { version } => *version,
-        Outcome::Reclaimed { .. } => Version(0),
+        Outcome::Reclaimed { .. } | Outcome::GarbageForgotten { .. } => Version(0),
     }
 }
 

@@ -79,6 +79,11 @@ pub enum Command {
         factor: u32,
         expect: Option<Version>,
     },
+    /// Forget garbage chunks no chunk server holds any more (proposed by
+    /// the leader once their copies are deleted). A hash that is not
+    /// garbage (referenced again, or unknown) is left alone. At most
+    /// [`MAX_CHUNKS_PER_OP`] hashes.
+    ForgetGarbage { hashes: Vec<ChunkHash> },
 }
 
 /// Copies of every chunk unless the cluster is told otherwise.
@@ -229,13 +234,17 @@ pub enum Outcome {
     },
     /// The cluster settings changed.
     SettingsChanged { version: Version },
+    /// This many garbage records were forgotten.
+    GarbageForgotten { count: u64 },
 }
 
 impl Outcome {
     /// Chunks whose reference count dropped to zero in this command.
     pub fn freed(&self) -> &[ChunkHash] {
         match self {
-            Outcome::Created { .. } | Outcome::SettingsChanged { .. } => &[],
+            Outcome::Created { .. }
+            | Outcome::SettingsChanged { .. }
+            | Outcome::GarbageForgotten { .. } => &[],
             Outcome::Deleted { freed, .. }
             | Outcome::Written { freed, .. }
             | Outcome::Renamed { freed, .. }

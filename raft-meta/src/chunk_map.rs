@@ -516,6 +516,13 @@ impl ChunkMap {
         Ok(LocateReply { holders })
     }
 
+    /// Whether the garbage record of `hash` may be forgotten: this leader
+    /// has heard from every server, none holds it, and no recent placement
+    /// handed it out.
+    pub fn may_forget(&self, hash: &ChunkHash, now: Instant) -> bool {
+        self.may_order_drops(now) && self.holder_count(hash) == 0 && !self.placed.contains_key(hash)
+    }
+
     /// Live holders of one chunk (for tests and status).
     pub fn holder_count(&self, hash: &ChunkHash) -> usize {
         self.holders.get(hash).map_or(0, |h| h.len())

@@ -49,3 +49,8 @@ pub fn record_replication(summary: &crate::chunk_map::ScanSummary, servers_up: u
     gauge!("toastyfs_meta_chunk_servers_up").set(servers_up as f64);
     counter!("toastyfs_meta_chunk_copies_ordered_total").increment(summary.copies_ordered);
 }
+
+/// Garbage records dropped because every copy of their chunk was deleted.
+pub fn record_garbage_forgotten(count: u64) {
+    counter!("toastyfs_meta_garbage_forgotten_total").increment(count);
+}

@@ -212,7 +212,8 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
     tokio::spawn(propose_reclaim(node.clone()));
     let scanner = node.clone();
     tokio::spawn(async move {
-        replication::run(&scanner.replication, &scanner.raft, &scanner.db).await
+        let node = &scanner;
+        replication::run(&node.replication, &node.raft, &node.db, &node.proposer).await
     });
     watch(node).await
 }

@@ -7,17 +7,21 @@
 //! in: [`Replication::map_if_leader`] resets it whenever the term changes,
 //! so a new leader always rebuilds locations from fresh reports. A scan
 //! first confirms leadership with a read index (`ensure_linearizable`), so
-//! the reference counts it reads cover every committed write.
+//! the reference counts it reads cover every committed write. Garbage
+//! whose copies are all deleted has its record dropped by a
+//! `ForgetGarbage` command, so the garbage set does not grow forever.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use openraft::ServerState;
+use toastyfs_proto::namespace::{Command, Outcome, Proposal};
 use toastyfs_proto::ChunkHash;
 
 use crate::chunk_map::{ChunkMap, ChunkMapConfig, ServerEvent};
 use crate::namespace::keys;
 use crate::namespace::kv::{KvRead, StoreError};
+use crate::proposer::Proposer;
 use crate::store::state::DbReader;
 use crate::store::Db;
 use crate::types::Raft;
@@ -27,6 +31,9 @@ pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Reference-count keys read per page when counting lost chunks.
 const REF_PAGE: usize = 10_000;
+
+/// Garbage records looked at per scan for `ForgetGarbage`.
+const FORGET_PAGE: usize = 1_000;
 
 /// The chunk map and the term it belongs to.
 pub struct Replication {
@@ -110,8 +117,36 @@ pub fn count_lost(db: &Db, map: &ChunkMap) -> Result<u64, StoreError> {
     }
 }
 
-/// Runs the replication scan every [`SCAN_INTERVAL`] while this node leads.
-pub async fn run(replication: &Replication, raft: &Raft, db: &Db) {
+/// Up to [`FORGET_PAGE`] garbage chunks, from `cursor` on, whose copies
+/// are all gone; the cursor moves on and wraps at the end.
+fn forgettable<R: KvRead>(
+    reader: &R,
+    map: &ChunkMap,
+    cursor: &mut Vec<u8>,
+) -> Result<Vec<ChunkHash>, StoreError> {
+    let prefix = [keys::GARBAGE];
+    let from = if cursor.is_empty() {
+        prefix.to_vec()
+    } else {
+        cursor.clone()
+    };
+    let page = reader.scan(&prefix, &from, FORGET_PAGE)?;
+    *cursor = match page.last() {
+        Some((key, _)) if page.len() == FORGET_PAGE => [key.as_slice(), &[0]].concat(),
+        _ => Vec::new(),
+    };
+    let now = Instant::now();
+    Ok(page
+        .iter()
+        .filter_map(|(key, _)| key.get(1..).and_then(ChunkHash::from_slice))
+        .filter(|hash| map.may_forget(hash, now))
+        .collect())
+}
+
+/// Runs the replication scan every [`SCAN_INTERVAL`] while this node leads,
+/// and proposes `ForgetGarbage` for garbage whose copies are all deleted.
+pub async fn run(replication: &Replication, raft: &Raft, db: &Db, proposer: &Proposer) {
+    let mut cursor = Vec::new();
     loop {
         tokio::time::sleep(SCAN_INTERVAL).await;
         if replication.map_if_leader(raft).is_none() {
@@ -125,21 +160,59 @@ pub async fn run(replication: &Replication, raft: &Raft, db: &Db) {
             }
             continue;
         }
-        let Some(mut map) = replication.map_if_leader(raft) else {
-            continue;
-        };
-        let reader = DbReader::new(db);
-        if let Err(e) = follow_settings(&reader, &mut map) {
-            tracing::warn!(error = %e, "replication scan could not read the cluster settings");
-            continue;
+        let forget = scan_once(replication, raft, db, &mut cursor);
+        if !forget.is_empty() {
+            propose_forget(proposer, forget).await;
         }
-        match map.scan(Instant::now(), |hash| is_referenced(&reader, hash)) {
-            Ok((summary, events)) => {
-                log_events(&events);
-                crate::metrics::record_replication(&summary, map.servers_up());
-            }
-            Err(e) => tracing::warn!(error = %e, "replication scan could not read the namespace"),
+    }
+}
+
+/// One scan under the map's lock (never held across an await); returns
+/// the garbage chunks to forget.
+fn scan_once(
+    replication: &Replication,
+    raft: &Raft,
+    db: &Db,
+    cursor: &mut Vec<u8>,
+) -> Vec<ChunkHash> {
+    let Some(mut map) = replication.map_if_leader(raft) else {
+        return Vec::new();
+    };
+    let reader = DbReader::new(db);
+    if let Err(e) = follow_settings(&reader, &mut map) {
+        tracing::warn!(error = %e, "replication scan could not read the cluster settings");
+        return Vec::new();
+    }
+    match map.scan(Instant::now(), |hash| is_referenced(&reader, hash)) {
+        Ok((summary, events)) => {
+            log_events(&events);
+            crate::metrics::record_replication(&summary, map.servers_up());
         }
+        Err(e) => {
+            tracing::warn!(error = %e, "replication scan could not read the namespace");
+            return Vec::new();
+        }
+    }
+    forgettable(&reader, &map, cursor).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the garbage records");
+        Vec::new()
+    })
+}
+
+async fn propose_forget(proposer: &Proposer, hashes: Vec<ChunkHash>) {
+    let count = hashes.len();
+    let proposal = Proposal {
+        session: None,
+        time_ms: 0,
+        command: Command::ForgetGarbage { hashes },
+    };
+    match proposer.propose(proposal).await {
+        Ok(Ok(Outcome::GarbageForgotten { count })) => {
+            tracing::debug!(count, "forgot deleted garbage chunks");
+            crate::metrics::record_garbage_forgotten(count);
+        }
+        Ok(result) => tracing::warn!(count, ?result, "ForgetGarbage was refused"),
+        Err(e) => tracing::debug!(error = ?e, "ForgetGarbage proposal failed"),
     }
 }
 

@@ -195,6 +195,21 @@ async fn garbage_is_deleted_only_after_the_grace_period() {
         .await;
     assert!(deleted.is_ok());
     wait_holders(&cluster, &kept, 0).await;
+    // Once every copy is gone the leader forgets the garbage record.
+    let leader = cluster.wait_leader().await;
+    let url = format!("http://{}/metrics", cluster.nodes[&leader].addr);
+    wait_for("the leader to forget the deleted garbage", WAIT, || async {
+        let text = http().get(&url).send().await.ok()?.text().await.ok()?;
+        let forgotten = text
+            .lines()
+            .find(|l| l.starts_with("toastyfs_meta_garbage_forgotten_total"))?
+            .rsplit(' ')
+            .next()?
+            .parse::<f64>()
+            .ok()?;
+        (forgotten >= 1.0).then_some(())
+    })
+    .await;
 }
 
 /// After the metadata leader dies, the new leader learns every location

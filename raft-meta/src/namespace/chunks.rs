@@ -332,3 +332,26 @@ pub fn decref<S: KvStore + ?Sized>(
 pub fn may_own_chunks(entry: &StoredEntry) -> u64 {
     entry.chunk_slots()
 }
+
+/// `ForgetGarbage`: drops the garbage record of each hash that is still
+/// garbage (not referenced again); others are left alone.
+pub fn forget_garbage<S: KvStore + ?Sized>(
+    txn: &mut Txn<'_, S>,
+    hashes: &[ChunkHash],
+) -> OpResult<Outcome> {
+    if hashes.len() > MAX_CHUNKS_PER_OP {
+        return Err(FsError::TooManyChunks {
+            count: hashes.len() as u64,
+        }
+        .into());
+    }
+    let mut count = 0;
+    for hash in hashes {
+        let key = keys::garbage(hash);
+        if txn.store.get(&key)?.is_some() {
+            txn.store.delete(&key)?;
+            count += 1;
+        }
+    }
+    Ok(Outcome::GarbageForgotten { count })
+}

@@ -224,6 +224,7 @@ fn execute<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>, command: &Command) -> OpRe
         Command::SetReplicationFactor { factor, expect } => {
             settings::set_replication_factor(txn, *factor, *expect)
         }
+        Command::ForgetGarbage { hashes } => chunks::forget_garbage(txn, hashes),
     }
 }
 

@@ -312,6 +312,18 @@ impl Model {
             Command::SetReplicationFactor { factor, expect } => {
                 self.set_replication_factor(*factor, *expect)
             }
+            Command::ForgetGarbage { hashes } => {
+                if hashes.len() > toastyfs_proto::namespace::MAX_CHUNKS_PER_OP {
+                    Err(FsError::TooManyChunks {
+                        count: hashes.len() as u64,
+                    })
+                } else {
+                    let count = hashes.iter().filter(|h| self.garbage.remove(h)).count();
+                    Ok(Outcome::GarbageForgotten {
+                        count: count as u64,
+                    })
+                }
+            }
         };
         let mut freed = std::mem::take(&mut self.freed);
         freed.sort();
