@@ -5,6 +5,8 @@ use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
+use toastyfs_proto::chunks::ChunkReport;
+
 use super::*;
 
 fn h(n: u8) -> ChunkHash {

@@ -1,0 +1,186 @@
+//! Where chunks go and where they are: placement of new chunks on the up
+//! servers with room (weighted rendezvous hashing over free space), and
+//! locating the holders of existing ones, spread so reads do not all hit
+//! the same server. A new leader that may not have heard from every server
+//! yet answers [`NotReady::Warming`].
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use toastyfs_proto::chunks::{ChunkServerId, LocateReply, Placement, PlacementReply};
+use toastyfs_proto::ChunkHash;
+
+use super::{ChunkMap, MIN_FREE_BYTES};
+
+/// Why the leader cannot place or locate chunks right now; the client
+/// should retry shortly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotReady {
+    #[error("this leader is new and has not heard from enough chunk servers yet; retry shortly")]
+    Warming,
+    #[error("no chunk server with free space is up to take new chunks")]
+    NoServers,
+}
+
+impl ChunkMap {
+    /// Where new chunks go, and which the cluster already holds. A chunk
+    /// whose only copies are being dropped as garbage is not "present":
+    /// the client uploads it again, which renews it on the holder.
+    pub fn place(
+        &mut self,
+        hashes: &[ChunkHash],
+        now: Instant,
+    ) -> Result<PlacementReply, NotReady> {
+        if self.warming(now) {
+            return Err(NotReady::Warming);
+        }
+        let placements: Vec<Placement> = hashes.iter().map(|hash| self.place_one(hash)).collect();
+        if placements
+            .iter()
+            .any(|p| !p.present && p.targets.is_empty())
+        {
+            return Err(NotReady::NoServers);
+        }
+        for p in placements.iter().filter(|p| !p.present) {
+            let ids = self.ids_of(&p.targets);
+            self.placed.insert(p.hash, (ids, now));
+        }
+        Ok(PlacementReply { placements })
+    }
+
+    /// One chunk's placement: present if some live holder keeps it, else
+    /// its live holders topped up with the best ranked other servers.
+    fn place_one(&self, hash: &ChunkHash) -> Placement {
+        let live = self.live_holders(hash);
+        if !live.is_empty() && !self.all_dropping(hash, &live) {
+            return Placement {
+                hash: *hash,
+                present: true,
+                targets: vec![],
+            };
+        }
+        let mut targets = live;
+        let excluded = targets.iter().copied().collect();
+        let rf = self.config.replication_factor as usize;
+        let fresh = rf.saturating_sub(targets.len());
+        targets.extend(self.rank_servers(hash, &excluded, fresh));
+        Placement {
+            hash: *hash,
+            present: false,
+            targets: self.addrs(&targets),
+        }
+    }
+
+    /// Whether every one of `ids` has been told to drop `hash`.
+    fn all_dropping(&self, hash: &ChunkHash, ids: &[ChunkServerId]) -> bool {
+        ids.iter()
+            .all(|id| self.servers.get(id).is_some_and(|s| s.drops.contains(hash)))
+    }
+
+    /// Who holds each chunk: reported live holders first, then servers a
+    /// recent placement sent it to (their report may not have arrived yet).
+    /// A new leader that knows no holder of some chunk answers `Warming`
+    /// rather than "nobody has it".
+    pub fn locate(&self, hashes: &[ChunkHash], now: Instant) -> Result<LocateReply, NotReady> {
+        let holders: Vec<Vec<String>> = hashes
+            .iter()
+            .map(|hash| self.addrs(&self.read_order(hash)))
+            .collect();
+        if self.warming(now) && holders.iter().any(Vec::is_empty) {
+            return Err(NotReady::Warming);
+        }
+        Ok(LocateReply { holders })
+    }
+
+    /// The servers to read `hash` from, in the order to try them.
+    fn read_order(&self, hash: &ChunkHash) -> Vec<ChunkServerId> {
+        let mut ids = self.live_holders(hash);
+        rotate_for(hash, &mut ids);
+        if let Some((placed, _)) = self.placed.get(hash) {
+            for id in placed {
+                if self.is_up(id) && !ids.contains(id) {
+                    ids.push(*id);
+                }
+            }
+        }
+        ids
+    }
+
+    /// A new leader that may not have heard from every chunk server yet:
+    /// it has led for less than a server timeout and knows fewer servers
+    /// than the replication factor.
+    fn warming(&self, now: Instant) -> bool {
+        !self.may_order_drops(now) && self.servers_up() < self.config.replication_factor as usize
+    }
+
+    /// Up to `n` up servers not in `excluded` with room, best first:
+    /// weighted rendezvous hashing, so chunks spread over all servers and
+    /// servers with more free space get proportionally more.
+    pub(super) fn rank_servers(
+        &self,
+        hash: &ChunkHash,
+        excluded: &BTreeSet<ChunkServerId>,
+        n: usize,
+    ) -> Vec<ChunkServerId> {
+        let mut scored: Vec<(f64, ChunkServerId)> = self
+            .servers
+            .iter()
+            .filter(|(id, s)| s.up && s.free_bytes >= MIN_FREE_BYTES && !excluded.contains(id))
+            .map(|(id, s)| (rendezvous_score(hash, *id, s.free_bytes), *id))
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.into_iter().take(n).map(|(_, id)| id).collect()
+    }
+
+    /// The live holders of `hash`, lowest id first.
+    fn live_holders(&self, hash: &ChunkHash) -> Vec<ChunkServerId> {
+        self.holders
+            .get(hash)
+            .map(|h| h.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    fn ids_of(&self, addrs: &[String]) -> Vec<ChunkServerId> {
+        addrs
+            .iter()
+            .filter_map(|a| {
+                self.servers
+                    .iter()
+                    .find(|(_, s)| s.up && &s.addr == a)
+                    .map(|(id, _)| *id)
+            })
+            .collect()
+    }
+
+    fn addrs(&self, ids: &[ChunkServerId]) -> Vec<String> {
+        ids.iter()
+            .filter_map(|id| self.servers.get(id).map(|s| s.addr.clone()))
+            .collect()
+    }
+}
+
+/// A pseudo-random number in (0, 1] from (chunk, server).
+fn unit_hash(hash: &ChunkHash, id: ChunkServerId) -> f64 {
+    let digest = Sha256::new()
+        .chain_update(hash.as_bytes())
+        .chain_update(id.0.to_be_bytes())
+        .finalize();
+    let mut bytes = [0u8; 8];
+    bytes.copy_from_slice(&digest[..8]);
+    ((u64::from_be_bytes(bytes) >> 11) as f64 + 1.0) / (1u64 << 53) as f64
+}
+
+/// Weighted rendezvous score: higher wins; weight is free space.
+fn rendezvous_score(hash: &ChunkHash, id: ChunkServerId, free_bytes: u64) -> f64 {
+    let weight = (free_bytes as f64).max(1.0);
+    -weight / unit_hash(hash, id).ln().min(-f64::MIN_POSITIVE)
+}
+
+/// Starts holder lists at a chunk-dependent position so reads spread.
+fn rotate_for(hash: &ChunkHash, ids: &mut [ChunkServerId]) {
+    if ids.len() > 1 {
+        let shift = hash.as_bytes()[0] as usize % ids.len();
+        ids.rotate_left(shift);
+    }
+}

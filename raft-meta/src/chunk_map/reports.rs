@@ -1,0 +1,159 @@
+//! Chunk server reports: registering a server on its first full report,
+//! applying what it added and lost to the location index, marking silent
+//! servers down, and the orders each report is answered with.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use toastyfs_proto::chunks::{ChunkOrders, ChunkReport, ChunkServerId, MAX_HASHES_PER_MESSAGE};
+use toastyfs_proto::ChunkHash;
+
+use super::{ChunkMap, Server};
+
+/// A server that changed state during a scan or a report, for logging.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerEvent {
+    Registered { server: ChunkServerId, addr: String },
+    Down { server: ChunkServerId, addr: String },
+}
+
+impl ChunkMap {
+    /// Takes a chunk server's report and answers with its orders.
+    pub fn report(
+        &mut self,
+        report: ChunkReport,
+        now: Instant,
+    ) -> (ChunkOrders, Option<ServerEvent>) {
+        let id = report.server;
+        let known_up = self.is_up(&id);
+        if !report.full && !known_up {
+            return (full_report_wanted(), None);
+        }
+        let event = (!known_up).then(|| ServerEvent::Registered {
+            server: id,
+            addr: report.addr.clone(),
+        });
+        if report.full {
+            self.forget_holdings(id);
+        }
+        self.apply_report(report, now);
+        (self.orders_for(id), event)
+    }
+
+    /// Records a report of a known (or now registered) server.
+    fn apply_report(&mut self, report: ChunkReport, now: Instant) {
+        let id = report.server;
+        let server = self
+            .servers
+            .entry(id)
+            .or_insert_with(|| Server::new(report.addr.clone(), now));
+        server.addr = report.addr;
+        server.up = true;
+        server.last_report = now;
+        server.used_bytes = report.used_bytes;
+        server.free_bytes = report.free_bytes;
+        for hash in &report.lost {
+            server.chunks.remove(hash);
+            server.drops.remove(hash);
+        }
+        for hash in &report.added {
+            server.chunks.insert(*hash);
+            server.fetching.remove(hash);
+            server.ordered_at.remove(hash);
+        }
+        for hash in &report.lost {
+            remove_holder(&mut self.holders, hash, id);
+        }
+        // Placements stay until they expire even once reported: until then
+        // the write that placed the chunk may still commit it.
+        for hash in report.added {
+            self.holders.entry(hash).or_default().insert(id);
+        }
+    }
+
+    /// The server's pending fetches and its complete drop set, each capped
+    /// at one message's worth.
+    fn orders_for(&self, id: ChunkServerId) -> ChunkOrders {
+        let Some(server) = self.servers.get(&id) else {
+            return full_report_wanted();
+        };
+        ChunkOrders {
+            fetch: server
+                .fetching
+                .values()
+                .take(MAX_HASHES_PER_MESSAGE)
+                .cloned()
+                .collect(),
+            drop: server
+                .drops
+                .iter()
+                .take(MAX_HASHES_PER_MESSAGE)
+                .copied()
+                .collect(),
+            full_report_wanted: false,
+        }
+    }
+
+    /// Removes every holding of `id` from the location index.
+    fn forget_holdings(&mut self, id: ChunkServerId) {
+        let Some(server) = self.servers.get_mut(&id) else {
+            return;
+        };
+        for hash in std::mem::take(&mut server.chunks) {
+            remove_holder(&mut self.holders, &hash, id);
+        }
+        server.drops.clear();
+    }
+
+    /// Marks servers silent for longer than the server timeout down: their
+    /// chunks no longer count as copies and their fetch orders are void.
+    pub(super) fn mark_down(&mut self, now: Instant) -> Vec<ServerEvent> {
+        let timeout = self.config.server_timeout;
+        let silent: Vec<ChunkServerId> = self
+            .servers
+            .iter()
+            .filter(|(_, s)| s.up && now.duration_since(s.last_report) > timeout)
+            .map(|(id, _)| *id)
+            .collect();
+        silent
+            .into_iter()
+            .filter_map(|id| self.take_down(id))
+            .collect()
+    }
+
+    /// Marks one server down: it holds nothing and fetches nothing.
+    fn take_down(&mut self, id: ChunkServerId) -> Option<ServerEvent> {
+        self.forget_holdings(id);
+        let server = self.servers.get_mut(&id)?;
+        server.up = false;
+        server.fetching.clear();
+        server.ordered_at.clear();
+        Some(ServerEvent::Down {
+            server: id,
+            addr: server.addr.clone(),
+        })
+    }
+}
+
+/// The answer to a server this leader does not know as up: no orders, send
+/// your whole inventory.
+fn full_report_wanted() -> ChunkOrders {
+    ChunkOrders {
+        fetch: vec![],
+        drop: vec![],
+        full_report_wanted: true,
+    }
+}
+
+fn remove_holder(
+    holders: &mut BTreeMap<ChunkHash, BTreeSet<ChunkServerId>>,
+    hash: &ChunkHash,
+    id: ChunkServerId,
+) {
+    if let Some(set) = holders.get_mut(hash) {
+        set.remove(&id);
+        if set.is_empty() {
+            holders.remove(hash);
+        }
+    }
+}

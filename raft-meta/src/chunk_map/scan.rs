@@ -1,0 +1,180 @@
+//! The replication scan: expires stale placements and fetch orders, finds
+//! under-replicated chunks and orders copies of them, and recomputes every
+//! server's drop set (extra copies, and garbage no longer referenced).
+//! Also what the scan loop asks besides: whether a garbage record may be
+//! forgotten, and withdrawing drops when the lead is in doubt.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use toastyfs_proto::chunks::{ChunkServerId, FetchOrder};
+use toastyfs_proto::ChunkHash;
+
+use super::{ChunkMap, ServerEvent};
+
+/// What one replication scan found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScanSummary {
+    pub chunks: u64,
+    pub under_replicated: u64,
+    pub over_replicated: u64,
+    pub garbage: u64,
+    pub copies_ordered: u64,
+}
+
+/// What a scan carries from chunk to chunk.
+struct Pass {
+    now: Instant,
+    /// Whether this leader may order deletions yet.
+    may_drop: bool,
+    summary: ScanSummary,
+    drops: BTreeMap<ChunkServerId, BTreeSet<ChunkHash>>,
+}
+
+impl Pass {
+    fn drop_from(&mut self, id: ChunkServerId, hash: ChunkHash) {
+        self.drops.entry(id).or_default().insert(hash);
+    }
+}
+
+impl ChunkMap {
+    /// Marks silent servers down, expires stale placements and fetch
+    /// orders, and recomputes copies to make and chunks to drop.
+    /// `referenced` says whether the namespace still references a chunk.
+    pub fn scan<E>(
+        &mut self,
+        now: Instant,
+        mut referenced: impl FnMut(&ChunkHash) -> Result<bool, E>,
+    ) -> Result<(ScanSummary, Vec<ServerEvent>), E> {
+        let events = self.mark_down(now);
+        self.expire(now);
+        let mut pass = Pass {
+            now,
+            may_drop: self.may_order_drops(now),
+            summary: ScanSummary::default(),
+            drops: BTreeMap::new(),
+        };
+        let hashes: Vec<ChunkHash> = self.holders.keys().copied().collect();
+        for hash in hashes {
+            pass.summary.chunks += 1;
+            if referenced(&hash)? {
+                self.check_copies(hash, &mut pass);
+            } else if pass.may_drop && !self.placed.contains_key(&hash) {
+                self.drop_garbage(hash, &mut pass);
+            }
+        }
+        for (id, server) in self.servers.iter_mut() {
+            server.drops = pass.drops.remove(id).unwrap_or_default();
+        }
+        self.last_scan = pass.summary;
+        Ok((pass.summary, events))
+    }
+
+    /// An unreferenced chunk: every holder drops it.
+    fn drop_garbage(&self, hash: ChunkHash, pass: &mut Pass) {
+        pass.summary.garbage += 1;
+        for id in &self.holders[&hash] {
+            pass.drop_from(*id, hash);
+        }
+    }
+
+    /// A referenced chunk: orders the copies it lacks, or drops the extra.
+    fn check_copies(&mut self, hash: ChunkHash, pass: &mut Pass) {
+        let live = self.holders[&hash].len();
+        let rf = self.config.replication_factor as usize;
+        if live < rf {
+            pass.summary.under_replicated += 1;
+            pass.summary.copies_ordered += self.order_copies(hash, rf - live, pass.now);
+        } else if live > rf && pass.may_drop {
+            pass.summary.over_replicated += 1;
+            // Always the highest ids: a stable choice, so repeated scans
+            // keep asking the same servers and no two lists race.
+            for id in self.holders[&hash].iter().rev().take(live - rf) {
+                pass.drop_from(*id, hash);
+            }
+        }
+    }
+
+    /// Forgets placements and fetch orders that were never confirmed in time.
+    fn expire(&mut self, now: Instant) {
+        let ttl = self.config.placement_ttl;
+        self.placed
+            .retain(|_, (_, at)| now.duration_since(*at) <= ttl);
+        let timeout = self.config.fetch_timeout;
+        for server in self.servers.values_mut() {
+            let stale: Vec<ChunkHash> = server
+                .ordered_at
+                .iter()
+                .filter(|(_, at)| now.duration_since(**at) > timeout)
+                .map(|(h, _)| *h)
+                .collect();
+            for hash in stale {
+                server.ordered_at.remove(&hash);
+                server.fetching.remove(&hash);
+            }
+        }
+    }
+
+    /// Orders up to `missing` new copies of `hash` on servers that neither
+    /// hold nor are already fetching it. Returns how many were ordered.
+    fn order_copies(&mut self, hash: ChunkHash, missing: usize, now: Instant) -> u64 {
+        let in_flight = self
+            .servers
+            .values()
+            .filter(|s| s.up && s.fetching.contains_key(&hash))
+            .count();
+        let wanted = missing.saturating_sub(in_flight);
+        if wanted == 0 {
+            return 0;
+        }
+        let order = FetchOrder {
+            hash,
+            from: self.holder_addrs(&hash),
+        };
+        let targets = self.rank_servers(&hash, &self.holders_or_fetchers(&hash), wanted);
+        for id in &targets {
+            if let Some(server) = self.servers.get_mut(id) {
+                server.fetching.insert(hash, order.clone());
+                server.ordered_at.insert(hash, now);
+            }
+        }
+        targets.len() as u64
+    }
+
+    /// Where a copy of `hash` can be fetched from: its live holders.
+    fn holder_addrs(&self, hash: &ChunkHash) -> Vec<String> {
+        self.holders[hash]
+            .iter()
+            .filter_map(|id| self.servers.get(id).map(|s| s.addr.clone()))
+            .collect()
+    }
+
+    /// Servers that must not be ordered another copy of `hash`.
+    fn holders_or_fetchers(&self, hash: &ChunkHash) -> BTreeSet<ChunkServerId> {
+        self.holders[hash]
+            .iter()
+            .copied()
+            .chain(
+                self.servers
+                    .iter()
+                    .filter(|(_, s)| s.fetching.contains_key(hash))
+                    .map(|(id, _)| *id),
+            )
+            .collect()
+    }
+
+    /// Withdraws every drop order: this node could not confirm it still
+    /// leads, so its view of the reference counts may be stale.
+    pub fn withdraw_drops(&mut self) {
+        for server in self.servers.values_mut() {
+            server.drops.clear();
+        }
+    }
+
+    /// Whether the garbage record of `hash` may be forgotten: this leader
+    /// has heard from every server, none holds it, and no recent placement
+    /// handed it out.
+    pub fn may_forget(&self, hash: &ChunkHash, now: Instant) -> bool {
+        self.may_order_drops(now) && self.holder_count(hash) == 0 && !self.placed.contains_key(hash)
+    }
+}
