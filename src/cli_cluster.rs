@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use toastyfs_raft_meta::client::MetaClient;
+use toastyfs_client::{Admin, ClientError};
 
 use crate::cli_fs::{Connection, Failure};
 
@@ -65,7 +65,7 @@ pub async fn run(args: ClusterArgs, connection: &Connection) -> Result<(), Failu
 
 async fn set_replication_factor(connection: &Connection, factor: u32) -> Result<(), Failure> {
     let client = crate::cli_fs::client(connection)?;
-    let version = client.set_replication_factor(factor, None).await?;
+    let version = client.admin().set_replication_factor(factor, None).await?;
     println!(
         "replication factor set to {factor} (settings version {version}); the leader now copies or drops chunks to match"
     );
@@ -83,11 +83,11 @@ async fn remove_node(meta: &[String], id: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn client(meta: &[String]) -> anyhow::Result<MetaClient> {
+fn client(meta: &[String]) -> anyhow::Result<Admin> {
     if meta.is_empty() {
         bail!("no metadata address given: pass --meta ADDR[,ADDR...] or set TOASTYFS_META");
     }
-    Ok(MetaClient::new(meta.to_vec()))
+    Ok(Admin::connect(meta.to_vec()))
 }
 
 async fn init(members: Vec<String>) -> anyhow::Result<()> {
@@ -100,7 +100,7 @@ async fn init(members: Vec<String>) -> anyhow::Result<()> {
         .next()
         .map(|(i, a)| (*i, a.clone()))
         .context("no members")?;
-    let client = MetaClient::new(vec![first_addr.clone()]);
+    let client = Admin::connect(vec![first_addr.clone()]);
     match client.init(&first_addr, members.clone()).await {
         Ok(_) => {
             println!(
@@ -109,7 +109,7 @@ async fn init(members: Vec<String>) -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Err(toastyfs_raft_meta::transport::TransportError::Status { status: 409, .. }) => {
+        Err(ClientError::Rejected { status: 409, .. }) => {
             // Idempotent: the same cluster formed earlier is success.
             let status = client.status(&first_addr).await?;
             let wanted: Vec<u64> = members.keys().copied().collect();
@@ -168,7 +168,7 @@ async fn status(meta: &[String], connection: &Connection) -> anyhow::Result<()> 
 /// The chunk servers as the leader sees them.
 async fn chunk_status(connection: &Connection) -> anyhow::Result<()> {
     let client = crate::cli_fs::client(connection).map_err(|f| anyhow::anyhow!(f.message))?;
-    let status = match client.chunk_status().await {
+    let status = match client.admin().chunk_status().await {
         Ok(status) => status,
         Err(e) => {
             println!("\nchunk servers: unknown ({e})");

@@ -99,7 +99,7 @@ impl From<ClientError> for Failure {
             ClientError::Refused(FsError::VersionMismatch { .. }) => {
                 (format!("{e} (someone else changed it; re-read and retry)"), 1)
             }
-            ClientError::Refused(_) => (e.to_string(), 1),
+            ClientError::Refused(_) | ClientError::Rejected { .. } => (e.to_string(), 1),
             ClientError::Unavailable { .. } => (
                 format!("{e}\nIs the cluster running? Start one with `toastyfs dev`, or pass --meta ADDR / set TOASTYFS_META."),
                 3,
@@ -358,7 +358,7 @@ async fn get(
 /// Walks `root` and lists every file with a chunk that has no live
 /// holder (LOST) or fewer than the replication factor (UNDER).
 async fn fsck(client: &Client, root: &FsPath) -> Result<(), Failure> {
-    let status = client.chunk_status().await?;
+    let status = client.admin().chunk_status().await?;
     let rf = status.replication_factor as usize;
     let mut dirs = vec![root.clone()];
     let (mut files, mut bad) = (0u64, 0u64);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::json;
-use toastyfs_raft_meta::client::MetaClient;
+use toastyfs_client::Admin;
 
 #[derive(Args, Debug)]
 pub struct DevArgs {
@@ -96,7 +96,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             spawn(&dir, &format!("meta{id}"), &args)?,
         ));
     }
-    let client = MetaClient::new(meta_addrs.clone());
+    let client = Admin::connect(meta_addrs.clone());
     let result = form(&client, &layout).await;
     if let Err(e) = result {
         stop(&mut children);
@@ -122,7 +122,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
 }
 
 /// Waits for the metadata nodes and forms the cluster on first start.
-async fn form(client: &MetaClient, layout: &Layout) -> anyhow::Result<()> {
+async fn form(client: &Admin, layout: &Layout) -> anyhow::Result<()> {
     let started = Instant::now();
     for (_, addr) in &layout.meta {
         while client.status(addr).await.is_err() {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use toastyfs_chunkserver::scrub::ScrubConfig;
 use toastyfs_chunkserver::ChunkServerConfig;
-use toastyfs_raft_meta::node::{self, NodeConfig};
+use toastyfs_raft_meta::server::{self, NodeConfig};
 
 /// ToastyFS: a self-hosted distributed file system with a Raft-replicated
 /// namespace and content-addressed, replicated chunks.
@@ -176,7 +176,7 @@ async fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
     config.keep_logs = args.keep_logs;
     config.chunks.server_timeout = std::time::Duration::from_millis(args.chunk_server_timeout_ms);
     tokio::select! {
-        result = node::run(config) => result.map_err(Into::into),
+        result = server::run(config) => result.map_err(Into::into),
         _ = tokio::signal::ctrl_c() => {
             tracing::info!("interrupted; stopping");
             Ok(())

@@ -32,6 +32,7 @@ use axum::{Json, Router};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
 use toastyfs_proto::hash::{ChunkHash, ChunkHashParseError};
+use toastyfs_proto::routes;
 
 use crate::error::StoreError;
 use crate::metrics;
@@ -174,13 +175,13 @@ pub fn router(store: Arc<ChunkStore>, metrics: Option<PrometheusHandle>) -> Rout
     let chunk_body_limit = MAX_CHUNK_BYTES as usize + BODY_SLACK_BYTES;
     Router::new()
         .route(
-            "/chunks/exists",
+            routes::CHUNKS_EXISTS,
             post(exists).layer(DefaultBodyLimit::max(MAX_EXISTS_BODY_BYTES)),
         )
-        .route("/chunks/{hash}", put(upload).get(download).patch(patch))
-        .route("/health", get(|| async { "ok" }))
-        .route("/status", get(status))
-        .route("/metrics", get(render_metrics))
+        .route(routes::CHUNK, put(upload).get(download).patch(patch))
+        .route(routes::HEALTH, get(|| async { "ok" }))
+        .route(routes::CHUNK_SERVER_STATUS, get(status))
+        .route(routes::METRICS, get(render_metrics))
         .layer(DefaultBodyLimit::max(chunk_body_limit))
         .with_state(AppState { store, metrics })
 }

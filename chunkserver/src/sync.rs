@@ -3,12 +3,14 @@
 //!
 //! Every `report_interval` (sooner after a chunk is stored, see
 //! [`SyncHandle::waker`]) the loop sends a [`ChunkReport`] record as
-//! `POST http://{meta}/v1/chunks/report` and gets a [`ChunkOrders`] record
-//! back. Any metadata node will do (followers forward to the leader); a
-//! refusal (non-200, e.g. 503 while there is no leader) or a connection
-//! failure moves on to the next address of the list, and when every address
-//! failed the loop backs off (doubling, capped). Connecting and losing the
-//! metadata service are logged once per change, not on every attempt.
+//! the report route (`proto::routes::CHUNK_REPORT`) and gets a
+//! [`ChunkOrders`] record back, through [`link::Link`]: any metadata node
+//! will do (followers forward to the leader); a refusal (non-200, e.g. 503
+//! while there is no leader) or a connection failure moves on to the next
+//! address of the list, and when every address failed the loop backs off
+//! (the client crate's one [`Backoff`], doubling, capped). Connecting and
+//! losing the metadata service are logged once per change, not on every
+//! attempt.
 //!
 //! Reports. The first one after start is `full`: the whole inventory in
 //! `added`. Later ones carry the chunks stored since the previous report
@@ -31,16 +33,15 @@
 
 mod drops;
 mod fetch;
+mod link;
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use axum::body::Bytes;
-use reqwest::header::CONTENT_TYPE;
-use reqwest::StatusCode;
+use toastyfs_client::retry::Backoff;
+use toastyfs_client::transport::{SendError, Transport};
 use toastyfs_proto::chunks::{ChunkOrders, ChunkReport, ChunkServerId, MAX_HASHES_PER_MESSAGE};
 use toastyfs_proto::hash::ChunkHash;
-use toastyfs_proto::record::{self, RecordError};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -49,11 +50,8 @@ use crate::store::{ChunkStore, Usage};
 
 pub use drops::{DropSchedule, DropUpdate};
 pub use fetch::{FetchError, Fetcher, MAX_QUEUED_FETCHES};
+use link::Link;
 
-/// Path of the report endpoint on every metadata node.
-pub const REPORT_PATH: &str = "/v1/chunks/report";
-/// Content type of record bodies.
-pub const RECORD_CONTENT_TYPE: &str = "application/x-toastyfs-record";
 /// Default time between reports.
 pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
 /// Default delay between the leader's drop order and the deletion.
@@ -67,10 +65,6 @@ const FRESH_ANSWER_INTERVALS: u32 = 3;
 const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one healing copy from one source.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Largest answer accepted from a metadata node: the largest record body
-/// plus its header, with room to spare.
-const MAX_ANSWER_BYTES: usize = (16 << 20) + 4096;
 /// First wait after every metadata node failed; doubles up to the cap (kept
 /// short: after a leader election every server must re-register quickly).
 const FIRST_BACKOFF: Duration = Duration::from_millis(200);
@@ -109,60 +103,9 @@ pub enum SyncError {
     #[error("no metadata node address was given")]
     NoAddresses,
     #[error("cannot encode the report: {0}")]
-    Encode(#[source] RecordError),
-    #[error("cannot build the HTTP client: {0}")]
-    Client(#[source] reqwest::Error),
-    #[error("cannot reach {addr}: {source}")]
-    Http {
-        addr: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("{addr} refused the report ({status}): {message}")]
-    Refused {
-        addr: String,
-        status: StatusCode,
-        message: String,
-    },
-    #[error("reading the answer of {addr}: {source}")]
-    Body {
-        addr: String,
-        #[source]
-        source: BodyError,
-    },
-    #[error("{addr} sent an undecodable answer: {source}")]
-    BadAnswer {
-        addr: String,
-        #[source]
-        source: RecordError,
-    },
-}
-
-/// Why a response body could not be read.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    #[error("the body exceeds {max} bytes")]
-    TooLarge { max: usize },
+    Encode(#[source] toastyfs_proto::record::RecordError),
     #[error(transparent)]
-    Http(#[from] reqwest::Error),
-}
-
-/// A response body of at most `max` bytes.
-pub(crate) async fn read_body(
-    mut response: reqwest::Response,
-    max: usize,
-) -> Result<Vec<u8>, BodyError> {
-    if response.content_length().is_some_and(|n| n > max as u64) {
-        return Err(BodyError::TooLarge { max });
-    }
-    let mut body = Vec::new();
-    while let Some(piece) = response.chunk().await? {
-        if body.len() + piece.len() > max {
-            return Err(BodyError::TooLarge { max });
-        }
-        body.extend_from_slice(&piece);
-    }
-    Ok(body)
+    Send(#[from] SendError),
 }
 
 /// Splits one logical report into messages of at most `max` hashes each
@@ -217,19 +160,11 @@ pub fn spawn(store: Arc<ChunkStore>, config: SyncConfig) -> Result<SyncHandle, S
         return Err(SyncError::NoAddresses);
     }
     let wake = Arc::new(Notify::new());
-    let syncer = Syncer::new(store, config, Arc::clone(&wake))?;
+    let syncer = Syncer::new(store, config, Arc::clone(&wake));
     Ok(SyncHandle {
         wake,
         task: tokio::spawn(syncer.run()),
     })
-}
-
-fn http_client(timeout: Duration) -> Result<reqwest::Client, SyncError> {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(timeout)
-        .build()
-        .map_err(SyncError::Client)
 }
 
 /// What to do after one sync.
@@ -253,26 +188,26 @@ struct Syncer {
     fetcher: Fetcher,
     wake: Arc<Notify>,
     backoff: Backoff,
+    /// Failed rounds over every metadata node since the last answer.
+    failed_rounds: u32,
 }
 
 impl Syncer {
-    fn new(
-        store: Arc<ChunkStore>,
-        config: SyncConfig,
-        wake: Arc<Notify>,
-    ) -> Result<Syncer, SyncError> {
+    fn new(store: Arc<ChunkStore>, config: SyncConfig, wake: Arc<Notify>) -> Syncer {
+        let transport = Transport::new(REPORT_TIMEOUT);
         let fetcher = Fetcher::new(
             Arc::clone(&store),
-            http_client(FETCH_TIMEOUT)?,
+            transport.with_timeout(FETCH_TIMEOUT),
             config.advertise.clone(),
             config.fetch_parallelism,
             Arc::clone(&wake),
         );
         let freshness = config.report_interval * FRESH_ANSWER_INTERVALS;
-        Ok(Syncer {
-            link: Link::new(http_client(REPORT_TIMEOUT)?, config.meta.clone()),
+        Syncer {
+            link: Link::new(transport, config.meta.clone()),
             drops: Arc::new(Mutex::new(DropSchedule::new(config.drop_grace, freshness))),
-            backoff: Backoff::new(config.report_interval),
+            backoff: backoff_for(config.report_interval),
+            failed_rounds: 0,
             store,
             config,
             need_full: true,
@@ -280,7 +215,7 @@ impl Syncer {
             deleted: Vec::new(),
             fetcher,
             wake,
-        })
+        }
     }
 
     async fn run(mut self) {
@@ -291,10 +226,13 @@ impl Syncer {
             match next {
                 Ok(Next::Now) => {}
                 Ok(Next::Later) => {
-                    self.backoff.reset();
+                    self.failed_rounds = 0;
                     self.wait(self.config.report_interval).await;
                 }
-                Err(_) => tokio::time::sleep(self.backoff.next()).await,
+                Err(_) => {
+                    self.failed_rounds = self.failed_rounds.saturating_add(1);
+                    tokio::time::sleep(self.backoff.delay(self.failed_rounds)).await
+                }
             }
         }
     }
@@ -457,142 +395,13 @@ fn delete_due(
     deleted
 }
 
-/// Exponential backoff between failed rounds over every metadata node.
-#[derive(Debug)]
-struct Backoff {
-    first: Duration,
-    next: Duration,
-    max: Duration,
-}
-
-impl Backoff {
-    fn new(report_interval: Duration) -> Backoff {
-        let first = FIRST_BACKOFF.min(report_interval);
-        Backoff {
-            first,
-            next: first,
-            max: MAX_BACKOFF.max(report_interval),
-        }
-    }
-
-    fn next(&mut self) -> Duration {
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.max);
-        wait
-    }
-
-    fn reset(&mut self) {
-        self.next = self.first;
-    }
-}
-
-/// The metadata nodes and which one answered last; logs changes of state.
-struct Link {
-    http: reqwest::Client,
-    addrs: Vec<String>,
-    current: usize,
-    /// The node that answered the latest report; `None` when it failed.
-    connected: Option<String>,
-    /// Whether the current failure streak was already logged.
-    failure_logged: bool,
-}
-
-impl Link {
-    fn new(http: reqwest::Client, addrs: Vec<String>) -> Link {
-        Link {
-            http,
-            addrs,
-            current: 0,
-            connected: None,
-            failure_logged: false,
-        }
-    }
-
-    /// Sends `report` to the node that answered last, else to each of the
-    /// others in turn.
-    async fn send(&mut self, report: &ChunkReport) -> Result<ChunkOrders, SyncError> {
-        let body = Bytes::from(record::encode(report).map_err(SyncError::Encode)?);
-        let mut last_error = SyncError::NoAddresses;
-        for step in 0..self.addrs.len() {
-            let index = (self.current + step) % self.addrs.len();
-            match post(&self.http, &self.addrs[index], body.clone()).await {
-                Ok(orders) => {
-                    self.on_answer(index);
-                    return Ok(orders);
-                }
-                Err(e) => {
-                    tracing::debug!(error = %e, "metadata node did not take the report");
-                    last_error = e;
-                }
-            }
-        }
-        self.on_failure(&last_error);
-        Err(last_error)
-    }
-
-    fn on_answer(&mut self, index: usize) {
-        self.current = index;
-        let addr = &self.addrs[index];
-        if self.connected.as_ref() != Some(addr) {
-            tracing::info!(meta = %addr, "reporting to the metadata service");
-            self.connected = Some(addr.clone());
-        }
-        self.failure_logged = false;
-    }
-
-    fn on_failure(&mut self, error: &SyncError) {
-        if let Some(addr) = self.connected.take() {
-            tracing::warn!(meta = %addr, %error, "lost the metadata service; retrying every node with backoff");
-        } else if !self.failure_logged {
-            tracing::warn!(%error, "cannot reach the metadata service; retrying every node with backoff");
-        }
-        self.failure_logged = true;
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct ErrorBody {
-    error: String,
-}
-
-/// One report to one metadata node.
-async fn post(http: &reqwest::Client, addr: &str, body: Bytes) -> Result<ChunkOrders, SyncError> {
-    let response = http
-        .post(format!("http://{addr}{REPORT_PATH}"))
-        .header(CONTENT_TYPE, RECORD_CONTENT_TYPE)
-        .body(body)
-        .send()
-        .await
-        .map_err(|source| SyncError::Http {
-            addr: addr.to_owned(),
-            source,
-        })?;
-    let status = response.status();
-    let bytes = read_body(response, MAX_ANSWER_BYTES)
-        .await
-        .map_err(|source| SyncError::Body {
-            addr: addr.to_owned(),
-            source,
-        })?;
-    if status != StatusCode::OK {
-        return Err(refused(addr, status, &bytes));
-    }
-    record::decode(&bytes).map_err(|source| SyncError::BadAnswer {
-        addr: addr.to_owned(),
-        source,
-    })
-}
-
-/// A non-200 answer, with the JSON error message if there is one.
-fn refused(addr: &str, status: StatusCode, body: &[u8]) -> SyncError {
-    let message = match serde_json::from_slice::<ErrorBody>(body) {
-        Ok(body) => body.error,
-        Err(_) => String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
-    };
-    SyncError::Refused {
-        addr: addr.to_owned(),
-        status,
-        message,
+/// The wait between failed rounds over every metadata node: short at
+/// first (after an election every server must re-register quickly),
+/// never shorter than needed to keep up with the report interval.
+fn backoff_for(report_interval: Duration) -> Backoff {
+    Backoff {
+        first: FIRST_BACKOFF.min(report_interval),
+        max: MAX_BACKOFF.max(report_interval),
     }
 }
 

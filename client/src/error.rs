@@ -17,6 +17,10 @@ pub enum ClientError {
     /// No metadata node could be reached: nothing was applied.
     #[error("cannot reach the ToastyFS cluster at {addrs}: {detail}")]
     Unavailable { addrs: String, detail: String },
+    /// The cluster refused an administrative request (409: conflicts with
+    /// its state, such as forming a formed cluster). Definite.
+    #[error("the cluster refused the request ({status}): {message}")]
+    Rejected { status: u16, message: String },
     /// No replica of a chunk could be read intact.
     #[error("chunk {hash} is unavailable: {detail}")]
     ChunkUnavailable { hash: ChunkHash, detail: String },

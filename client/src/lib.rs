@@ -9,26 +9,31 @@
 //! retries across leader changes with the same session sequence number, so
 //! a retried write is applied once; an operation whose outcome stays
 //! unknown is reported as [`ClientError::Unknown`], not as a failure.
+//!
+//! [`admin`] operates the cluster (init, status, membership, settings);
+//! [`transport`] is the one HTTP transport every ToastyFS process sends
+//! with, and [`retry`] the one retry policy.
 
+pub mod admin;
 pub mod blocking;
 mod chunks;
 pub mod error;
 mod layout;
 mod meta;
 mod read;
-mod transport;
+pub mod retry;
+pub mod transport;
 mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use toastyfs_proto::chunks::ChunkClusterStatus;
 use toastyfs_proto::namespace::{
-    ClusterSettings, Command, EntryInfo, FsError, Listing, Outcome, Query, QueryReply,
-    DEFAULT_CHUNK_SIZE,
+    Command, EntryInfo, FsError, Listing, Outcome, Query, QueryReply, DEFAULT_CHUNK_SIZE,
 };
 use toastyfs_proto::{ChunkHash, FsPath, Version};
 
+pub use admin::Admin;
 pub use error::{ClientError, Result};
 pub use read::ReadOutcome;
 pub use write::{WriteOptions, WriteOutcome};
@@ -66,11 +71,11 @@ impl ClientConfig {
 /// A connection to a ToastyFS cluster.
 pub struct Client {
     config: ClientConfig,
-    meta: meta::Meta,
+    meta: Arc<meta::Meta>,
     transport: transport::Transport,
 }
 
-fn version_of(outcome: &Outcome) -> Version {
+pub(crate) fn version_of(outcome: &Outcome) -> Version {
     match outcome {
         Outcome::Created { version }
         | Outcome::Deleted { version, .. }
@@ -85,8 +90,12 @@ fn version_of(outcome: &Outcome) -> Version {
 impl Client {
     pub fn new(config: ClientConfig) -> Client {
         let transport = transport::Transport::new(config.request_timeout);
-        let mut meta = meta::Meta::new(config.meta.clone(), transport.clone());
-        meta.retry_for = config.retry_for;
+        let policy = retry::DEFAULT_POLICY.with_budget(config.retry_for);
+        let meta = Arc::new(meta::Meta::new(
+            config.meta.clone(),
+            transport.clone(),
+            policy,
+        ));
         Client {
             config,
             meta,
@@ -96,6 +105,11 @@ impl Client {
 
     pub fn config(&self) -> &ClientConfig {
         &self.config
+    }
+
+    /// Cluster operations through this client's connection.
+    pub fn admin(&self) -> Admin {
+        Admin::from_meta(Arc::clone(&self.meta))
     }
 
     /// `mkdir` (`parents`: like `mkdir -p`). Returns the new version.
@@ -302,37 +316,6 @@ impl Client {
         )
         .await?;
         Ok(Some(cut))
-    }
-
-    /// Sets the cluster's replication factor (1..=16); the leader then
-    /// copies or drops chunks to match. Returns the settings' new version.
-    pub async fn set_replication_factor(
-        &self,
-        factor: u32,
-        expect: Option<Version>,
-    ) -> Result<Version> {
-        let command = Command::SetReplicationFactor { factor, expect };
-        self.meta.write(command).await.map(|o| version_of(&o))
-    }
-
-    /// The cluster settings (replication factor and their version).
-    pub async fn settings(&self) -> Result<ClusterSettings> {
-        match self.meta.read(Query::Settings, false).await? {
-            QueryReply::Settings(settings) => Ok(settings),
-            _ => Err(ClientError::Protocol(
-                "expected the cluster settings".into(),
-            )),
-        }
-    }
-
-    /// The leader's view of the chunk servers.
-    pub async fn chunk_status(&self) -> Result<ChunkClusterStatus> {
-        self.meta.chunk_status().await
-    }
-
-    /// One metadata node's status (as JSON).
-    pub async fn node_status(&self, addr: &str) -> Result<serde_json::Value> {
-        self.meta.node_status(addr).await
     }
 }
 

@@ -1,27 +1,34 @@
 //! Talking to the metadata service: any address works (followers forward
-//! to the leader); failed attempts move on to the next address; mutating
-//! requests carry a session tag and are retried unchanged, so a retry
-//! across a leader change is applied at most once.
+//! to the leader); failed attempts move on to the next address under the
+//! one [`RetryPolicy`]; mutating requests carry a session tag and are
+//! retried unchanged, so a retry across a leader change is applied at most
+//! once.
+//!
+//! The outcome of a request that got no answer follows the transport's
+//! rule: if no attempt ever reached a server it failed
+//! ([`ClientError::Unavailable`]); if any may have, a write is
+//! [`ClientError::Unknown`].
 //!
 //! A session (client id, seq) has at most one request in flight (the
 //! cluster remembers only each session's last result), so concurrent
 //! writes each borrow a session from a small pool: up to
 //! [`MAX_SESSIONS`] writes run at once, and sessions are reused in turn.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
-use toastyfs_proto::chunks::{
-    ChunkClusterStatus, LocateReply, LocateRequest, PlacementReply, PlacementRequest,
-};
+use toastyfs_proto::chunks::{LocateReply, LocateRequest, PlacementReply, PlacementRequest};
 use toastyfs_proto::namespace::{
     Command, CommandResult, FsError, Outcome, Proposal, Query, QueryReply, QueryResult,
 };
 use toastyfs_proto::record::Record;
+use toastyfs_proto::routes;
 use toastyfs_proto::{ClientId, Seq, SessionTag};
 use tokio::sync::Semaphore;
 
 use crate::error::{ClientError, Result};
+use crate::retry::{RetryPolicy, Step};
 use crate::transport::{SendError, Transport};
 
 /// Most writes one client has in flight (each on its own session).
@@ -31,12 +38,12 @@ pub const MAX_SESSIONS: usize = 64;
 pub struct Meta {
     addrs: Vec<String>,
     transport: Transport,
-    /// How long one operation keeps retrying.
-    pub retry_for: Duration,
+    policy: RetryPolicy,
     /// Idle sessions, and permits bounding those in use.
     sessions: std::sync::Mutex<Vec<Session>>,
     in_flight: Semaphore,
-    preferred: AtomicU64,
+    /// The address that answered last: tried first next time.
+    preferred: AtomicUsize,
 }
 
 struct Session {
@@ -49,74 +56,108 @@ fn random_client_id() -> ClientId {
     ClientId(rand::random())
 }
 
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+/// A definite refusal that retrying elsewhere cannot change: the request
+/// is malformed (400) or conflicts with the cluster's state (409).
+fn definite_refusal(e: &SendError) -> Option<ClientError> {
+    match e {
+        SendError::Status {
+            status: 400,
+            message,
+            ..
+        } => Some(ClientError::Protocol(message.clone())),
+        SendError::Status {
+            status: 409,
+            message,
+            ..
+        } => Some(ClientError::Rejected {
+            status: 409,
+            message: message.clone(),
+        }),
+        _ => None,
+    }
 }
 
 impl Meta {
-    pub fn new(addrs: Vec<String>, transport: Transport) -> Meta {
+    pub fn new(addrs: Vec<String>, transport: Transport, policy: RetryPolicy) -> Meta {
         Meta {
             addrs,
             transport,
-            retry_for: Duration::from_secs(30),
+            policy,
             sessions: std::sync::Mutex::new(Vec::new()),
             in_flight: Semaphore::new(MAX_SESSIONS),
-            preferred: AtomicU64::new(0),
+            preferred: AtomicUsize::new(0),
         }
     }
 
-    /// Sends `request` to `path`, moving through the addresses until one
-    /// answers; `Ok(Err(..))` carries a definite refusal from the server.
-    async fn send<Req: Record, Resp: Record>(&self, path: &str, request: &Req) -> Result<Resp> {
+    pub fn transport(&self) -> &Transport {
+        &self.transport
+    }
+
+    fn unavailable(&self, detail: String) -> ClientError {
+        ClientError::Unavailable {
+            addrs: self.addrs.join(","),
+            detail,
+        }
+    }
+
+    /// Runs `attempt` against the addresses in turn until one answers, a
+    /// definite refusal comes back, or the policy gives up.
+    pub(crate) async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = std::result::Result<T, SendError>>,
+    {
         let started = Instant::now();
-        let mut sent = false;
+        let mut reached = false;
         let mut last = String::from("no metadata address configured");
-        let mut attempt = 0usize;
-        // Nodes that refuse connections for this long are not coming back
-        // soon: say so instead of retrying for the whole budget.
-        let unreachable_after = Duration::from_secs(5).min(self.retry_for);
-        while started.elapsed() < self.retry_for && !self.addrs.is_empty() {
-            if !sent && started.elapsed() > unreachable_after {
-                break;
-            }
-            let first = self.preferred.load(Ordering::Relaxed) as usize;
-            let addr = &self.addrs[(first + attempt) % self.addrs.len()];
-            match self
-                .transport
-                .post_record::<Req, Resp>(addr, path, request)
-                .await
-            {
+        let mut attempts = 0u32;
+        let first = self.preferred.load(Ordering::Relaxed);
+        while !self.addrs.is_empty() {
+            let index = (first + attempts as usize) % self.addrs.len();
+            match attempt(self.addrs[index].clone()).await {
                 Ok(answer) => {
-                    self.preferred.store(
-                        ((first + attempt) % self.addrs.len()) as u64,
-                        Ordering::Relaxed,
-                    );
+                    self.preferred.store(index, Ordering::Relaxed);
                     return Ok(answer);
                 }
-                Err(SendError::Connect(e)) => last = format!("{addr}: {e}"),
-                Err(SendError::Status(400, body)) => return Err(ClientError::Protocol(body)),
                 Err(e) => {
-                    sent = true;
-                    last = format!("{addr}: {e}");
+                    if let Some(refusal) = definite_refusal(&e) {
+                        return Err(refusal);
+                    }
+                    reached |= !e.never_sent();
+                    last = e.to_string();
                 }
             }
-            attempt += 1;
-            if attempt.is_multiple_of(self.addrs.len()) {
-                let round = (attempt / self.addrs.len()).min(10) as u64;
-                tokio::time::sleep(Duration::from_millis(50 * round)).await;
+            attempts += 1;
+            match self
+                .policy
+                .next(attempts, self.addrs.len(), started.elapsed(), reached)
+            {
+                Step::Retry(wait) if wait.is_zero() => {}
+                Step::Retry(wait) => tokio::time::sleep(wait).await,
+                Step::GiveUp => break,
             }
         }
-        if sent {
+        if reached {
             Err(ClientError::Unknown(last))
         } else {
-            Err(ClientError::Unavailable {
-                addrs: self.addrs.join(","),
-                detail: last,
-            })
+            Err(self.unavailable(last))
         }
+    }
+
+    /// Sends a record to `path` on whichever node answers.
+    async fn send<Req: Record, Resp: Record>(&self, path: &str, request: &Req) -> Result<Resp> {
+        self.retrying(|addr| async move {
+            self.transport
+                .post_record::<Req, Resp>(&addr, path, request)
+                .await
+        })
+        .await
+    }
+
+    /// Proposes `proposal` exactly as given (its session tag included),
+    /// retried unchanged until it is answered.
+    pub async fn propose(&self, proposal: &Proposal) -> Result<CommandResult> {
+        self.send(routes::WRITE, proposal).await
     }
 
     /// Applies a command under one of this client's sessions, at most once.
@@ -152,14 +193,13 @@ impl Meta {
                 client: session.client,
                 seq: Seq(session.next_seq),
             };
+            // The node that proposes it stamps the time.
             let proposal = Proposal {
                 session: Some(tag),
-                time_ms: now_ms(),
+                time_ms: 0,
                 command: command.clone(),
             };
-            let result: std::result::Result<CommandResult, ClientError> =
-                self.send("/v1/write", &proposal).await;
-            match result {
+            match self.propose(&proposal).await {
                 Ok(Err(FsError::SessionExpired { .. })) if tag.seq == Seq(1) => {
                     return Err(ClientError::Protocol(
                         "the cluster refused a new session".into(),
@@ -177,9 +217,7 @@ impl Meta {
                     session.next_seq += 1;
                     return result.map_err(ClientError::Refused);
                 }
-                Err(ClientError::Unavailable { addrs, detail }) => {
-                    return Err(ClientError::Unavailable { addrs, detail })
-                }
+                Err(e @ ClientError::Unavailable { .. }) => return Err(e),
                 Err(e) => {
                     // The request may have been applied; never reuse its seq
                     // for something else.
@@ -190,69 +228,40 @@ impl Meta {
         }
     }
 
-    /// A linearizable read (or a stale one from any node, when allowed).
-    pub async fn read(&self, query: Query, stale: bool) -> Result<QueryReply> {
+    /// A read (linearizable, or from any node's own state when `stale`).
+    pub async fn query(&self, query: &Query, stale: bool) -> Result<QueryResult> {
         let path = if stale {
-            "/v1/read?stale=true"
+            routes::READ_STALE
         } else {
-            "/v1/read"
+            routes::READ
         };
-        let result: QueryResult = self.send(path, &query).await.map_err(|e| match e {
-            // A read changes nothing: an unanswered one simply failed.
-            ClientError::Unknown(detail) => ClientError::Unavailable {
-                addrs: self.addrs.join(","),
-                detail,
-            },
-            other => other,
-        })?;
-        result.map_err(ClientError::Refused)
+        self.send(path, query).await.map_err(|e| self.read_only(e))
+    }
+
+    /// A read whose refusal is an error.
+    pub async fn read(&self, query: Query, stale: bool) -> Result<QueryReply> {
+        self.query(&query, stale)
+            .await?
+            .map_err(ClientError::Refused)
     }
 
     pub async fn placement(&self, request: &PlacementRequest) -> Result<PlacementReply> {
-        self.send("/v1/chunks/placement", request)
+        self.send(routes::CHUNK_PLACEMENT, request)
             .await
-            .map_err(read_only)
+            .map_err(|e| self.read_only(e))
     }
 
     pub async fn locate(&self, request: &LocateRequest) -> Result<LocateReply> {
-        self.send("/v1/chunks/locate", request)
+        self.send(routes::CHUNK_LOCATE, request)
             .await
-            .map_err(read_only)
+            .map_err(|e| self.read_only(e))
     }
 
-    /// The leader's view of the chunk servers (JSON).
-    pub async fn chunk_status(&self) -> Result<ChunkClusterStatus> {
-        let mut last = String::new();
-        for addr in &self.addrs {
-            match self.transport.get_json(addr, "/v1/chunks/status").await {
-                Ok(status) => return Ok(status),
-                Err(e) => last = format!("{addr}: {e}"),
-            }
+    /// A request that changes nothing: unanswered, it simply failed.
+    pub(crate) fn read_only(&self, e: ClientError) -> ClientError {
+        match e {
+            ClientError::Unknown(detail) => self.unavailable(detail),
+            other => other,
         }
-        Err(ClientError::Unavailable {
-            addrs: self.addrs.join(","),
-            detail: last,
-        })
-    }
-
-    /// One node's status (JSON, as served by `/v1/status`).
-    pub async fn node_status(&self, addr: &str) -> Result<serde_json::Value> {
-        self.transport
-            .get_json(addr, "/v1/status")
-            .await
-            .map_err(|e| ClientError::Unavailable {
-                addrs: addr.to_owned(),
-                detail: e.to_string(),
-            })
-    }
-}
-
-fn read_only(e: ClientError) -> ClientError {
-    match e {
-        ClientError::Unknown(detail) => ClientError::Unavailable {
-            addrs: String::new(),
-            detail,
-        },
-        other => other,
     }
 }

@@ -1,183 +1,398 @@
-//! The one place the client sends requests: record POSTs to metadata
-//! nodes and chunk transfers to chunk servers, every response bounded.
+//! The one HTTP transport of ToastyFS: every request any ToastyFS process
+//! sends (client to metadata node, node to node, chunk server to leader,
+//! client or chunk server to chunk server) goes through [`Transport`]. One
+//! reqwest client builder, one bounded-body reader, one error type.
+//!
+//! The outcome rule lives here, once: a [`SendError`] is
+//! [`SendError::NotSent`] only when the request provably never reached a
+//! server (the connection could not be made: refused, unresolvable,
+//! connect timeout). Anything that fails after the request may have been
+//! written — a timeout, a reset connection, a body cut off — is
+//! [`SendError::Lost`] or [`SendError::Timeout`], and a caller must treat a
+//! mutating request that ended so as possibly applied.
+//!
+//! Request signing and TLS belong here when they come.
 
 use std::time::Duration;
 
-use toastyfs_proto::record::{self, Record};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use toastyfs_proto::record::{self, Record, RecordError};
+use toastyfs_proto::routes::{self, FORWARDED_HEADER, RECORD_CONTENT_TYPE};
 use toastyfs_proto::ChunkHash;
 
-const RECORD_CONTENT_TYPE: &str = "application/x-toastyfs-record";
-/// Largest metadata response accepted.
-const MAX_META_RESPONSE: usize = 16 << 20;
+/// Largest response body accepted from a metadata node (a list page, a
+/// snapshot chunk or a report answer fits), plus room for the envelope.
+pub const MAX_RESPONSE_BYTES: usize = (16 << 20) + 4096;
+/// Longest a TCP connection may take to be made; past it the request was
+/// never sent.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Idle connections kept per host, so bursts reuse connections.
+pub const MAX_IDLE_PER_HOST: usize = 64;
+/// Most bytes of an error body quoted in a [`SendError::Status`].
+const MAX_QUOTED_ERROR: usize = 1 << 10;
 
-/// A response that is not a success.
-#[derive(Debug)]
+/// Why a request got no usable answer.
+#[derive(Debug, thiserror::Error)]
 pub enum SendError {
-    /// Could not connect: the request did not reach the server.
-    Connect(String),
-    /// Sent, but no (complete) answer: it may have been processed.
-    Lost(String),
-    /// The server answered with an error status.
-    Status(u16, String),
-    /// The answer does not decode.
-    Malformed(String),
+    /// No connection could be made: the request never reached a server.
+    #[error("cannot connect to {addr}: {detail}")]
+    NotSent { addr: String, detail: String },
+    /// Sent (or possibly sent), and no answer within the timeout: the
+    /// server may have processed it.
+    #[error("{addr} did not answer within {timeout:?} (the request may have been processed)")]
+    Timeout { addr: String, timeout: Duration },
+    /// The connection failed after the request may have been written: the
+    /// server may have processed it.
+    #[error("lost the connection to {addr} (the request may have been processed): {detail}")]
+    Lost { addr: String, detail: String },
+    /// The server answered with an error status; `message` is its error
+    /// text (the `error` field of a JSON body, or the body itself).
+    #[error("{addr} answered {status}: {message}")]
+    Status {
+        addr: String,
+        status: u16,
+        message: String,
+    },
+    #[error("{addr} sent a response larger than {max} bytes")]
+    TooLarge { addr: String, max: usize },
+    #[error("{addr} sent a malformed response: {detail}")]
+    Malformed { addr: String, detail: String },
+    #[error("cannot encode the request: {0}")]
+    Encode(#[source] RecordError),
 }
 
-impl std::fmt::Display for SendError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl SendError {
+    /// True only when the request provably never reached a server: safe
+    /// to call a failure, and to send elsewhere without a second effect.
+    pub fn never_sent(&self) -> bool {
+        matches!(self, SendError::NotSent { .. } | SendError::Encode(_))
+    }
+
+    /// The HTTP status, when the server answered with an error status.
+    pub fn status(&self) -> Option<u16> {
         match self {
-            SendError::Connect(e) => write!(f, "cannot connect: {e}"),
-            SendError::Lost(e) => write!(f, "no answer: {e}"),
-            SendError::Status(code, body) => write!(f, "HTTP {code}: {body}"),
-            SendError::Malformed(e) => write!(f, "malformed answer: {e}"),
+            SendError::Status { status, .. } => Some(*status),
+            _ => None,
         }
     }
 }
 
-#[derive(Clone)]
+/// An answer of any status, its body bounded in size.
+#[derive(Debug)]
+pub struct RawResponse {
+    pub status: u16,
+    pub body: Vec<u8>,
+}
+
+/// How to send one request: its timeout, whether it is a forward, and the
+/// largest answer accepted.
+#[derive(Debug, Clone, Copy)]
+pub struct SendOptions {
+    pub timeout: Duration,
+    /// Marks the request with [`FORWARDED_HEADER`].
+    pub forwarded: bool,
+    pub max_response: usize,
+}
+
+impl SendOptions {
+    pub fn new(timeout: Duration) -> SendOptions {
+        SendOptions {
+            timeout,
+            forwarded: false,
+            max_response: MAX_RESPONSE_BYTES,
+        }
+    }
+
+    pub fn forwarded(self) -> SendOptions {
+        SendOptions {
+            forwarded: true,
+            ..self
+        }
+    }
+}
+
+/// The HTTP client every ToastyFS process sends with. Cheap to clone:
+/// clones share one connection pool.
+#[derive(Clone, Debug)]
 pub struct Transport {
     http: reqwest::Client,
-    pub timeout: Duration,
+    /// Default per-request timeout of the typed helpers.
+    timeout: Duration,
 }
 
 impl Transport {
+    /// A transport whose typed helpers time out after `timeout`.
     pub fn new(timeout: Duration) -> Transport {
         let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(2))
-            .pool_max_idle_per_host(32)
+            .connect_timeout(CONNECT_TIMEOUT)
+            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
         Transport { http, timeout }
     }
 
-    fn classify(e: reqwest::Error) -> SendError {
-        if e.is_connect() {
-            SendError::Connect(e.to_string())
-        } else {
-            SendError::Lost(e.to_string())
+    /// The same connection pool with another default timeout.
+    pub fn with_timeout(&self, timeout: Duration) -> Transport {
+        Transport {
+            http: self.http.clone(),
+            timeout,
         }
     }
 
-    async fn body(mut response: reqwest::Response, max: usize) -> Result<Vec<u8>, SendError> {
-        // Sized up front when the length is announced: no regrowth copies.
-        let announced = response.content_length().unwrap_or(0).min(max as u64);
-        let mut body = Vec::with_capacity(announced as usize);
-        while let Some(chunk) = response
-            .chunk()
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// POSTs a record body and returns the answer whatever its status.
+    pub async fn post_raw(
+        &self,
+        addr: &str,
+        path: &str,
+        body: impl Into<reqwest::Body>,
+        options: SendOptions,
+    ) -> Result<RawResponse, SendError> {
+        self.post_body(addr, path, RECORD_CONTENT_TYPE, body, options)
             .await
-            .map_err(|e| SendError::Lost(e.to_string()))?
-        {
-            if body.len() + chunk.len() > max {
-                return Err(SendError::Malformed(format!(
-                    "response larger than {max} bytes"
-                )));
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
     }
 
-    /// POSTs a record to a metadata node and decodes the record answer.
+    /// POSTs a body of `content_type` and returns the answer whatever its
+    /// status.
+    pub async fn post_body(
+        &self,
+        addr: &str,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+        options: SendOptions,
+    ) -> Result<RawResponse, SendError> {
+        let mut request = self
+            .http
+            .post(routes::url(addr, path))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body);
+        if options.forwarded {
+            request = request.header(FORWARDED_HEADER, "1");
+        }
+        self.exchange(addr, request, options).await
+    }
+
+    /// GETs `path` and returns the answer whatever its status.
+    pub async fn get_raw(
+        &self,
+        addr: &str,
+        path: &str,
+        options: SendOptions,
+    ) -> Result<RawResponse, SendError> {
+        let mut request = self.http.get(routes::url(addr, path));
+        if options.forwarded {
+            request = request.header(FORWARDED_HEADER, "1");
+        }
+        self.exchange(addr, request, options).await
+    }
+
+    /// Sends `request` and reads its answer, classifying every failure.
+    async fn exchange(
+        &self,
+        addr: &str,
+        request: reqwest::RequestBuilder,
+        options: SendOptions,
+    ) -> Result<RawResponse, SendError> {
+        let response = request
+            .timeout(options.timeout)
+            .send()
+            .await
+            .map_err(|e| classify(addr, options.timeout, e))?;
+        let status = response.status().as_u16();
+        let body = read_body(addr, response, options).await?;
+        Ok(RawResponse { status, body })
+    }
+
+    /// POSTs a record and decodes the record the server answers with.
     pub async fn post_record<Req: Record, Resp: Record>(
         &self,
         addr: &str,
         path: &str,
         request: &Req,
     ) -> Result<Resp, SendError> {
-        let body = record::encode(request).map_err(|e| SendError::Malformed(e.to_string()))?;
-        let response = self
-            .http
-            .post(format!("http://{addr}{path}"))
-            .header("content-type", RECORD_CONTENT_TYPE)
-            .body(body)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(Self::classify)?;
-        let status = response.status().as_u16();
-        let body = Self::body(response, MAX_META_RESPONSE).await?;
-        if status != 200 {
-            return Err(SendError::Status(
-                status,
-                String::from_utf8_lossy(&body).into_owned(),
-            ));
-        }
-        record::decode(&body).map_err(|e| SendError::Malformed(e.to_string()))
+        let body = record::encode(request).map_err(SendError::Encode)?;
+        let raw = self
+            .post_raw(addr, path, body, SendOptions::new(self.timeout))
+            .await?;
+        decode_record(addr, raw)
     }
 
-    /// GETs JSON from a metadata node.
-    pub async fn get_json<T: serde::de::DeserializeOwned>(
+    /// POSTs JSON (operator endpoints) and decodes a JSON answer.
+    pub async fn post_json<Req: Serialize, Resp: DeserializeOwned>(
         &self,
         addr: &str,
         path: &str,
-    ) -> Result<T, SendError> {
-        let response = self
-            .http
-            .get(format!("http://{addr}{path}"))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(Self::classify)?;
-        let status = response.status().as_u16();
-        let body = Self::body(response, MAX_META_RESPONSE).await?;
-        if status != 200 {
-            return Err(SendError::Status(
-                status,
-                String::from_utf8_lossy(&body).into_owned(),
-            ));
+        request: &Req,
+        options: SendOptions,
+    ) -> Result<Resp, SendError> {
+        let mut builder = self.http.post(routes::url(addr, path)).json(request);
+        if options.forwarded {
+            builder = builder.header(FORWARDED_HEADER, "1");
         }
-        serde_json::from_slice(&body).map_err(|e| SendError::Malformed(e.to_string()))
+        let raw = self.exchange(addr, builder, options).await?;
+        decode_json(addr, raw)
     }
 
-    /// Downloads a whole chunk (the caller verifies its hash).
+    /// GETs JSON.
+    pub async fn get_json<Resp: DeserializeOwned>(
+        &self,
+        addr: &str,
+        path: &str,
+        options: SendOptions,
+    ) -> Result<Resp, SendError> {
+        let raw = self.get_raw(addr, path, options).await?;
+        decode_json(addr, raw)
+    }
+
+    /// Downloads a whole chunk of at most `max` bytes (the caller verifies
+    /// its hash).
     pub async fn get_chunk(
         &self,
         addr: &str,
         hash: &ChunkHash,
         max: usize,
     ) -> Result<Vec<u8>, SendError> {
-        let response = self
-            .http
-            .get(format!("http://{addr}/chunks/{hash}"))
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(Self::classify)?;
-        let status = response.status().as_u16();
-        let body = Self::body(response, max).await?;
-        if status != 200 {
-            return Err(SendError::Status(
-                status,
-                String::from_utf8_lossy(&body).into_owned(),
-            ));
-        }
-        Ok(body)
+        let options = SendOptions {
+            max_response: max,
+            ..SendOptions::new(self.timeout)
+        };
+        let raw = self.get_raw(addr, &routes::chunk(hash), options).await?;
+        success(addr, raw).map(|raw| raw.body)
     }
 
-    /// Uploads a chunk under its hash.
+    /// Uploads a chunk under its hash (201 stored, 200 already there).
     pub async fn put_chunk(
         &self,
         addr: &str,
         hash: &ChunkHash,
         bytes: bytes::Bytes,
     ) -> Result<(), SendError> {
-        let response = self
+        let request = self
             .http
-            .put(format!("http://{addr}/chunks/{hash}"))
-            .body(bytes)
-            .timeout(self.timeout)
-            .send()
-            .await
-            .map_err(Self::classify)?;
-        let status = response.status().as_u16();
-        if status == 200 || status == 201 {
+            .put(routes::url(addr, &routes::chunk(hash)))
+            .body(bytes);
+        let options = SendOptions {
+            max_response: MAX_QUOTED_ERROR,
+            ..SendOptions::new(self.timeout)
+        };
+        let raw = self.exchange(addr, request, options).await?;
+        if raw.status == 201 {
             return Ok(());
         }
-        let body = Self::body(response, 1 << 16).await.unwrap_or_default();
-        Err(SendError::Status(
-            status,
-            String::from_utf8_lossy(&body).into_owned(),
-        ))
+        success(addr, raw).map(|_| ())
     }
 }
+
+/// Which side of the line a reqwest failure falls on (see the module doc).
+fn classify(addr: &str, timeout: Duration, e: reqwest::Error) -> SendError {
+    if e.is_connect() || e.is_builder() {
+        SendError::NotSent {
+            addr: addr.to_owned(),
+            detail: error_chain(&e),
+        }
+    } else if e.is_timeout() {
+        SendError::Timeout {
+            addr: addr.to_owned(),
+            timeout,
+        }
+    } else {
+        SendError::Lost {
+            addr: addr.to_owned(),
+            detail: error_chain(&e),
+        }
+    }
+}
+
+/// The error and its sources, so "connection refused" is not hidden
+/// behind "error sending request".
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The one bounded-body reader: at most `options.max_response` bytes,
+/// sized up front when the length is announced.
+async fn read_body(
+    addr: &str,
+    mut response: reqwest::Response,
+    options: SendOptions,
+) -> Result<Vec<u8>, SendError> {
+    let max = options.max_response;
+    let too_large = || SendError::TooLarge {
+        addr: addr.to_owned(),
+        max,
+    };
+    let announced = response.content_length().unwrap_or(0);
+    if announced > max as u64 {
+        return Err(too_large());
+    }
+    let mut body = Vec::with_capacity(announced as usize);
+    while let Some(piece) = response
+        .chunk()
+        .await
+        .map_err(|e| classify(addr, options.timeout, e))?
+    {
+        if body.len() + piece.len() > max {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&piece);
+    }
+    Ok(body)
+}
+
+/// `raw` if its status is 200, else the server's error.
+fn success(addr: &str, raw: RawResponse) -> Result<RawResponse, SendError> {
+    if raw.status == 200 {
+        return Ok(raw);
+    }
+    Err(SendError::Status {
+        addr: addr.to_owned(),
+        status: raw.status,
+        message: error_message(&raw.body),
+    })
+}
+
+/// The error text of an error answer: the `error` field of a JSON body,
+/// or the start of the body as text.
+pub fn error_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    match serde_json::from_slice::<ErrorBody>(body) {
+        Ok(parsed) => parsed.error,
+        Err(_) => String::from_utf8_lossy(&body[..body.len().min(MAX_QUOTED_ERROR)]).into_owned(),
+    }
+}
+
+/// Turns an answer into a record, or the server's error.
+pub fn decode_record<Resp: Record>(addr: &str, raw: RawResponse) -> Result<Resp, SendError> {
+    let raw = success(addr, raw)?;
+    record::decode(&raw.body).map_err(|e| SendError::Malformed {
+        addr: addr.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+fn decode_json<Resp: DeserializeOwned>(addr: &str, raw: RawResponse) -> Result<Resp, SendError> {
+    let raw = success(addr, raw)?;
+    serde_json::from_slice(&raw.body).map_err(|e| SendError::Malformed {
+        addr: addr.to_owned(),
+        detail: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -8,11 +8,11 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use toastyfs_client::Admin;
+use toastyfs_proto::cluster::NodeStatus;
 use toastyfs_proto::namespace::{
     Command as NsCommand, CommandResult, Proposal, Query, QueryResult,
 };
-use toastyfs_raft_meta::api::NodeStatus;
-use toastyfs_raft_meta::client::MetaClient;
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -177,8 +177,8 @@ impl Cluster {
             .collect()
     }
 
-    pub fn client(&self) -> MetaClient {
-        MetaClient::new(self.addrs())
+    pub fn client(&self) -> Admin {
+        Admin::connect(self.addrs())
     }
 
     pub async fn wait_healthy(&self, id: u64) {
@@ -275,14 +275,14 @@ impl Cluster {
             command,
         };
         self.client()
-            .write(&proposal)
+            .propose(&proposal)
             .await
             .expect("write answered")
     }
 
     pub async fn read(&self, query: Query) -> QueryResult {
         self.client()
-            .read(&query, false)
+            .query(&query, false)
             .await
             .expect("read answered")
     }

@@ -87,29 +87,6 @@ pub struct LocateReply {
     pub holders: Vec<Vec<String>>,
 }
 
-/// What the leader knows of one chunk server.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkServerInfo {
-    pub server: ChunkServerId,
-    pub addr: String,
-    pub up: bool,
-    pub chunks: u64,
-    pub used_bytes: u64,
-    pub free_bytes: u64,
-    /// Milliseconds since its last report.
-    pub last_report_ms: u64,
-}
-
-/// The chunk side of `cluster status`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ChunkClusterStatus {
-    pub servers: Vec<ChunkServerInfo>,
-    pub replication_factor: u32,
-    pub under_replicated: u64,
-    /// Referenced chunks with no live holder at all.
-    pub lost: u64,
-}
-
 /// Record kinds of the chunk protocol.
 pub mod kinds {
     pub const CHUNK_REPORT: u8 = 8;
@@ -136,7 +113,6 @@ record!(PlacementRequest, kinds::PLACEMENT_REQUEST);
 record!(PlacementReply, kinds::PLACEMENT_REPLY);
 record!(LocateRequest, kinds::LOCATE_REQUEST);
 record!(LocateReply, kinds::LOCATE_REPLY);
-record!(ChunkClusterStatus, kinds::CHUNK_CLUSTER_STATUS);
 
 #[cfg(test)]
 mod tests {

@@ -35,10 +35,6 @@ id_type!(
     Seq
 );
 id_type!(
-    /// A metadata node's Raft id.
-    NodeId
-);
-id_type!(
     /// The stable identity of a directory or file inside the namespace
     /// store; names map to inodes, so a rename moves one key.
     InodeId

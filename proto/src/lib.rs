@@ -5,13 +5,15 @@
 //! these types inside the [`record`] envelope.
 
 pub mod chunks;
+pub mod cluster;
 pub mod hash;
 pub mod ids;
 pub mod namespace;
 pub mod path;
 pub mod record;
+pub mod routes;
 
 pub use hash::ChunkHash;
-pub use ids::{ClientId, InodeId, NodeId, Seq, SessionTag, Version};
+pub use ids::{ClientId, InodeId, Seq, SessionTag, Version};
 pub use path::{FsPath, PathError};
 pub use record::{decode, encode, Record, RecordError};

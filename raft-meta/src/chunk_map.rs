@@ -24,7 +24,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use toastyfs_proto::chunks::{ChunkClusterStatus, ChunkServerId, ChunkServerInfo, FetchOrder};
+use toastyfs_proto::chunks::{ChunkServerId, FetchOrder};
+use toastyfs_proto::cluster::{ChunkClusterStatus, ChunkServerInfo};
 use toastyfs_proto::ChunkHash;
 
 mod placement;

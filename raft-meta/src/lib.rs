@@ -2,21 +2,25 @@
 //!
 //! [`namespace`] is the pure, deterministic state machine every node
 //! applies. Around it: [`types`] (openraft configuration), [`store`]
-//! (RocksDB: log, vote, state, snapshots), [`network`] (Raft RPCs over
-//! [`transport`]), [`api`] (the HTTP server), [`node`] (a running node) and
-//! [`client`] (the leader-finding client the CLI and tests use).
-//! [`chunk_map`] is the leader's soft state about chunk locations and its
-//! replication rules; [`replication`] runs them in a node.
+//! (RocksDB: log, vote, state, snapshots), [`network`] (Raft RPCs over the
+//! client crate's one transport), [`proposer`] (group commit), [`node`]
+//! (the shared handle of a running node and its queries), [`server`]
+//! (starting a node and its background tasks), [`api`] (the HTTP server),
+//! [`cluster`] (forming the cluster, adding and removing nodes) and
+//! [`limits`] (every limit and timeout). [`chunk_map`] is the leader's
+//! soft state about chunk locations and its replication rules;
+//! [`replication`] runs them in a node.
 
 pub mod api;
 pub mod chunk_map;
-pub mod client;
+pub mod cluster;
+pub mod limits;
 pub mod metrics;
 pub mod namespace;
 pub mod network;
 pub mod node;
 pub mod proposer;
 pub mod replication;
+pub mod server;
 pub mod store;
-pub mod transport;
 pub mod types;

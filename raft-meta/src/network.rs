@@ -1,5 +1,5 @@
-//! openraft's network over our transport: each Raft RPC is a POST of a
-//! record to the peer's `/raft/...` endpoint; the peer answers with a
+//! openraft's network over the one transport: each Raft RPC is a POST of a
+//! record to the peer's Raft route (`proto::routes::RAFT_*`); the peer answers with a
 //! record holding `Result<reply, RaftError>`. Peer addresses come from the
 //! cluster membership, which the operator set from configuration.
 
@@ -12,9 +12,10 @@ use openraft::raft::{
     VoteRequest, VoteResponse,
 };
 use openraft::BasicNode;
+use toastyfs_client::transport::{SendError, Transport};
 use toastyfs_proto::record::Framed;
+use toastyfs_proto::routes;
 
-use crate::transport::{Transport, TransportError};
 use crate::types::{kinds, NodeId, TypeConfig};
 
 pub type AppendRequest = Framed<{ kinds::RPC_APPEND }, AppendEntriesRequest<TypeConfig>>;
@@ -62,11 +63,11 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         let reply: AppendReply = self
             .transport
+            .with_timeout(option.hard_ttl())
             .post_record(
                 &self.addr,
-                "/raft/append",
+                routes::RAFT_APPEND,
                 &AppendRequest::from_owned(rpc),
-                option.hard_ttl(),
             )
             .await
             .map_err(rpc_error)?;
@@ -85,11 +86,11 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
     > {
         let reply: SnapshotReply = self
             .transport
+            .with_timeout(option.hard_ttl())
             .post_record(
                 &self.addr,
-                "/raft/snapshot",
+                routes::RAFT_SNAPSHOT,
                 &SnapshotRpc::from_owned(rpc),
-                option.hard_ttl(),
             )
             .await
             .map_err(rpc_error)?;
@@ -105,12 +106,8 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         let reply: VoteReply = self
             .transport
-            .post_record(
-                &self.addr,
-                "/raft/vote",
-                &VoteRpc::from_owned(rpc),
-                option.hard_ttl(),
-            )
+            .with_timeout(option.hard_ttl())
+            .post_record(&self.addr, routes::RAFT_VOTE, &VoteRpc::from_owned(rpc))
             .await
             .map_err(rpc_error)?;
         reply
@@ -119,11 +116,14 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
     }
 }
 
+/// A peer that could not be connected to is unreachable (openraft backs
+/// off from it); any other failure is a network error of this one RPC.
 fn rpc_error<E: std::error::Error>(
-    e: TransportError,
+    e: SendError,
 ) -> RPCError<NodeId, BasicNode, RaftError<NodeId, E>> {
-    match e {
-        TransportError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-        other => RPCError::Network(NetworkError::new(&other)),
+    if e.never_sent() {
+        RPCError::Unreachable(Unreachable::new(&e))
+    } else {
+        RPCError::Network(NetworkError::new(&e))
     }
 }

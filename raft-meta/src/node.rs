@@ -1,80 +1,22 @@
-//! A running metadata node: the store, openraft, the HTTP server, and the
-//! background tasks (status metrics, leader-change logging, reclaim
-//! proposals, the replication scan, fail-stop).
+//! The `Node` handle of a running metadata node, shared by its HTTP
+//! handlers and background tasks, and the queries they ask of it: its
+//! namespace, its role and leader, its status. It starts nothing
+//! ([`crate::server`] does) and knows nothing of HTTP.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusHandle;
-use openraft::{Config, ServerState, SnapshotPolicy};
-use toastyfs_proto::namespace::{Command, Proposal, Query, QueryResult};
+use openraft::ServerState;
+use toastyfs_client::transport::Transport;
+use toastyfs_proto::cluster::{NodeStatus, Role};
+use toastyfs_proto::namespace::{Query, QueryResult};
 
-use crate::api::{self, NodeStatus};
-use crate::chunk_map::ChunkMapConfig;
 use crate::namespace::kv::{KvRead, StoreError};
 use crate::namespace::{keys, Namespace};
-use crate::network::NetworkFactory;
 use crate::proposer::Proposer;
-use crate::replication::{self, Replication};
-use crate::store::{self, state, Db, LogStore};
-use crate::transport::Transport;
+use crate::replication::Replication;
+use crate::store::{state, Db, LogStore};
 use crate::types::{NodeId, Raft};
-
-/// How to run one node.
-#[derive(Debug, Clone)]
-pub struct NodeConfig {
-    pub id: NodeId,
-    pub data_dir: PathBuf,
-    pub listen: SocketAddr,
-    /// Address peers and clients use to reach this node.
-    pub advertise: String,
-    pub heartbeat_ms: u64,
-    pub election_min_ms: u64,
-    pub election_max_ms: u64,
-    /// Take a snapshot (and compact the log) after this many entries.
-    pub snapshot_every: u64,
-    /// Log entries kept behind a snapshot for lagging followers.
-    pub keep_logs: u64,
-    /// Chunk replication: replication factor and chunk server timeouts.
-    pub chunks: ChunkMapConfig,
-}
-
-impl NodeConfig {
-    pub fn new(id: NodeId, data_dir: PathBuf, listen: SocketAddr) -> NodeConfig {
-        NodeConfig {
-            id,
-            data_dir,
-            listen,
-            advertise: listen.to_string(),
-            heartbeat_ms: 100,
-            election_min_ms: 300,
-            election_max_ms: 600,
-            snapshot_every: 20_000,
-            keep_logs: 1_000,
-            chunks: ChunkMapConfig::default(),
-        }
-    }
-}
-
-/// Why a node stopped or could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    #[error(transparent)]
-    Open(#[from] store::OpenError),
-    #[error("invalid Raft configuration: {0}")]
-    Config(String),
-    #[error("Raft failed to start: {0}")]
-    Raft(String),
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        addr: SocketAddr,
-        source: std::io::Error,
-    },
-    #[error("fail-stop: {0}")]
-    FailStop(String),
-}
 
 /// Shared state of a running node.
 pub struct Node {
@@ -84,11 +26,23 @@ pub struct Node {
     pub db: Arc<Db>,
     pub log: LogStore,
     pub namespace: Namespace,
+    /// Everything this node sends (Raft RPCs, forwards) goes through it.
     pub transport: Transport,
     pub proposer: Proposer,
     /// The leader's chunk locations and replication manager.
     pub replication: Replication,
     pub prometheus: Option<PrometheusHandle>,
+}
+
+/// openraft's server state as the cluster API names it.
+pub fn role_of(state: ServerState) -> Role {
+    match state {
+        ServerState::Leader => Role::Leader,
+        ServerState::Candidate => Role::Candidate,
+        ServerState::Follower => Role::Follower,
+        ServerState::Learner => Role::Learner,
+        ServerState::Shutdown => Role::Shutdown,
+    }
 }
 
 impl Node {
@@ -119,7 +73,7 @@ impl Node {
         Ok(NodeStatus {
             id: self.id,
             addr: self.addr.clone(),
-            role: format!("{:?}", m.state),
+            role: role_of(m.state),
             term: m.current_term,
             leader: m.current_leader,
             last_log_index: m.last_log_index.unwrap_or(0),
@@ -152,113 +106,11 @@ impl Node {
         );
     }
 
-    fn trash_pending(&self) -> bool {
+    pub fn trash_pending(&self) -> bool {
         let reader = state::DbReader::new(&self.db);
         reader
             .scan(&[keys::TRASH], &[keys::TRASH], 1)
             .map(|v| !v.is_empty())
             .unwrap_or(false)
-    }
-}
-
-/// Opens the store, starts Raft and serves until the node fails.
-pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
-    let (log, sm) = store::open(&config.data_dir)?;
-    let db = sm.db().clone();
-    let raft_config = Config {
-        cluster_name: "toastyfs".into(),
-        heartbeat_interval: config.heartbeat_ms,
-        election_timeout_min: config.election_min_ms,
-        election_timeout_max: config.election_max_ms,
-        snapshot_policy: SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-        max_in_snapshot_log_to_keep: config.keep_logs,
-        max_payload_entries: 1000,
-        ..Default::default()
-    }
-    .validate()
-    .map_err(|e| NodeError::Config(e.to_string()))?;
-    let transport = Transport::new();
-    let network = NetworkFactory {
-        transport: transport.clone(),
-    };
-    let raft = Raft::new(config.id, Arc::new(raft_config), network, log.clone(), sm)
-        .await
-        .map_err(|e| NodeError::Raft(e.to_string()))?;
-    let node = Arc::new(Node {
-        id: config.id,
-        addr: config.advertise.clone(),
-        raft: raft.clone(),
-        db,
-        log,
-        namespace: Namespace::default(),
-        transport,
-        proposer: Proposer::start(raft.clone()),
-        replication: Replication::new(config.chunks.clone()),
-        prometheus: crate::metrics::install(),
-    });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| NodeError::Listen {
-            addr: config.listen,
-            source,
-        })?;
-    tracing::info!(id = config.id, addr = %config.advertise, dir = %config.data_dir.display(), "metadata node listening");
-    let server = axum::serve(listener, api::router(node.clone()));
-    tokio::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
-    tokio::spawn(propose_reclaim(node.clone()));
-    let scanner = node.clone();
-    tokio::spawn(async move {
-        let node = &scanner;
-        replication::run(&node.replication, &node.raft, &node.db, &node.proposer).await
-    });
-    watch(node).await
-}
-
-/// Logs leader and membership changes; returns when Raft stops (fail-stop).
-async fn watch(node: Arc<Node>) -> Result<(), NodeError> {
-    let mut metrics = node.raft.metrics();
-    let mut leader = None;
-    let mut voters: Vec<NodeId> = Vec::new();
-    loop {
-        let m = metrics.borrow_and_update().clone();
-        if let Err(fatal) = &m.running_state {
-            tracing::error!(error = %fatal, "fail-stop: Raft stopped");
-            return Err(NodeError::FailStop(fatal.to_string()));
-        }
-        if m.current_leader != leader {
-            tracing::info!(term = m.current_term, leader = ?m.current_leader, state = ?m.state, "leader changed");
-            leader = m.current_leader;
-        }
-        let now: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
-        if now != voters {
-            tracing::info!(voters = ?now, "membership changed");
-            voters = now;
-        }
-        node.refresh_metrics();
-        if metrics.changed().await.is_err() {
-            return Err(NodeError::FailStop("Raft shut down".into()));
-        }
-    }
-}
-
-/// While this node leads and detached subtrees wait, propose `Reclaim`.
-async fn propose_reclaim(node: Arc<Node>) {
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        if !node.is_leader() || !node.trash_pending() {
-            continue;
-        }
-        let proposal = Proposal {
-            session: None,
-            time_ms: 0,
-            command: Command::Reclaim,
-        };
-        if let Err(e) = node.proposer.propose(proposal).await {
-            tracing::debug!(error = ?e, "reclaim proposal failed");
-        }
     }
 }

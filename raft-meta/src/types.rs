@@ -6,8 +6,8 @@ use toastyfs_proto::namespace::{CommandResult, Proposal};
 use toastyfs_proto::record::Framed;
 use toastyfs_proto::record::Record;
 
-/// A metadata node's Raft id.
-pub type NodeId = u64;
+/// A metadata node's Raft id (the wire type of the cluster API).
+pub use toastyfs_proto::cluster::NodeId;
 
 openraft::declare_raft_types!(
     /// ToastyFS's Raft types: log entries carry namespace proposals, and

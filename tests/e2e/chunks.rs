@@ -262,11 +262,13 @@ async fn the_replication_factor_is_a_cluster_setting() {
     wait_holders(&cluster, &hash, 3).await;
     let client = toastyfs_client::Client::new(toastyfs_client::ClientConfig::new(cluster.addrs()));
     client
+        .admin()
         .set_replication_factor(2, None)
         .await
         .expect("set the replication factor to 2");
     wait_holders(&cluster, &hash, 2).await;
     client
+        .admin()
         .set_replication_factor(4, None)
         .await
         .expect("set the replication factor to 4");

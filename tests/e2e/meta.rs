@@ -229,7 +229,7 @@ async fn new_node_catches_up_by_snapshot_and_removal_under_writes() {
                     command: create(&format!("/s/during{i}")),
                 };
                 client
-                    .write(&proposal)
+                    .propose(&proposal)
                     .await
                     .expect("write during removal")
                     .expect("created");
@@ -267,19 +267,19 @@ async fn followers_forward_writes_and_serve_only_stale_reads_alone() {
         .find(|id| **id != leader)
         .expect("a follower");
     let follower_addr = cluster.nodes[&follower].addr.clone();
-    let only_follower = toastyfs_raft_meta::client::MetaClient::new(vec![follower_addr.clone()]);
+    let only_follower = toastyfs_client::Admin::connect(vec![follower_addr.clone()]);
     let proposal = toastyfs_proto::namespace::Proposal {
         session: None,
         time_ms: 1,
         command: mkdir("/via-follower"),
     };
-    let result = only_follower.write(&proposal).await.expect("answered");
+    let result = only_follower.propose(&proposal).await.expect("answered");
     assert!(result.is_ok(), "{result:?}");
     let stat = Query::Stat {
         path: p("/via-follower"),
     };
     assert!(only_follower
-        .read_from(&follower_addr, &stat, false)
+        .query_node(&follower_addr, &stat, false)
         .await
         .expect("forwarded read")
         .is_ok());
@@ -287,7 +287,7 @@ async fn followers_forward_writes_and_serve_only_stale_reads_alone() {
     let _applied =
         crate::harness::wait_for("the follower to apply", Duration::from_secs(10), || async {
             only_follower
-                .read_from(&follower_addr, &stat, true)
+                .query_node(&follower_addr, &stat, true)
                 .await
                 .ok()
                 .filter(|r| r.is_ok())
@@ -302,13 +302,13 @@ async fn followers_forward_writes_and_serve_only_stale_reads_alone() {
     for id in others {
         cluster.kill(id);
     }
-    let plain = only_follower.read_from(&follower_addr, &stat, false).await;
+    let plain = only_follower.query_node(&follower_addr, &stat, false).await;
     assert!(
         plain.is_err(),
         "an isolated follower answered a linearizable read: {plain:?}"
     );
     let stale = only_follower
-        .read_from(&follower_addr, &stat, true)
+        .query_node(&follower_addr, &stat, true)
         .await
         .expect("stale read answered");
     assert!(stale.is_ok(), "{stale:?}");
@@ -330,8 +330,8 @@ async fn a_retried_request_is_applied_once() {
         command: mkdir("/once"),
     };
     let client = cluster.client();
-    let first = client.write(&proposal).await.expect("answered");
-    let second = client.write(&proposal).await.expect("answered");
+    let first = client.propose(&proposal).await.expect("answered");
+    let second = client.propose(&proposal).await.expect("answered");
     assert!(first.is_ok());
     assert_eq!(first, second, "a retry must get the first result");
     let Ok(QueryReply::Stat(info)) = cluster.read(Query::Stat { path: p("/") }).await else {
@@ -362,7 +362,7 @@ async fn log_appends_are_synced_in_batches() {
                     command: create(&format!("/w/{t}-{i}")),
                 };
                 client
-                    .write(&proposal)
+                    .propose(&proposal)
                     .await
                     .expect("answered")
                     .expect("created");

@@ -131,7 +131,7 @@ async fn main() -> anyhow::Result<()> {
     let client = Arc::new(Client::new(config));
     let started = Instant::now();
     loop {
-        if let Ok(status) = client.chunk_status().await {
+        if let Ok(status) = client.admin().chunk_status().await {
             if status.servers.iter().filter(|s| s.up).count() >= 3 {
                 break;
             }

@@ -16,10 +16,10 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use toastyfs_bench::{closed_loop, peak_rss_mib, RunStats};
+use toastyfs_client::Admin;
 use toastyfs_jepsen::cluster::Cluster;
 use toastyfs_proto::namespace::{Command, Proposal, Query, QueryReply, MIN_CHUNK_SIZE};
 use toastyfs_proto::{ClientId, FsPath, Seq, SessionTag};
-use toastyfs_raft_meta::client::MetaClient;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -50,15 +50,15 @@ fn create(name: &str) -> Command {
 }
 
 /// A client that talks to the leader first (no forwarding hop).
-async fn leader_first(cluster: &Cluster) -> MetaClient {
+async fn leader_first(cluster: &Cluster) -> Admin {
     let leader = cluster.wait_leader().await;
     let first = cluster.nodes[&leader].addr.clone();
     let mut addrs = vec![first.clone()];
     addrs.extend(cluster.addrs().into_iter().filter(|a| *a != first));
-    MetaClient::new(addrs)
+    Admin::connect(addrs)
 }
 
-async fn toastyfs_writes(client: &MetaClient, clients: usize, seconds: u64, tag: &str) -> RunStats {
+async fn toastyfs_writes(client: &Admin, clients: usize, seconds: u64, tag: &str) -> RunStats {
     let client = Arc::new(client.clone());
     let tag = tag.to_owned();
     closed_loop(clients, Duration::from_secs(seconds), move |c, i| {
@@ -74,25 +74,22 @@ async fn toastyfs_writes(client: &MetaClient, clients: usize, seconds: u64, tag:
                 time_ms: 1,
                 command: create(&name),
             };
-            matches!(client.write(&proposal).await, Ok(Ok(_)))
+            matches!(client.propose(&proposal).await, Ok(Ok(_)))
         }
     })
     .await
 }
 
-async fn toastyfs_reads(
-    client: &MetaClient,
-    clients: usize,
-    seconds: u64,
-    names: usize,
-) -> RunStats {
+async fn toastyfs_reads(client: &Admin, clients: usize, seconds: u64, names: usize) -> RunStats {
     let client = Arc::new(client.clone());
     closed_loop(clients, Duration::from_secs(seconds), move |c, i| {
         let client = client.clone();
         let name = format!("/bench/w1-0-{}", (c * 7919 + i) % names.max(1));
         async move {
             matches!(
-                client.read(&Query::Stat { path: path(&name) }, false).await,
+                client
+                    .query(&Query::Stat { path: path(&name) }, false)
+                    .await,
                 Ok(Ok(_))
             )
         }
@@ -108,8 +105,7 @@ async fn toastyfs_failover(cluster: &mut Cluster) -> Duration {
         .filter(|(id, _)| **id != leader)
         .map(|(_, n)| n.addr.clone())
         .collect();
-    let mut client = MetaClient::new(others);
-    client.deadline = Duration::from_millis(100);
+    let client = Admin::with_budget(others, Duration::from_millis(100));
     cluster.kill(leader);
     let killed = Instant::now();
     let mut i = 0;
@@ -119,7 +115,7 @@ async fn toastyfs_failover(cluster: &mut Cluster) -> Duration {
             time_ms: 1,
             command: create(&format!("/bench/failover-{i}")),
         };
-        if matches!(client.write(&proposal).await, Ok(Ok(_))) {
+        if matches!(client.propose(&proposal).await, Ok(Ok(_))) {
             return killed.elapsed();
         }
         i += 1;
@@ -144,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
     let mut cluster = Cluster::start(args.toastyfs.clone(), 3, &[]).await;
     let client = leader_first(&cluster).await;
     client
-        .write(&Proposal {
+        .propose(&Proposal {
             session: None,
             time_ms: 1,
             command: Command::CreateDir {
@@ -186,9 +182,9 @@ async fn main() -> anyhow::Result<()> {
 }
 
 /// Creates `n` files in one directory with 64 clients, then lists it.
-async fn scale(cluster: &Cluster, client: &MetaClient, n: u64) {
+async fn scale(cluster: &Cluster, client: &Admin, n: u64) {
     client
-        .write(&Proposal {
+        .propose(&Proposal {
             session: None,
             time_ms: 1,
             command: Command::CreateDir {
@@ -216,7 +212,7 @@ async fn scale(cluster: &Cluster, client: &MetaClient, n: u64) {
                     time_ms: 1,
                     command: create(&format!("/scale/f{i:08}")),
                 };
-                let _ = client.write(&proposal).await;
+                let _ = client.propose(&proposal).await;
             }
         }));
     }
@@ -238,7 +234,7 @@ async fn scale(cluster: &Cluster, client: &MetaClient, n: u64) {
             after: after.clone(),
             limit: 1000,
         };
-        let Ok(Ok(QueryReply::List(page))) = client.read(&query, false).await else {
+        let Ok(Ok(QueryReply::List(page))) = client.query(&query, false).await else {
             break;
         };
         listed += page.entries.len() as u64;

@@ -13,7 +13,7 @@ use toastyfs_proto::hash::ChunkHash;
 use toastyfs_proto::record;
 
 use super::*;
-use crate::sync::{RECORD_CONTENT_TYPE, REPORT_PATH};
+use toastyfs_proto::routes::{CHUNK_REPORT as REPORT_PATH, RECORD_CONTENT_TYPE};
 
 type Reports = Arc<Mutex<Vec<ChunkReport>>>;
 

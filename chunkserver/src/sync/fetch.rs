@@ -13,12 +13,11 @@
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use reqwest::StatusCode;
+use toastyfs_client::transport::{SendError, Transport};
 use toastyfs_proto::chunks::FetchOrder;
 use toastyfs_proto::hash::ChunkHash;
 use tokio::sync::{Notify, Semaphore};
 
-use super::{read_body, BodyError};
 use crate::error::StoreError;
 use crate::metrics;
 use crate::store::{ChunkStore, PutOutcome, MAX_CHUNK_BYTES};
@@ -30,20 +29,8 @@ pub const MAX_QUEUED_FETCHES: usize = 256;
 /// Why one source could not provide a chunk.
 #[derive(Debug, thiserror::Error)]
 pub enum FetchError {
-    #[error("request to {from} failed: {source}")]
-    Http {
-        from: String,
-        #[source]
-        source: reqwest::Error,
-    },
-    #[error("{from} answered {status}")]
-    Status { from: String, status: StatusCode },
-    #[error("reading the body from {from}: {source}")]
-    Body {
-        from: String,
-        #[source]
-        source: BodyError,
-    },
+    #[error(transparent)]
+    Download(#[from] SendError),
     #[error("storing the copy: {0}")]
     Store(#[from] StoreError),
     #[error("no source other than this server was named")]
@@ -54,7 +41,7 @@ pub enum FetchError {
 #[derive(Clone)]
 pub struct Fetcher {
     store: Arc<ChunkStore>,
-    http: reqwest::Client,
+    transport: Transport,
     own_addr: String,
     permits: Arc<Semaphore>,
     queued: Arc<Mutex<BTreeSet<ChunkHash>>>,
@@ -82,14 +69,14 @@ impl Fetcher {
     /// most `parallelism` copies at once and notifies `wake` after each.
     pub fn new(
         store: Arc<ChunkStore>,
-        http: reqwest::Client,
+        transport: Transport,
         own_addr: String,
         parallelism: usize,
         wake: Arc<Notify>,
     ) -> Fetcher {
         Fetcher {
             store,
-            http,
+            transport,
             own_addr,
             permits: Arc::new(Semaphore::new(parallelism.max(1))),
             queued: Arc::default(),
@@ -167,36 +154,10 @@ impl Fetcher {
     }
 
     async fn copy_from(&self, from: &str, hash: ChunkHash) -> Result<PutOutcome, FetchError> {
-        let bytes = download(&self.http, from, hash).await?;
+        let bytes = self
+            .transport
+            .get_chunk(from, &hash, MAX_CHUNK_BYTES as usize)
+            .await?;
         Ok(self.store.blocking(move |s| s.put(hash, &bytes)).await?)
     }
-}
-
-/// The whole chunk `hash` from the server at `from`.
-async fn download(
-    http: &reqwest::Client,
-    from: &str,
-    hash: ChunkHash,
-) -> Result<Vec<u8>, FetchError> {
-    let http_error = |source| FetchError::Http {
-        from: from.to_owned(),
-        source,
-    };
-    let response = http
-        .get(format!("http://{from}/chunks/{hash}"))
-        .send()
-        .await
-        .map_err(http_error)?;
-    if response.status() != StatusCode::OK {
-        return Err(FetchError::Status {
-            from: from.to_owned(),
-            status: response.status(),
-        });
-    }
-    read_body(response, MAX_CHUNK_BYTES as usize)
-        .await
-        .map_err(|source| FetchError::Body {
-            from: from.to_owned(),
-            source,
-        })
 }

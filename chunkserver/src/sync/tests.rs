@@ -4,13 +4,17 @@
 
 use std::time::Duration;
 
+use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use tempfile::TempDir;
 use toastyfs_proto::chunks::FetchOrder;
+use toastyfs_proto::record;
+use toastyfs_proto::routes::{CHUNK_REPORT as REPORT_PATH, RECORD_CONTENT_TYPE};
 use tokio::net::TcpListener;
 
 use super::*;

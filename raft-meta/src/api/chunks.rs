@@ -4,34 +4,29 @@
 //! They are answered from the leader's soft state ([`crate::replication`]);
 //! a follower forwards them to the leader once, like namespace writes.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use openraft::error::ForwardToLeader;
-use openraft::BasicNode;
+use toastyfs_client::transport::SendOptions;
 use toastyfs_proto::chunks::{
-    ChunkClusterStatus, ChunkReport, LocateRequest, PlacementRequest, MAX_HASHES_PER_MESSAGE,
+    ChunkReport, LocateRequest, PlacementRequest, MAX_HASHES_PER_MESSAGE,
 };
 use toastyfs_proto::record::{self, Record};
+use toastyfs_proto::routes;
 
-use super::{forward, is_forwarded, record_response, ApiError, AppState};
+use super::forward::{self, Forward};
+use super::reply::{record_response, ApiError};
+use super::AppState;
 use crate::chunk_map::{ChunkMap, NotReady};
+use crate::limits::{CHUNK_STATUS_FORWARD_TIMEOUT, FORWARD_TIMEOUT};
 use crate::metrics::record_request;
 use crate::node::Node;
 use crate::replication;
 use crate::store::state::DbReader;
-
-fn to_leader(node: &Node) -> ForwardToLeader<crate::types::NodeId, BasicNode> {
-    let leader = node.leader_addr();
-    ForwardToLeader {
-        leader_id: leader.as_ref().map(|(id, _)| *id),
-        leader_node: leader.map(|(_, addr)| BasicNode::new(addr)),
-    }
-}
 
 fn check_count(n: usize) -> Result<(), ApiError> {
     if n > MAX_HASHES_PER_MESSAGE {
@@ -53,7 +48,13 @@ async fn on_leader<R: Record>(
     answer: impl FnOnce(&mut ChunkMap) -> Result<R, ApiError>,
 ) -> Result<Response, ApiError> {
     let Some(mut map) = node.replication.map_if_leader(&node.raft) else {
-        return forward(node, path, body, headers, to_leader(node), kind).await;
+        let request = Forward::Post {
+            path,
+            body,
+            json: false,
+        };
+        let options = SendOptions::new(FORWARD_TIMEOUT);
+        return forward::to_leader(node, headers, node.leader_addr(), request, options, kind).await;
     };
     let reply = answer(&mut map);
     drop(map);
@@ -73,7 +74,7 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     let report: ChunkReport = record::decode(&body)?;
     check_count(report.added.len() + report.lost.len())?;
-    let path = "/v1/chunks/report";
+    let path = routes::CHUNK_REPORT;
     on_leader(&node, &headers, body, path, "chunk_report", |map| {
         let (orders, event) = map.report(report, Instant::now());
         replication::log_events(event.as_slice());
@@ -91,7 +92,7 @@ pub async fn placement(
 ) -> Result<Response, ApiError> {
     let request: PlacementRequest = record::decode(&body)?;
     check_count(request.hashes.len())?;
-    let path = "/v1/chunks/placement";
+    let path = routes::CHUNK_PLACEMENT;
     on_leader(&node, &headers, body, path, "placement", |map| {
         replication::follow_settings(&DbReader::new(&node.db), map)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -109,7 +110,7 @@ pub async fn locate(
 ) -> Result<Response, ApiError> {
     let request: LocateRequest = record::decode(&body)?;
     check_count(request.hashes.len())?;
-    let path = "/v1/chunks/locate";
+    let path = routes::CHUNK_LOCATE;
     on_leader(&node, &headers, body, path, "locate", |map| {
         map.locate(&request.hashes, Instant::now())
             .map_err(not_ready)
@@ -122,23 +123,25 @@ pub async fn locate(
 pub async fn status(
     State(node): State<AppState>,
     headers: HeaderMap,
-) -> Result<Json<ChunkClusterStatus>, ApiError> {
+) -> Result<Response, ApiError> {
     if let Some(mut map) = node.replication.map_if_leader(&node.raft) {
         replication::follow_settings(&DbReader::new(&node.db), &mut map)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
         let lost = replication::count_lost(&node.db, &map)
             .map_err(|e| ApiError::Internal(e.to_string()))?;
-        return Ok(Json(map.status(Instant::now(), lost)));
+        return Ok(Json(map.status(Instant::now(), lost)).into_response());
     }
-    let Some((leader_id, addr)) = node.leader_addr() else {
-        return Err(ApiError::NoLeader);
+    let request = Forward::Get {
+        path: routes::CHUNK_STATUS,
     };
-    if leader_id == node.id || is_forwarded(&headers) {
-        return Err(ApiError::NoLeader);
-    }
-    node.transport
-        .get_json(&addr, "/v1/chunks/status", Duration::from_secs(10))
-        .await
-        .map(Json)
-        .map_err(|e| ApiError::ForwardFailed(e.to_string()))
+    let options = SendOptions::new(CHUNK_STATUS_FORWARD_TIMEOUT);
+    forward::to_leader(
+        &node,
+        &headers,
+        node.leader_addr(),
+        request,
+        options,
+        "chunk_status",
+    )
+    .await
 }

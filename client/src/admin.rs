@@ -1,0 +1,227 @@
+//! Operating the cluster: form it, see each node's status and the chunk
+//! servers, add and remove metadata nodes, change the cluster settings,
+//! and send raw proposals and queries (for tests and benchmarks that need
+//! an exact session tag or one node's answer).
+//!
+//! It shares [`Meta`]'s leader finding, retry policy and outcome rule with
+//! the file API: a membership change or proposal that may have reached a
+//! server is never reported as a failure.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use toastyfs_proto::cluster::{
+    AddNodeRequest, ChunkClusterStatus, InitRequest, NodeId, NodeStatus, RemoveNodeRequest,
+};
+use toastyfs_proto::namespace::{
+    ClusterSettings, Command, CommandResult, Proposal, Query, QueryReply, QueryResult,
+};
+use toastyfs_proto::routes;
+use toastyfs_proto::Version;
+
+use crate::error::{ClientError, Result};
+use crate::meta::Meta;
+use crate::retry::{RetryPolicy, DEFAULT_POLICY};
+use crate::transport::{SendError, SendOptions, Transport};
+
+/// How long a status or chunk-status request may take.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `cluster init` may take on one node.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long adding a node may take: the leader answers once the new node
+/// has caught up with the log (and at most after its own forward timeout,
+/// which is shorter).
+pub const ADD_NODE_TIMEOUT: Duration = Duration::from_secs(310);
+/// How long removing a node may take.
+pub const REMOVE_NODE_TIMEOUT: Duration = Duration::from_secs(70);
+/// Default retry budget of administrative operations.
+pub const ADMIN_RETRY_BUDGET: Duration = Duration::from_secs(20);
+
+/// Administrative access to a cluster through any of its metadata nodes.
+#[derive(Clone)]
+pub struct Admin {
+    meta: Arc<Meta>,
+}
+
+impl Admin {
+    /// An admin client for the nodes at `addrs`, retrying each operation
+    /// for [`ADMIN_RETRY_BUDGET`].
+    pub fn connect(addrs: Vec<String>) -> Admin {
+        Admin::with_budget(addrs, ADMIN_RETRY_BUDGET)
+    }
+
+    /// An admin client that retries each operation for `budget`.
+    pub fn with_budget(addrs: Vec<String>, budget: Duration) -> Admin {
+        Admin::with_policy(addrs, DEFAULT_POLICY.with_budget(budget))
+    }
+
+    pub fn with_policy(addrs: Vec<String>, policy: RetryPolicy) -> Admin {
+        let transport = Transport::new(STATUS_TIMEOUT);
+        Admin {
+            meta: Arc::new(Meta::new(addrs, transport, policy)),
+        }
+    }
+
+    pub(crate) fn from_meta(meta: Arc<Meta>) -> Admin {
+        Admin { meta }
+    }
+
+    fn transport(&self) -> &Transport {
+        self.meta.transport()
+    }
+
+    /// Proposes `proposal` exactly as given, retried unchanged (so with
+    /// the same session tag) across nodes and elections.
+    pub async fn propose(&self, proposal: &Proposal) -> Result<CommandResult> {
+        self.meta.propose(proposal).await
+    }
+
+    /// Applies `command` under a fresh session of this client, at most once.
+    pub async fn write(&self, command: Command) -> Result<CommandResult> {
+        match self.meta.write(command).await {
+            Ok(outcome) => Ok(Ok(outcome)),
+            Err(ClientError::Refused(refusal)) => Ok(Err(refusal)),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A read through any node (linearizable unless `stale`).
+    pub async fn query(&self, query: &Query, stale: bool) -> Result<QueryResult> {
+        self.meta.query(query, stale).await
+    }
+
+    /// A read sent to the node at `addr` only, to see what that node says.
+    pub async fn query_node(&self, addr: &str, query: &Query, stale: bool) -> Result<QueryResult> {
+        let path = if stale {
+            routes::READ_STALE
+        } else {
+            routes::READ
+        };
+        self.transport()
+            .post_record(addr, path, query)
+            .await
+            .map_err(|e| one_node(addr, e))
+    }
+
+    /// One node's status.
+    pub async fn status(&self, addr: &str) -> Result<NodeStatus> {
+        self.transport()
+            .get_json(addr, routes::STATUS, SendOptions::new(STATUS_TIMEOUT))
+            .await
+            .map_err(|e| one_node(addr, e))
+    }
+
+    /// The leader's view of the chunk servers (any node answers: a
+    /// follower asks the leader).
+    pub async fn chunk_status(&self) -> Result<ChunkClusterStatus> {
+        let options = SendOptions::new(STATUS_TIMEOUT);
+        let transport = self.transport();
+        self.meta
+            .retrying(|addr| async move {
+                transport
+                    .get_json(&addr, routes::CHUNK_STATUS, options)
+                    .await
+            })
+            .await
+            .map_err(|e| self.meta.read_only(e))
+    }
+
+    /// Forms a new cluster whose voters are `members`, asking the node at
+    /// `addr` (one of them). A formed cluster answers
+    /// [`ClientError::Rejected`] with status 409.
+    pub async fn init(&self, addr: &str, members: BTreeMap<NodeId, String>) -> Result<String> {
+        self.transport()
+            .post_json(
+                addr,
+                routes::CLUSTER_INIT,
+                &InitRequest { members },
+                SendOptions::new(INIT_TIMEOUT),
+            )
+            .await
+            .map_err(|e| match e {
+                SendError::Status {
+                    status: 409,
+                    message,
+                    ..
+                } => ClientError::Rejected {
+                    status: 409,
+                    message,
+                },
+                other => one_node(addr, other),
+            })
+    }
+
+    /// Adds node `id` at `node_addr`: a learner first, a voter once it has
+    /// caught up. Returns the leader's confirmation.
+    pub async fn add_node(&self, id: NodeId, node_addr: &str) -> Result<String> {
+        let request = AddNodeRequest {
+            id,
+            addr: node_addr.to_owned(),
+        };
+        self.membership(routes::CLUSTER_ADD_NODE, &request, ADD_NODE_TIMEOUT)
+            .await
+    }
+
+    /// Removes node `id` from the voters.
+    pub async fn remove_node(&self, id: NodeId) -> Result<String> {
+        let request = RemoveNodeRequest { id };
+        self.membership(routes::CLUSTER_REMOVE_NODE, &request, REMOVE_NODE_TIMEOUT)
+            .await
+    }
+
+    async fn membership<Req: Serialize>(
+        &self,
+        path: &str,
+        request: &Req,
+        timeout: Duration,
+    ) -> Result<String> {
+        let transport = self.transport();
+        self.meta
+            .retrying(|addr| async move {
+                transport
+                    .post_json::<Req, String>(&addr, path, request, SendOptions::new(timeout))
+                    .await
+            })
+            .await
+    }
+
+    /// Sets the cluster's replication factor (1..=16); the leader then
+    /// copies or drops chunks to match. Returns the settings' new version.
+    pub async fn set_replication_factor(
+        &self,
+        factor: u32,
+        expect: Option<Version>,
+    ) -> Result<Version> {
+        let command = Command::SetReplicationFactor { factor, expect };
+        self.meta
+            .write(command)
+            .await
+            .map(|o| crate::version_of(&o))
+    }
+
+    /// The cluster settings (replication factor and their version).
+    pub async fn settings(&self) -> Result<ClusterSettings> {
+        match self.meta.read(Query::Settings, false).await? {
+            QueryReply::Settings(settings) => Ok(settings),
+            _ => Err(ClientError::Protocol(
+                "expected the cluster settings".into(),
+            )),
+        }
+    }
+}
+
+/// A request to one node only: a read or status query, so an unanswered
+/// one failed; a refusal keeps its status.
+fn one_node(addr: &str, e: SendError) -> ClientError {
+    match e {
+        SendError::Status {
+            status, message, ..
+        } => ClientError::Rejected { status, message },
+        other => ClientError::Unavailable {
+            addrs: addr.to_owned(),
+            detail: other.to_string(),
+        },
+    }
+}

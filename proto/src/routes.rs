@@ -1,0 +1,83 @@
+//! Every HTTP route of every ToastyFS process, the record content type and
+//! the header that marks a forwarded request: the one wire contract the
+//! servers route by and the clients send to. No path literal lives
+//! anywhere else.
+//!
+//! Metadata node routes carry records ([`RECORD_CONTENT_TYPE`]) except the
+//! operator endpoints (status, cluster management), which speak JSON.
+//! Chunk server routes carry raw chunk bytes.
+
+use crate::ChunkHash;
+
+/// Content type of a body that is one record (`record.rs`).
+pub const RECORD_CONTENT_TYPE: &str = "application/x-toastyfs-record";
+
+/// Set on a request a metadata node forwards to its leader. A forwarded
+/// request is never forwarded again, so requests cannot bounce between
+/// followers.
+pub const FORWARDED_HEADER: &str = "x-toastyfs-forwarded";
+
+/// Raft RPCs between metadata nodes (records).
+pub const RAFT_APPEND: &str = "/raft/append";
+pub const RAFT_VOTE: &str = "/raft/vote";
+pub const RAFT_SNAPSHOT: &str = "/raft/snapshot";
+
+/// A namespace write: a `Proposal` in, a `CommandResult` out.
+pub const WRITE: &str = "/v1/write";
+/// A linearizable namespace read: a `Query` in, a `QueryResult` out.
+pub const READ: &str = "/v1/read";
+/// A read any node answers from its own state (possibly stale).
+pub const READ_STALE: &str = "/v1/read?stale=true";
+/// One node's [`crate::cluster::NodeStatus`] (JSON).
+pub const STATUS: &str = "/v1/status";
+
+/// A chunk server's `ChunkReport`; answered with its `ChunkOrders`.
+pub const CHUNK_REPORT: &str = "/v1/chunks/report";
+/// A `PlacementRequest` for new chunks; answered with a `PlacementReply`.
+pub const CHUNK_PLACEMENT: &str = "/v1/chunks/placement";
+/// A `LocateRequest`; answered with the live holders of each chunk.
+pub const CHUNK_LOCATE: &str = "/v1/chunks/locate";
+/// The leader's `ChunkClusterStatus` (JSON).
+pub const CHUNK_STATUS: &str = "/v1/chunks/status";
+
+/// Cluster management (JSON): initialise, add a node, remove a node.
+pub const CLUSTER_INIT: &str = "/v1/cluster/init";
+pub const CLUSTER_ADD_NODE: &str = "/v1/cluster/add-node";
+pub const CLUSTER_REMOVE_NODE: &str = "/v1/cluster/remove-node";
+
+/// Prometheus metrics and liveness, on every process.
+pub const METRICS: &str = "/metrics";
+pub const HEALTH: &str = "/health";
+
+/// Chunk server: one chunk by hash (PUT upload, GET download, PATCH).
+pub const CHUNK: &str = "/chunks/{hash}";
+/// Chunk server: which of a list of hashes it holds (JSON).
+pub const CHUNKS_EXISTS: &str = "/chunks/exists";
+/// Chunk server: its store's status (JSON).
+pub const CHUNK_SERVER_STATUS: &str = "/status";
+
+/// The path of one chunk on a chunk server ([`CHUNK`] filled in).
+pub fn chunk(hash: &ChunkHash) -> String {
+    format!("/chunks/{hash}")
+}
+
+/// `http://{addr}{path}`: the URL of a route on a process.
+pub fn url(addr: &str, path: &str) -> String {
+    format!("http://{addr}{path}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunk_path_fills_the_route_pattern() {
+        let hash = ChunkHash::of(b"x");
+        assert_eq!(chunk(&hash), CHUNK.replace("{hash}", &hash.to_string()));
+    }
+
+    #[test]
+    fn stale_read_is_the_read_route_with_a_flag() {
+        assert!(READ_STALE.starts_with(READ));
+    }
+}

@@ -1,0 +1,37 @@
+//! Every limit and timeout of a metadata node, named once. Timeouts that
+//! meet a client's are chosen against the client crate's: a node that
+//! forwards for a client gives up before the client does, so the client
+//! hears why instead of timing out itself.
+
+use std::time::Duration;
+
+/// Largest request body (a Raft append batch or snapshot chunk).
+pub const MAX_REQUEST_BYTES: usize = 32 << 20;
+
+/// A forwarded write, read or chunk request waits this long for the
+/// leader: under the client's 30 s per-request timeout
+/// (`toastyfs_client::ClientConfig::request_timeout`).
+pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(25);
+/// A forwarded add-node waits this long for the leader, which answers once
+/// the new node caught up: under the client's
+/// `toastyfs_client::admin::ADD_NODE_TIMEOUT` (310 s).
+pub const ADD_NODE_FORWARD_TIMEOUT: Duration = Duration::from_secs(300);
+/// A forwarded remove-node: under the client's
+/// `toastyfs_client::admin::REMOVE_NODE_TIMEOUT` (70 s).
+pub const REMOVE_NODE_FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
+/// A forwarded chunk status: the client's status timeout is 10 s.
+pub const CHUNK_STATUS_FORWARD_TIMEOUT: Duration = Duration::from_secs(8);
+
+/// How often the leader checks for detached subtrees to reclaim.
+pub const RECLAIM_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Raft timing defaults (milliseconds, as openraft takes them).
+pub const HEARTBEAT_MS: u64 = 100;
+pub const ELECTION_MIN_MS: u64 = 300;
+pub const ELECTION_MAX_MS: u64 = 600;
+/// Take a snapshot (and compact the log) after this many entries.
+pub const SNAPSHOT_EVERY_ENTRIES: u64 = 20_000;
+/// Log entries kept behind a snapshot for lagging followers.
+pub const KEEP_LOGS_BEHIND_SNAPSHOT: u64 = 1_000;
+/// Most log entries in one AppendEntries.
+pub const MAX_PAYLOAD_ENTRIES: u64 = 1000;

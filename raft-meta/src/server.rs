@@ -1,0 +1,188 @@
+//! Starting a metadata node: open the store, start Raft, serve the HTTP
+//! API, and run the background tasks (leader-change logging and
+//! fail-stop, reclaim proposals, the replication scan) until the node
+//! fails.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use openraft::{Config, SnapshotPolicy};
+use toastyfs_client::transport::Transport;
+use toastyfs_proto::namespace::{Command, Proposal};
+
+use crate::api;
+use crate::chunk_map::ChunkMapConfig;
+use crate::limits;
+use crate::namespace::Namespace;
+use crate::network::NetworkFactory;
+use crate::node::Node;
+use crate::proposer::Proposer;
+use crate::replication::{self, Replication};
+use crate::store;
+use crate::types::{NodeId, Raft};
+
+/// How to run one node.
+#[derive(Debug, Clone)]
+pub struct NodeConfig {
+    pub id: NodeId,
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// Address peers and clients use to reach this node.
+    pub advertise: String,
+    pub heartbeat_ms: u64,
+    pub election_min_ms: u64,
+    pub election_max_ms: u64,
+    /// Take a snapshot (and compact the log) after this many entries.
+    pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot for lagging followers.
+    pub keep_logs: u64,
+    /// Chunk replication: replication factor and chunk server timeouts.
+    pub chunks: ChunkMapConfig,
+}
+
+impl NodeConfig {
+    pub fn new(id: NodeId, data_dir: PathBuf, listen: SocketAddr) -> NodeConfig {
+        NodeConfig {
+            id,
+            data_dir,
+            listen,
+            advertise: listen.to_string(),
+            heartbeat_ms: limits::HEARTBEAT_MS,
+            election_min_ms: limits::ELECTION_MIN_MS,
+            election_max_ms: limits::ELECTION_MAX_MS,
+            snapshot_every: limits::SNAPSHOT_EVERY_ENTRIES,
+            keep_logs: limits::KEEP_LOGS_BEHIND_SNAPSHOT,
+            chunks: ChunkMapConfig::default(),
+        }
+    }
+
+    fn raft_config(&self) -> Result<Config, NodeError> {
+        Config {
+            cluster_name: "toastyfs".into(),
+            heartbeat_interval: self.heartbeat_ms,
+            election_timeout_min: self.election_min_ms,
+            election_timeout_max: self.election_max_ms,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
+            max_in_snapshot_log_to_keep: self.keep_logs,
+            max_payload_entries: limits::MAX_PAYLOAD_ENTRIES,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| NodeError::Config(e.to_string()))
+    }
+}
+
+/// Why a node stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error(transparent)]
+    Open(#[from] store::OpenError),
+    #[error("invalid Raft configuration: {0}")]
+    Config(String),
+    #[error("Raft failed to start: {0}")]
+    Raft(String),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("fail-stop: {0}")]
+    FailStop(String),
+}
+
+/// Opens the store, starts Raft and serves until the node fails.
+pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
+    let node = start(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| NodeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!(id = config.id, addr = %config.advertise, dir = %config.data_dir.display(), "metadata node listening");
+    let server = axum::serve(listener, api::router(node.clone()));
+    tokio::spawn(async move {
+        if let Err(e) = server.await {
+            tracing::error!(error = %e, "HTTP server stopped");
+        }
+    });
+    tokio::spawn(propose_reclaim(node.clone()));
+    let scanner = node.clone();
+    tokio::spawn(async move {
+        let node = &scanner;
+        replication::run(&node.replication, &node.raft, &node.db, &node.proposer).await
+    });
+    watch(node).await
+}
+
+/// The store opened and Raft started: the node's shared handle.
+async fn start(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
+    let (log, sm) = store::open(&config.data_dir)?;
+    let db = sm.db().clone();
+    let transport = Transport::new(limits::FORWARD_TIMEOUT);
+    let network = NetworkFactory {
+        transport: transport.clone(),
+    };
+    let raft_config = Arc::new(config.raft_config()?);
+    let raft = Raft::new(config.id, raft_config, network, log.clone(), sm)
+        .await
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+    Ok(Arc::new(Node {
+        id: config.id,
+        addr: config.advertise.clone(),
+        raft: raft.clone(),
+        db,
+        log,
+        namespace: Namespace::default(),
+        transport,
+        proposer: Proposer::start(raft),
+        replication: Replication::new(config.chunks.clone()),
+        prometheus: crate::metrics::install(),
+    }))
+}
+
+/// Logs leader and membership changes; returns when Raft stops (fail-stop).
+async fn watch(node: Arc<Node>) -> Result<(), NodeError> {
+    let mut metrics = node.raft.metrics();
+    let mut leader = None;
+    let mut voters: Vec<NodeId> = Vec::new();
+    loop {
+        let m = metrics.borrow_and_update().clone();
+        if let Err(fatal) = &m.running_state {
+            tracing::error!(error = %fatal, "fail-stop: Raft stopped");
+            return Err(NodeError::FailStop(fatal.to_string()));
+        }
+        if m.current_leader != leader {
+            tracing::info!(term = m.current_term, leader = ?m.current_leader, state = ?m.state, "leader changed");
+            leader = m.current_leader;
+        }
+        let now: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        if now != voters {
+            tracing::info!(voters = ?now, "membership changed");
+            voters = now;
+        }
+        node.refresh_metrics();
+        if metrics.changed().await.is_err() {
+            return Err(NodeError::FailStop("Raft shut down".into()));
+        }
+    }
+}
+
+/// While this node leads and detached subtrees wait, propose `Reclaim`.
+async fn propose_reclaim(node: Arc<Node>) {
+    loop {
+        tokio::time::sleep(limits::RECLAIM_INTERVAL).await;
+        if !node.is_leader() || !node.trash_pending() {
+            continue;
+        }
+        let proposal = Proposal {
+            session: None,
+            time_ms: 0,
+            command: Command::Reclaim,
+        };
+        if let Err(e) = node.proposer.propose(proposal).await {
+            tracing::debug!(error = ?e, "reclaim proposal failed");
+        }
+    }
+}
