@@ -13,8 +13,8 @@ use toastyfs_proto::namespace::{Command, Proposal, Query, QueryResult};
 
 use crate::api::{self, NodeStatus};
 use crate::chunk_map::ChunkMapConfig;
-use crate::namespace::kv::{KvRead, StoreError};
-use crate::namespace::{keys, Namespace};
+use crate::namespace::kv::StoreError;
+use crate::namespace::{self, Namespace};
 use crate::network::NetworkFactory;
 use crate::proposer::Proposer;
 use crate::replication::{self, Replication};
@@ -153,11 +153,7 @@ impl Node {
     }
 
     fn trash_pending(&self) -> bool {
-        let reader = state::DbReader::new(&self.db);
-        reader
-            .scan(&[keys::TRASH], &[keys::TRASH], 1)
-            .map(|v| !v.is_empty())
-            .unwrap_or(false)
+        namespace::trash_pending(&state::DbReader::new(&self.db)).unwrap_or(false)
     }
 }
 
