@@ -39,8 +39,6 @@ mod stored;
 mod tree;
 
 #[cfg(test)]
-mod model;
-#[cfg(test)]
 mod tests;
 
 pub use reads::{garbage_page, is_referenced, referenced_chunks_page, trash_pending};
