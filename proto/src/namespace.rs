@@ -2,7 +2,7 @@
 //! asks of the metadata service and what it gets back.
 //!
 //! A [`Proposal`] (a mutating [`Command`] plus its session tag and the
-//! proposer's clock reading) is what goes into the Raft log; a [`Query`] is
+//! leader's clock reading) is what goes into the Raft log; a [`Query`] is
 //! answered from the applied state without touching the log. Failed
 //! operations are values ([`FsError`]), applied identically everywhere.
 
@@ -127,8 +127,9 @@ pub struct WriteCommit {
     pub create_with_chunk_size: Option<u32>,
 }
 
-/// What goes into the Raft log: a command, who sent it, and the
-/// proposer's wall-clock time (the state machine reads no clock).
+/// What goes into the Raft log: a command, who sent it, and the wall-clock
+/// time the leader's proposer stamped on it (whatever the sender put there
+/// is overwritten; the state machine reads no clock).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Proposal {
     pub session: Option<SessionTag>,
