@@ -253,6 +253,126 @@ pub fn assert_tamper_evident<T: Record + PartialEq + std::fmt::Debug>(value: &T)
     }
 }
 
+/// A sample value of some record type under a fixture name, type-erased so
+/// samples of different types share one list: the golden fixtures and the
+/// tamper-evidence checks then cover the same values. For tests, in this
+/// crate and the ones above it.
+#[doc(hidden)]
+pub struct Sample {
+    pub name: String,
+    record: Box<dyn ErasedSample>,
+}
+
+trait ErasedSample {
+    fn encode(&self) -> Result<Vec<u8>, RecordError>;
+    fn decodes_back(&self, bytes: &[u8]) -> Result<(), String>;
+    fn assert_tamper_evident(&self);
+}
+
+impl<T: Record + PartialEq + std::fmt::Debug> ErasedSample for T {
+    fn encode(&self) -> Result<Vec<u8>, RecordError> {
+        encode(self)
+    }
+
+    fn decodes_back(&self, bytes: &[u8]) -> Result<(), String> {
+        match decode::<T>(bytes) {
+            Ok(value) if value == *self => Ok(()),
+            Ok(value) => Err(format!("decodes to {value:?}, not to the sample {self:?}")),
+            Err(e) => Err(format!("does not decode: {e}")),
+        }
+    }
+
+    fn assert_tamper_evident(&self) {
+        assert_tamper_evident(self)
+    }
+}
+
+impl Sample {
+    pub fn new<T: Record + PartialEq + std::fmt::Debug + 'static>(
+        name: impl Into<String>,
+        value: T,
+    ) -> Sample {
+        Sample {
+            name: name.into(),
+            record: Box::new(value),
+        }
+    }
+
+    pub fn encode(&self) -> Result<Vec<u8>, RecordError> {
+        self.record.encode()
+    }
+
+    /// Whether `bytes` decode to this sample.
+    pub fn decodes_back(&self, bytes: &[u8]) -> Result<(), String> {
+        self.record.decodes_back(bytes)
+    }
+
+    /// [`assert_tamper_evident`] on the sample.
+    pub fn assert_tamper_evident(&self) {
+        self.record.assert_tamper_evident()
+    }
+
+    /// The text of this sample's golden fixture: its encoding in lowercase
+    /// hex and a newline.
+    pub fn golden_text(&self) -> Result<String, RecordError> {
+        Ok(format!("{}\n", hex::encode(self.encode()?)))
+    }
+}
+
+/// Checks golden fixtures against samples: `fixtures` maps a fixture name
+/// to its text (hex, surrounding whitespace ignored). Every sample must
+/// have a distinct name and a fixture equal to its encoding that decodes
+/// back to it, and every fixture a sample. Returns the problems found.
+/// The caller does the file I/O (and rewrites the files to bless changes).
+#[doc(hidden)]
+pub fn check_golden(
+    samples: &[Sample],
+    fixtures: &std::collections::BTreeMap<String, String>,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for sample in samples {
+        let name = &sample.name;
+        if !names.insert(name.as_str()) {
+            problems.push(format!("{name}: two samples have this name"));
+        }
+        let encoded = match sample.encode() {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                problems.push(format!("{name}: the sample does not encode: {e}"));
+                continue;
+            }
+        };
+        let Some(text) = fixtures.get(name) else {
+            problems.push(format!("{name}: no golden fixture"));
+            continue;
+        };
+        let golden = match hex::decode(text.trim()) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                problems.push(format!("{name}: the fixture is not hex: {e}"));
+                continue;
+            }
+        };
+        if golden != encoded {
+            problems.push(format!(
+                "{name}: the encoding changed\n  fixture: {}\n  now:     {}",
+                hex::encode(&golden),
+                hex::encode(&encoded)
+            ));
+        }
+        if let Err(e) = sample.decodes_back(&golden) {
+            problems.push(format!("{name}: the fixture {e}"));
+        }
+    }
+    for name in fixtures.keys() {
+        if !names.contains(name.as_str()) {
+            problems.push(format!("{name}: a fixture without a sample"));
+        }
+    }
+    problems
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

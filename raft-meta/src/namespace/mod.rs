@@ -40,6 +40,8 @@ mod tree;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::formats::stored_record_samples;
 
 pub use reads::{garbage_page, is_referenced, referenced_chunks_page, trash_pending};
 pub use stored::StateHeader;

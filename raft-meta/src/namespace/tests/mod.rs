@@ -1,8 +1,10 @@
 //! Tests of the namespace state machine: unit tests of its rules, by
-//! concept, and property tests against the reference model. Every unit
-//! test runs `check_invariants` after each step (see [`Fixture::run`]).
+//! concept, property tests against the reference model, and the samples of
+//! its stored records. Every unit test runs `check_invariants` after each
+//! step (see [`Fixture::run`]).
 
 mod chunks;
+pub(super) mod formats;
 mod model;
 mod proptest_model;
 mod sessions;
