@@ -36,16 +36,10 @@ pub use placement::NotReady;
 pub use reports::ServerEvent;
 pub use scan::ScanSummary;
 
-/// Servers with less free space than this get no new chunks.
-const MIN_FREE_BYTES: u64 = 1 << 20;
-/// Default copies of every referenced chunk (before the cluster setting is read).
-const DEFAULT_REPLICATION_FACTOR: u32 = 3;
-/// Default silence after which a chunk server is down.
-const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(20);
-/// Default time a fetch order has to be confirmed before it is re-issued.
-const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
-/// Default time an unconfirmed placement is remembered.
-const DEFAULT_PLACEMENT_TTL: Duration = Duration::from_secs(120);
+use crate::limits::{
+    DEFAULT_FETCH_TIMEOUT, DEFAULT_PLACEMENT_TTL, DEFAULT_REPLICATION_FACTOR,
+    DEFAULT_SERVER_TIMEOUT,
+};
 
 /// How the replication manager behaves.
 #[derive(Debug, Clone)]

@@ -35,3 +35,29 @@ pub const SNAPSHOT_EVERY_ENTRIES: u64 = 20_000;
 pub const KEEP_LOGS_BEHIND_SNAPSHOT: u64 = 1_000;
 /// Most log entries in one AppendEntries.
 pub const MAX_PAYLOAD_ENTRIES: u64 = 1000;
+
+/// Proposals waiting for a batch on the leader.
+pub const PROPOSALS_QUEUED: usize = 8192;
+/// Log entries the proposer keeps in flight at once (pipelining).
+pub const PROPOSER_ENTRIES_IN_FLIGHT: usize = 4;
+
+/// Bytes of key/value pairs per record of a snapshot file.
+pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+
+/// How often the leader's replication scan runs.
+pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
+/// Reference-count keys read per page when counting lost chunks.
+pub const REF_PAGE: usize = 10_000;
+/// Garbage records looked at per scan for `ForgetGarbage`.
+pub const FORGET_PAGE: usize = 1_000;
+
+/// Chunk servers with less free space than this get no new chunks.
+pub const MIN_FREE_BYTES: u64 = 1 << 20;
+/// Copies of every referenced chunk before the cluster setting is read.
+pub const DEFAULT_REPLICATION_FACTOR: u32 = 3;
+/// Silence after which a chunk server is down.
+pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(20);
+/// Time a fetch order has to be confirmed before it is re-issued.
+pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time an unconfirmed placement is remembered.
+pub const DEFAULT_PLACEMENT_TTL: Duration = Duration::from_secs(120);

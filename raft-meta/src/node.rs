@@ -11,8 +11,8 @@ use toastyfs_client::transport::Transport;
 use toastyfs_proto::cluster::{NodeStatus, Role};
 use toastyfs_proto::namespace::{Query, QueryResult};
 
-use crate::namespace::kv::{KvRead, StoreError};
-use crate::namespace::{keys, Namespace};
+use crate::namespace::kv::StoreError;
+use crate::namespace::{self, Namespace};
 use crate::proposer::Proposer;
 use crate::replication::Replication;
 use crate::store::{state, Db, LogStore};
@@ -106,11 +106,8 @@ impl Node {
         );
     }
 
+    /// Whether detached subtrees wait for `Reclaim`.
     pub fn trash_pending(&self) -> bool {
-        let reader = state::DbReader::new(&self.db);
-        reader
-            .scan(&[keys::TRASH], &[keys::TRASH], 1)
-            .map(|v| !v.is_empty())
-            .unwrap_or(false)
+        namespace::trash_pending(&state::DbReader::new(&self.db)).unwrap_or(false)
     }
 }

@@ -3,8 +3,15 @@
 //! (up to [`MAX_BATCH_PROPOSALS`]), so many clients share one append and
 //! one fsync instead of paying one each. A few entries are kept in flight
 //! at once so the pipeline never idles.
+//!
+//! The proposer also stamps the time: every proposal's `time_ms` is
+//! overwritten with this node's wall clock (milliseconds since the UNIX
+//! epoch, never going backwards here) as it joins a batch, whatever the
+//! sender put there. The state machine reads no clock; the log carries the
+//! leader's reading, so every replica sees the same modification times.
 
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 use openraft::BasicNode;
@@ -13,10 +20,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::types::{NodeId, ProposalBatch, Raft, MAX_BATCH_PROPOSALS};
 
-/// Entries in flight at once.
-const IN_FLIGHT: usize = 4;
-/// Proposals waiting for a batch.
-const QUEUE: usize = 8192;
+use crate::limits::{PROPOSALS_QUEUED as QUEUE, PROPOSER_ENTRIES_IN_FLIGHT as IN_FLIGHT};
 
 /// Why a proposal was not committed here.
 #[derive(Debug, Clone)]
@@ -56,8 +60,22 @@ impl Proposer {
     }
 }
 
+/// The time to stamp: the wall clock, or the last stamp if the clock
+/// stepped back, so stamps on this node never decrease.
+fn stamp(last: u64, now: u64) -> u64 {
+    last.max(now)
+}
+
+/// Milliseconds since the UNIX epoch (0 if the clock is before it).
+fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
 async fn run(raft: Raft, mut receiver: mpsc::Receiver<(Proposal, Reply)>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let mut last_stamp = 0;
     while let Some(first) = receiver.recv().await {
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
@@ -69,6 +87,10 @@ async fn run(raft: Raft, mut receiver: mpsc::Receiver<(Proposal, Reply)>) {
                 Ok(item) => batch.push(item),
                 Err(_) => break,
             }
+        }
+        last_stamp = stamp(last_stamp, wall_clock_ms());
+        for (proposal, _) in &mut batch {
+            proposal.time_ms = last_stamp;
         }
         let raft = raft.clone();
         tokio::spawn(async move {
@@ -103,5 +125,24 @@ async fn commit(raft: &Raft, batch: Vec<(Proposal, Reply)>) {
                 let _ = reply.send(Err(ProposeError::Failed(e.to_string())));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_follow_the_clock_but_never_go_back() {
+        assert_eq!(stamp(0, 1_000), 1_000);
+        assert_eq!(stamp(1_000, 1_500), 1_500);
+        assert_eq!(stamp(1_500, 900), 1_500, "a clock stepped back");
+        assert_eq!(stamp(1_500, 1_500), 1_500);
+    }
+
+    #[test]
+    fn the_wall_clock_is_past_the_epoch() {
+        // 2020-01-01 in milliseconds: a sanity bound, not an exact value.
+        assert!(wall_clock_ms() > 1_577_836_800_000);
     }
 }

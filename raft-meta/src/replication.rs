@@ -12,28 +12,21 @@
 //! `ForgetGarbage` command, so the garbage set does not grow forever.
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use openraft::ServerState;
 use toastyfs_proto::namespace::{Command, Outcome, Proposal};
 use toastyfs_proto::ChunkHash;
 
 use crate::chunk_map::{ChunkMap, ChunkMapConfig, ServerEvent};
-use crate::namespace::keys;
+use crate::namespace;
 use crate::namespace::kv::{KvRead, StoreError};
 use crate::proposer::Proposer;
 use crate::store::state::DbReader;
 use crate::store::Db;
 use crate::types::Raft;
 
-/// How often the replication scan runs.
-pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Reference-count keys read per page when counting lost chunks.
-const REF_PAGE: usize = 10_000;
-
-/// Garbage records looked at per scan for `ForgetGarbage`.
-const FORGET_PAGE: usize = 1_000;
+use crate::limits::{FORGET_PAGE, REF_PAGE, SCAN_INTERVAL};
 
 /// The chunk map and the term it belongs to.
 pub struct Replication {
@@ -75,14 +68,9 @@ impl Replication {
     }
 }
 
-/// Whether the namespace references `hash` (its count is above zero).
-pub fn is_referenced<R: KvRead>(reader: &R, hash: &ChunkHash) -> Result<bool, StoreError> {
-    Ok(reader.get(&keys::ref_count(hash))?.is_some())
-}
-
 /// Sets the map's replication factor from the cluster settings.
 pub fn follow_settings<R: KvRead>(reader: &R, map: &mut ChunkMap) -> Result<(), StoreError> {
-    let settings = crate::namespace::settings::read(reader)?;
+    let settings = namespace::settings::read(reader)?;
     if settings.replication_factor != map.config().replication_factor {
         tracing::info!(
             replication_factor = settings.replication_factor,
@@ -96,23 +84,14 @@ pub fn follow_settings<R: KvRead>(reader: &R, map: &mut ChunkMap) -> Result<(), 
 /// Referenced chunks that no live chunk server holds.
 pub fn count_lost(db: &Db, map: &ChunkMap) -> Result<u64, StoreError> {
     let reader = DbReader::new(db);
-    let prefix = [keys::REF_COUNT];
-    let mut from = prefix.to_vec();
+    let mut after = None;
     let mut lost = 0;
     loop {
-        let page = reader.scan(&prefix, &from, REF_PAGE)?;
-        for (key, _) in &page {
-            let hash = key.get(1..).and_then(ChunkHash::from_slice);
-            if hash.is_some_and(|h| map.holder_count(&h) == 0) {
-                lost += 1;
-            }
-        }
-        match page.last() {
-            Some((key, _)) if page.len() == REF_PAGE => {
-                from = key.clone();
-                from.push(0);
-            }
-            _ => return Ok(lost),
+        let (page, next) = namespace::referenced_chunks_page(&reader, after, REF_PAGE)?;
+        lost += page.iter().filter(|h| map.holder_count(h) == 0).count() as u64;
+        match next {
+            Some(_) => after = next,
+            None => return Ok(lost),
         }
     }
 }
@@ -122,23 +101,13 @@ pub fn count_lost(db: &Db, map: &ChunkMap) -> Result<u64, StoreError> {
 fn forgettable<R: KvRead>(
     reader: &R,
     map: &ChunkMap,
-    cursor: &mut Vec<u8>,
+    cursor: &mut Option<ChunkHash>,
 ) -> Result<Vec<ChunkHash>, StoreError> {
-    let prefix = [keys::GARBAGE];
-    let from = if cursor.is_empty() {
-        prefix.to_vec()
-    } else {
-        cursor.clone()
-    };
-    let page = reader.scan(&prefix, &from, FORGET_PAGE)?;
-    *cursor = match page.last() {
-        Some((key, _)) if page.len() == FORGET_PAGE => [key.as_slice(), &[0]].concat(),
-        _ => Vec::new(),
-    };
+    let (page, next) = namespace::garbage_page(reader, *cursor, FORGET_PAGE)?;
+    *cursor = next;
     let now = Instant::now();
     Ok(page
-        .iter()
-        .filter_map(|(key, _)| key.get(1..).and_then(ChunkHash::from_slice))
+        .into_iter()
         .filter(|hash| map.may_forget(hash, now))
         .collect())
 }
@@ -146,7 +115,7 @@ fn forgettable<R: KvRead>(
 /// Runs the replication scan every [`SCAN_INTERVAL`] while this node leads,
 /// and proposes `ForgetGarbage` for garbage whose copies are all deleted.
 pub async fn run(replication: &Replication, raft: &Raft, db: &Db, proposer: &Proposer) {
-    let mut cursor = Vec::new();
+    let mut cursor = None;
     loop {
         tokio::time::sleep(SCAN_INTERVAL).await;
         if replication.map_if_leader(raft).is_none() {
@@ -173,7 +142,7 @@ fn scan_once(
     replication: &Replication,
     raft: &Raft,
     db: &Db,
-    cursor: &mut Vec<u8>,
+    cursor: &mut Option<ChunkHash>,
 ) -> Vec<ChunkHash> {
     let Some(mut map) = replication.map_if_leader(raft) else {
         return Vec::new();
@@ -183,7 +152,9 @@ fn scan_once(
         tracing::warn!(error = %e, "replication scan could not read the cluster settings");
         return Vec::new();
     }
-    match map.scan(Instant::now(), |hash| is_referenced(&reader, hash)) {
+    match map.scan(Instant::now(), |hash| {
+        namespace::is_referenced(&reader, hash)
+    }) {
         Ok((summary, events)) => {
             log_events(&events);
             crate::metrics::record_replication(&summary, map.servers_up());

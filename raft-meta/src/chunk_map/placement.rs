@@ -11,7 +11,8 @@ use sha2::{Digest, Sha256};
 use toastyfs_proto::chunks::{ChunkServerId, LocateReply, Placement, PlacementReply};
 use toastyfs_proto::ChunkHash;
 
-use super::{ChunkMap, MIN_FREE_BYTES};
+use super::ChunkMap;
+use crate::limits::MIN_FREE_BYTES;
 
 /// Why the leader cannot place or locate chunks right now; the client
 /// should retry shortly.

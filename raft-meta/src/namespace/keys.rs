@@ -82,6 +82,16 @@ pub fn garbage(hash: &ChunkHash) -> Vec<u8> {
     tagged(GARBAGE, &[hash.as_bytes()])
 }
 
+/// The first key after `<tag> <hash>` (for paging through `N` or `G`).
+pub fn hash_key_after(tag: u8, hash: &ChunkHash) -> Vec<u8> {
+    tagged(tag, &[hash.as_bytes(), &[0]])
+}
+
+/// The hash part of an `N` or `G` key.
+pub fn key_hash(key: &[u8]) -> Option<ChunkHash> {
+    key.get(1..).and_then(ChunkHash::from_slice)
+}
+
 pub fn trash(inode: InodeId) -> Vec<u8> {
     tagged(TRASH, &[&inode.0.to_be_bytes()])
 }
@@ -130,5 +140,9 @@ mod tests {
             Some((5, ClientId(7)))
         );
         assert_eq!(trash_inode(&trash(InodeId(4))), Some(InodeId(4)));
+        let hash = ChunkHash([3; 32]);
+        assert_eq!(key_hash(&garbage(&hash)), Some(hash));
+        assert!(garbage(&hash) < hash_key_after(GARBAGE, &hash));
+        assert!(hash_key_after(GARBAGE, &hash) < garbage(&ChunkHash([4; 32])));
     }
 }

@@ -17,24 +17,34 @@
 //! detaches the subtree and later [`Command::Reclaim`] commands free it in
 //! steps of `reclaim_budget` keys, and truncation or a write touches at most
 //! `MAX_CHUNKS_PER_OP` chunk slots.
+//!
+//! The key layout (`keys`) and the stored records (`stored`) are private
+//! to this module: the rest of the node reads the state only through the
+//! read-only queries re-exported here ([`header`], [`is_referenced`],
+//! [`referenced_chunks_page`], [`garbage_page`], [`trash_pending`],
+//! [`settings::read`]), each taking any [`kv::KvRead`].
 
 mod chunks;
 mod create;
 pub mod invariants;
-pub mod keys;
+mod keys;
 pub mod kv;
 mod query;
+mod reads;
 mod remove;
 mod rename;
 mod sessions;
 pub mod settings;
-pub mod stored;
+mod stored;
 mod tree;
 
 #[cfg(test)]
-mod model;
-#[cfg(test)]
 mod tests;
+#[cfg(test)]
+pub(crate) use tests::formats::stored_record_samples;
+
+pub use reads::{garbage_page, is_referenced, referenced_chunks_page, trash_pending};
+pub use stored::StateHeader;
 
 use sha2::{Digest, Sha256};
 use toastyfs_proto::namespace::{
@@ -43,7 +53,6 @@ use toastyfs_proto::namespace::{
 use toastyfs_proto::{ChunkHash, Version};
 
 use kv::{KvRead, KvStore, StoreError};
-use stored::StateHeader;
 
 /// Limits that shape how the state evolves. Every replica must use the same
 /// values (they are part of the replicated behaviour), so the metadata

@@ -1,5 +1,6 @@
 //! The values stored under the keys of [`super::keys`], each a record in
-//! the envelope (kinds 16 and up), and typed access to them.
+//! the envelope (kinds 16 and up), and typed access to them. Their samples
+//! (tamper evidence, golden fixtures) are in `tests/formats.rs`.
 
 use serde::{Deserialize, Serialize};
 use toastyfs_proto::namespace::{CommandResult, EntryKind};
@@ -138,47 +139,4 @@ pub fn write<T: Record, S: KvStore + ?Sized>(
 ) -> Result<(), StoreError> {
     let bytes = record::encode(value).map_err(StoreError::Encode)?;
     store.put(key, bytes)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use toastyfs_proto::namespace::{FsError, Outcome};
-    use toastyfs_proto::record::assert_tamper_evident;
-
-    /// Every stored record type rejects every truncation and bit flip.
-    #[test]
-    fn stored_records_are_tamper_evident() {
-        assert_tamper_evident(&StateHeader {
-            applied_index: 9,
-            digest: [7; 32],
-            ..StateHeader::default()
-        });
-        assert_tamper_evident(&StoredEntry {
-            inode: InodeId(5),
-            kind: EntryKind::File,
-            version: Version(3),
-            mtime_ms: 1,
-            chunk_size: 4096,
-            length: 10,
-        });
-        assert_tamper_evident(&ChunkRef(ChunkHash::of(b"a")));
-        assert_tamper_evident(&RefCount(3));
-        assert_tamper_evident(&GarbageSince(11));
-        assert_tamper_evident(&TrashEntry {
-            kind: EntryKind::Dir,
-        });
-        assert_tamper_evident(&SessionRecord {
-            last_seq: Seq(4),
-            last_index: 8,
-            result: Ok(Outcome::Created {
-                version: Version(1),
-            }),
-        });
-        assert_tamper_evident(&SessionRecord {
-            last_seq: Seq(4),
-            last_index: 8,
-            result: Err(FsError::NotFound { path: "/q".into() }),
-        });
-    }
 }

@@ -10,6 +10,8 @@
 // our helpers return it unchanged rather than boxing and unboxing.
 #![allow(clippy::result_large_err)]
 
+#[cfg(test)]
+mod formats;
 mod log;
 mod snapshot;
 pub mod state;

@@ -23,11 +23,11 @@ use toastyfs_proto::record::{self, Framed, Record, HEADER_BYTES};
 use super::{dec, enc, raft_keys, Db, CF_LOG, CF_RAFT, CF_STATE};
 use crate::types::{kinds, LogIdRecord, MembershipRecord, SnapshotMeta, StorageError, TypeConfig};
 
-type HeaderRecord = Framed<{ kinds::SNAPSHOT_HEADER }, SnapshotMeta>;
-type ChunkRecord = Framed<{ kinds::SNAPSHOT_CHUNK }, Vec<(Vec<u8>, Vec<u8>)>>;
-type EndRecord = Framed<{ kinds::SNAPSHOT_END }, u64>;
+pub(super) type HeaderRecord = Framed<{ kinds::SNAPSHOT_HEADER }, SnapshotMeta>;
+pub(super) type ChunkRecord = Framed<{ kinds::SNAPSHOT_CHUNK }, Vec<(Vec<u8>, Vec<u8>)>>;
+pub(super) type EndRecord = Framed<{ kinds::SNAPSHOT_END }, u64>;
 
-const CHUNK_BYTES: usize = 1 << 20;
+use crate::limits::SNAPSHOT_CHUNK_BYTES as CHUNK_BYTES;
 
 fn err(message: impl std::fmt::Display) -> StorageError {
     StorageIOError::read_snapshot(None, AnyError::error(message.to_string())).into()

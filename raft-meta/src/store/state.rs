@@ -16,8 +16,7 @@ use toastyfs_proto::namespace::{Query, QueryResult};
 use super::snapshot::{self, SnapshotBuilder};
 use super::{dec, enc, io_err, raft_keys, Db, CF_RAFT, CF_STATE};
 use crate::namespace::kv::{KvPair, KvRead, Overlay, StoreError};
-use crate::namespace::stored::StateHeader;
-use crate::namespace::{self, Namespace};
+use crate::namespace::{self, Namespace, StateHeader};
 use crate::types::{
     ApplyReply, Entry, LogId, LogIdRecord, MembershipRecord, SnapshotMeta, StorageError,
     StoredMembership, TypeConfig,

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use toastyfs_proto::namespace::*;
 use toastyfs_proto::{ChunkHash, ClientId, FsPath, Seq, SessionTag, Version};
 
-use super::NamespaceConfig;
+use crate::namespace::NamespaceConfig;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MEntry {

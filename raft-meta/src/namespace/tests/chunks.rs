@@ -1,0 +1,104 @@
+//! Chunk lists and reference counts: holes past the end, freeing on
+//! overwrite, truncation rules, and forgetting garbage records.
+
+use toastyfs_proto::namespace::*;
+
+use super::{h, p, Fixture};
+use crate::namespace::keys;
+use crate::namespace::kv::KvRead;
+
+/// A write past the end leaves holes that read as zeros (no chunk), and
+/// reads are clipped at the end of the file.
+#[test]
+fn write_past_eof_leaves_holes() {
+    let mut f = Fixture::new();
+    let cs = u64::from(MIN_CHUNK_SIZE);
+    let out = f.write("/f", 3 * cs + 10, 5, &[7]).unwrap();
+    assert!(
+        matches!(out, Outcome::Written { file_length, bytes_written: 5, .. } if file_length == 3 * cs + 15)
+    );
+    let plan = f.plan("/f", 0, 1 << 30);
+    assert_eq!(plan.length, 3 * cs + 15);
+    assert_eq!(plan.chunks, vec![None, None, None, Some(h(7))]);
+    let past = f.plan("/f", 10 * cs, 100);
+    assert_eq!((past.length, past.chunks.len()), (0, 0));
+}
+
+/// Overwriting a chunk frees the old one only when nothing else uses it.
+#[test]
+fn overwrite_frees_unreferenced_chunks_only() {
+    let mut f = Fixture::new();
+    let cs = u64::from(MIN_CHUNK_SIZE);
+    f.write("/a", 0, 2 * cs, &[1, 2]).unwrap();
+    f.write("/b", 0, cs, &[1]).unwrap();
+    let out = f.write("/a", 0, 2 * cs, &[3, 1]).unwrap();
+    assert_eq!(out.freed(), &[h(2)]);
+    let out = f.ok(Command::Delete {
+        path: p("/a"),
+        recursive: false,
+        expect: None,
+    });
+    assert_eq!(out.freed(), &[h(3)]);
+    let out = f.ok(Command::Delete {
+        path: p("/b"),
+        recursive: false,
+        expect: None,
+    });
+    assert_eq!(out.freed(), &[h(1)]);
+    assert!(f.store.get(&keys::garbage(&h(1))).unwrap().is_some());
+}
+
+/// Shrinking into a stored chunk needs the cut chunk; growing exposes zeros.
+#[test]
+fn truncate_rules() {
+    let mut f = Fixture::new();
+    let cs = u64::from(MIN_CHUNK_SIZE);
+    f.write("/t", 0, 3 * cs, &[1, 2, 3]).unwrap();
+    let cut = |length, cut_chunk| Command::Truncate {
+        path: p("/t"),
+        length,
+        cut_chunk,
+        expect: None,
+    };
+    assert_eq!(
+        f.run(cut(cs + 1, None)),
+        Err(FsError::TruncateNeedsCutChunk {
+            path: "/t".into(),
+            length: cs + 1
+        })
+    );
+    let out = f.ok(cut(cs + 1, Some(h(9))));
+    let mut freed = out.freed().to_vec();
+    freed.sort();
+    assert_eq!(freed, vec![h(2), h(3)]);
+    assert_eq!(
+        f.run(cut(cs * 4, Some(h(1)))),
+        Err(FsError::UnexpectedCutChunk {
+            path: "/t".into(),
+            length: cs * 4
+        })
+    );
+    f.ok(cut(cs * 4, None));
+    assert_eq!(
+        f.plan("/t", 0, u64::MAX).chunks,
+        vec![Some(h(1)), Some(h(9)), None, None]
+    );
+}
+
+/// Garbage records are forgotten on request, but only while the chunk is
+/// still garbage.
+#[test]
+fn forget_garbage_drops_only_garbage_records() {
+    let mut f = Fixture::new();
+    f.write("/a", 0, 10, &[1]).unwrap();
+    f.write("/a", 0, 10, &[2]).unwrap();
+    assert!(f.store.get(&keys::garbage(&h(1))).unwrap().is_some());
+    let out = f.ok(Command::ForgetGarbage {
+        hashes: vec![h(1), h(2), h(3)],
+    });
+    assert_eq!(out, Outcome::GarbageForgotten { count: 1 });
+    assert!(f.store.get(&keys::garbage(&h(1))).unwrap().is_none());
+    // Still referenced: untouched, and writable again later.
+    assert!(f.store.get(&keys::ref_count(&h(2))).unwrap().is_some());
+    f.write("/b", 0, 10, &[1]).unwrap();
+}

@@ -1,0 +1,47 @@
+//! Cluster settings kept in the replicated state: the replication factor.
+
+use toastyfs_proto::namespace::*;
+use toastyfs_proto::Version;
+
+use super::{mkdir, Fixture};
+
+/// The replication factor is a cluster setting: defaults to 3, bounded,
+/// versioned like everything else.
+#[test]
+fn replication_factor_is_a_versioned_cluster_setting() {
+    use toastyfs_proto::namespace::{ClusterSettings, DEFAULT_REPLICATION_FACTOR};
+    let mut f = Fixture::new();
+    let settings = |f: &Fixture| match f.query(Query::Settings).unwrap() {
+        QueryReply::Settings(s) => s,
+        other => panic!("not settings: {other:?}"),
+    };
+    assert_eq!(settings(&f).replication_factor, DEFAULT_REPLICATION_FACTOR);
+    for factor in [0, 17] {
+        let refused = f.run(Command::SetReplicationFactor {
+            factor,
+            expect: None,
+        });
+        assert_eq!(refused, Err(FsError::InvalidReplicationFactor { factor }));
+    }
+    f.ok(mkdir("/a"));
+    let Outcome::SettingsChanged { version } = f.ok(Command::SetReplicationFactor {
+        factor: 2,
+        expect: Some(Version(0)),
+    }) else {
+        panic!("expected SettingsChanged");
+    };
+    assert_eq!(version, Version(2));
+    assert_eq!(
+        settings(&f),
+        ClusterSettings {
+            replication_factor: 2,
+            version
+        }
+    );
+    let stale = f.run(Command::SetReplicationFactor {
+        factor: 5,
+        expect: Some(Version(0)),
+    });
+    assert!(matches!(stale, Err(FsError::VersionMismatch { .. })));
+    assert_eq!(settings(&f).replication_factor, 2);
+}
