@@ -40,12 +40,8 @@ use crate::store::{ChunkStore, PutOutcome, MAX_CHUNK_BYTES};
 
 pub use range::ByteRange;
 
-/// Room for request framing beyond the largest chunk body.
-pub const BODY_SLACK_BYTES: usize = 64 << 10;
-/// Most hashes one `POST /chunks/exists` may ask about.
-pub const MAX_EXISTS_HASHES: usize = 10_000;
-/// Body limit of `POST /chunks/exists`: the hashes, quoted, plus slack.
-const MAX_EXISTS_BODY_BYTES: usize = 1 << 20;
+use crate::limits::MAX_EXISTS_BODY_BYTES;
+pub use crate::limits::{BODY_SLACK_BYTES, MAX_EXISTS_HASHES};
 
 /// An error answer.
 #[derive(Debug, thiserror::Error)]

@@ -7,7 +7,9 @@
 //! its changes ([`ChunkStore::take_added_since_last`],
 //! [`ChunkStore::take_lost`]) to the metadata leader and carries out its
 //! fetch and drop orders; [`identity`] keeps the server's stable id;
-//! [`server`] wires all of them into one running chunk server.
+//! [`server`] wires all of them into one running chunk server; [`limits`]
+//! names every limit and timeout. What it sends goes through the client
+//! crate's one transport.
 //!
 //! Deliberately absent: any knowledge of files, the namespace or Raft (this
 //! crate never depends on `toastyfs-raft-meta`) and flag parsing (the
@@ -17,6 +19,7 @@ pub mod api;
 pub mod error;
 pub mod identity;
 mod layout;
+pub mod limits;
 pub mod metrics;
 pub mod scrub;
 pub mod server;

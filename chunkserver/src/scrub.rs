@@ -28,10 +28,7 @@ pub struct ScrubConfig {
     pub pause_between_passes: Duration,
 }
 
-/// Default scrub rate: 32 MiB/s.
-pub const DEFAULT_SCRUB_RATE_BYTES_PER_SEC: u64 = 32 << 20;
-/// Default rest between passes: one hour.
-pub const DEFAULT_SCRUB_PAUSE: Duration = Duration::from_secs(3600);
+pub use crate::limits::{DEFAULT_SCRUB_PAUSE, DEFAULT_SCRUB_RATE_BYTES_PER_SEC};
 
 impl Default for ScrubConfig {
     fn default() -> ScrubConfig {

@@ -107,8 +107,7 @@ impl State {
     }
 }
 
-/// Chunks at least this large are hashed while they are written.
-const PARALLEL_HASH_BYTES: usize = 1 << 20;
+use crate::limits::PARALLEL_HASH_BYTES;
 
 /// `Ok` if the body's hash is its name.
 fn check_hash(expected: ChunkHash, actual: ChunkHash) -> Result<(), StoreError> {

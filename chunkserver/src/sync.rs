@@ -52,23 +52,10 @@ pub use drops::{DropSchedule, DropUpdate};
 pub use fetch::{FetchError, Fetcher, MAX_QUEUED_FETCHES};
 use link::Link;
 
-/// Default time between reports.
-pub const DEFAULT_REPORT_INTERVAL: Duration = Duration::from_secs(1);
-/// Default delay between the leader's drop order and the deletion.
-pub const DEFAULT_DROP_GRACE: Duration = Duration::from_secs(30 * 60);
-/// Default number of healing copies running at once.
-pub const DEFAULT_FETCH_PARALLELISM: usize = 4;
-/// A drop order is acted on only while the latest answer is at most this
-/// many report intervals old.
-const FRESH_ANSWER_INTERVALS: u32 = 3;
-/// Bound on one report round trip to one metadata node.
-const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Bound on one healing copy from one source.
-const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
-/// First wait after every metadata node failed; doubles up to the cap (kept
-/// short: after a leader election every server must re-register quickly).
-const FIRST_BACKOFF: Duration = Duration::from_millis(200);
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+pub use crate::limits::{DEFAULT_DROP_GRACE, DEFAULT_FETCH_PARALLELISM, DEFAULT_REPORT_INTERVAL};
+use crate::limits::{
+    FETCH_TIMEOUT, FIRST_BACKOFF, FRESH_ANSWER_INTERVALS, MAX_BACKOFF, REPORT_TIMEOUT,
+};
 
 /// How the loop reports and to whom.
 #[derive(Debug, Clone)]

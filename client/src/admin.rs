@@ -22,22 +22,12 @@ use toastyfs_proto::routes;
 use toastyfs_proto::Version;
 
 use crate::error::{ClientError, Result};
+use crate::limits::{
+    ADD_NODE_TIMEOUT, ADMIN_RETRY_BUDGET, INIT_TIMEOUT, REMOVE_NODE_TIMEOUT, STATUS_TIMEOUT,
+};
 use crate::meta::Meta;
 use crate::retry::{RetryPolicy, DEFAULT_POLICY};
 use crate::transport::{SendError, SendOptions, Transport};
-
-/// How long a status or chunk-status request may take.
-pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long `cluster init` may take on one node.
-pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long adding a node may take: the leader answers once the new node
-/// has caught up with the log (and at most after its own forward timeout,
-/// which is shorter).
-pub const ADD_NODE_TIMEOUT: Duration = Duration::from_secs(310);
-/// How long removing a node may take.
-pub const REMOVE_NODE_TIMEOUT: Duration = Duration::from_secs(70);
-/// Default retry budget of administrative operations.
-pub const ADMIN_RETRY_BUDGET: Duration = Duration::from_secs(20);
 
 /// Administrative access to a cluster through any of its metadata nodes.
 #[derive(Clone)]

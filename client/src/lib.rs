@@ -19,6 +19,7 @@ pub mod blocking;
 mod chunks;
 pub mod error;
 mod layout;
+pub mod limits;
 mod meta;
 mod read;
 pub mod retry;
@@ -60,10 +61,10 @@ impl ClientConfig {
     pub fn new(meta: Vec<String>) -> ClientConfig {
         ClientConfig {
             meta,
-            parallelism: 8,
+            parallelism: limits::DEFAULT_PARALLELISM,
             chunk_size: DEFAULT_CHUNK_SIZE,
-            request_timeout: Duration::from_secs(30),
-            retry_for: Duration::from_secs(30),
+            request_timeout: limits::REQUEST_TIMEOUT,
+            retry_for: limits::RETRY_BUDGET,
         }
     }
 }

@@ -31,8 +31,7 @@ use crate::error::{ClientError, Result};
 use crate::retry::{RetryPolicy, Step};
 use crate::transport::{SendError, Transport};
 
-/// Most writes one client has in flight (each on its own session).
-pub const MAX_SESSIONS: usize = 64;
+pub use crate::limits::MAX_SESSIONS;
 
 /// Leader-finding, retrying access to the metadata service.
 pub struct Meta {

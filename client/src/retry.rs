@@ -11,6 +11,8 @@
 
 use std::time::Duration;
 
+use crate::limits;
+
 /// Exponential backoff between rounds: `first`, doubling, at most `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Backoff {
@@ -52,11 +54,11 @@ pub struct RetryPolicy {
 /// up after 5 s if no node accepts a connection at all.
 pub const DEFAULT_POLICY: RetryPolicy = RetryPolicy {
     backoff: Backoff {
-        first: Duration::from_millis(50),
-        max: Duration::from_millis(500),
+        first: limits::FIRST_BACKOFF,
+        max: limits::MAX_BACKOFF,
     },
-    budget: Duration::from_secs(30),
-    unreachable_after: Duration::from_secs(5),
+    budget: limits::RETRY_BUDGET,
+    unreachable_after: limits::UNREACHABLE_AFTER,
 };
 
 impl RetryPolicy {

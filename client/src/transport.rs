@@ -21,16 +21,8 @@ use toastyfs_proto::record::{self, Record, RecordError};
 use toastyfs_proto::routes::{self, FORWARDED_HEADER, RECORD_CONTENT_TYPE};
 use toastyfs_proto::ChunkHash;
 
-/// Largest response body accepted from a metadata node (a list page, a
-/// snapshot chunk or a report answer fits), plus room for the envelope.
-pub const MAX_RESPONSE_BYTES: usize = (16 << 20) + 4096;
-/// Longest a TCP connection may take to be made; past it the request was
-/// never sent.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Idle connections kept per host, so bursts reuse connections.
-pub const MAX_IDLE_PER_HOST: usize = 64;
-/// Most bytes of an error body quoted in a [`SendError::Status`].
-const MAX_QUOTED_ERROR: usize = 1 << 10;
+pub use crate::limits::MAX_RESPONSE_BYTES;
+use crate::limits::{CONNECT_TIMEOUT, MAX_IDLE_PER_HOST, MAX_QUOTED_ERROR};
 
 /// Why a request got no usable answer.
 #[derive(Debug, thiserror::Error)]

@@ -10,14 +10,14 @@ pub const MAX_REQUEST_BYTES: usize = 32 << 20;
 
 /// A forwarded write, read or chunk request waits this long for the
 /// leader: under the client's 30 s per-request timeout
-/// (`toastyfs_client::ClientConfig::request_timeout`).
+/// (`toastyfs_client::limits::REQUEST_TIMEOUT`).
 pub const FORWARD_TIMEOUT: Duration = Duration::from_secs(25);
 /// A forwarded add-node waits this long for the leader, which answers once
 /// the new node caught up: under the client's
-/// `toastyfs_client::admin::ADD_NODE_TIMEOUT` (310 s).
+/// `toastyfs_client::limits::ADD_NODE_TIMEOUT` (310 s).
 pub const ADD_NODE_FORWARD_TIMEOUT: Duration = Duration::from_secs(300);
 /// A forwarded remove-node: under the client's
-/// `toastyfs_client::admin::REMOVE_NODE_TIMEOUT` (70 s).
+/// `toastyfs_client::limits::REMOVE_NODE_TIMEOUT` (70 s).
 pub const REMOVE_NODE_FORWARD_TIMEOUT: Duration = Duration::from_secs(60);
 /// A forwarded chunk status: the client's status timeout is 10 s.
 pub const CHUNK_STATUS_FORWARD_TIMEOUT: Duration = Duration::from_secs(8);
@@ -61,3 +61,14 @@ pub const DEFAULT_SERVER_TIMEOUT: Duration = Duration::from_secs(20);
 pub const DEFAULT_FETCH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Time an unconfirmed placement is remembered.
 pub const DEFAULT_PLACEMENT_TTL: Duration = Duration::from_secs(120);
+
+// The forward timeouts stay under the client's, checked at compile time.
+const _: () = assert!(
+    FORWARD_TIMEOUT.as_millis() < toastyfs_client::limits::REQUEST_TIMEOUT.as_millis()
+        && ADD_NODE_FORWARD_TIMEOUT.as_millis()
+            < toastyfs_client::limits::ADD_NODE_TIMEOUT.as_millis()
+        && REMOVE_NODE_FORWARD_TIMEOUT.as_millis()
+            < toastyfs_client::limits::REMOVE_NODE_TIMEOUT.as_millis()
+        && CHUNK_STATUS_FORWARD_TIMEOUT.as_millis()
+            < toastyfs_client::limits::STATUS_TIMEOUT.as_millis()
+);

@@ -22,9 +22,7 @@ use crate::error::StoreError;
 use crate::metrics;
 use crate::store::{ChunkStore, PutOutcome, MAX_CHUNK_BYTES};
 
-/// Most fetches queued or running at once; further orders wait for a later
-/// answer.
-pub const MAX_QUEUED_FETCHES: usize = 256;
+pub use crate::limits::MAX_QUEUED_FETCHES;
 
 /// Why one source could not provide a chunk.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,45 @@
+//! Every limit and timeout of the client crate, named once. The metadata
+//! node's forward timeouts (`raft-meta/src/limits.rs`) are chosen under
+//! these, so a node that forwards for a client answers before the client
+//! gives up on it.
+
+use std::time::Duration;
+
+/// Per-request timeout of the file API (`ClientConfig::request_timeout`).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one file operation retries across leader changes
+/// (`ClientConfig::retry_for`).
+pub const RETRY_BUDGET: Duration = Duration::from_secs(30);
+/// Give up this early when no metadata node accepts a connection at all.
+pub const UNREACHABLE_AFTER: Duration = Duration::from_secs(5);
+/// First wait after a round over every address failed; doubles up to
+/// [`MAX_BACKOFF`].
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// Chunks transferred at once by default (also the write window).
+pub const DEFAULT_PARALLELISM: usize = 8;
+/// Most writes one client has in flight (each on its own session).
+pub const MAX_SESSIONS: usize = 64;
+
+/// Largest response body accepted from a metadata node (a list page, a
+/// snapshot chunk or a report answer fits), plus room for the envelope.
+pub const MAX_RESPONSE_BYTES: usize = (16 << 20) + 4096;
+/// Longest a TCP connection may take to be made; past it the request was
+/// never sent.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Idle connections kept per host, so bursts reuse connections.
+pub const MAX_IDLE_PER_HOST: usize = 64;
+/// Most bytes of an error body quoted in an error.
+pub const MAX_QUOTED_ERROR: usize = 1 << 10;
+
+/// How long a status or chunk-status request may take.
+pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `cluster init` may take on one node.
+pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long adding a node may take: the leader answers once the new node
+/// has caught up with the log (a forwarding node gives up after 300 s).
+pub const ADD_NODE_TIMEOUT: Duration = Duration::from_secs(310);
+/// How long removing a node may take (a forwarding node: 60 s).
+pub const REMOVE_NODE_TIMEOUT: Duration = Duration::from_secs(70);
+/// Default retry budget of administrative operations.
+pub const ADMIN_RETRY_BUDGET: Duration = Duration::from_secs(20);
