@@ -12,6 +12,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::json;
 use toastyfs_client::Admin;
+use toastyfs_proto::routes;
 
 #[derive(Args, Debug)]
 pub struct DevArgs {
@@ -158,7 +159,11 @@ fn print_banner(dir: &Path, layout: &Layout, config: &Path) {
         "ToastyFS dev cluster running (Ctrl-C stops it; run again to restart on the same data)\n"
     );
     for (id, addr) in &layout.meta {
-        println!("  metadata node {id}   http://{addr}   (status: /v1/status, metrics: /metrics)");
+        println!(
+            "  metadata node {id}   http://{addr}   (status: {}, metrics: {})",
+            routes::STATUS,
+            routes::METRICS
+        );
     }
     for (i, addr) in layout.chunk.iter().enumerate() {
         println!("  chunk server {}    http://{addr}", i + 1);

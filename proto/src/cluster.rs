@@ -27,9 +27,22 @@ pub enum Role {
     Shutdown,
 }
 
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Leader => "Leader",
+            Role::Candidate => "Candidate",
+            Role::Follower => "Follower",
+            Role::Learner => "Learner",
+            Role::Shutdown => "Shutdown",
+        }
+    }
+}
+
 impl fmt::Display for Role {
+    /// The name, padded to the formatter's width (tables line up).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self, f)
+        f.pad(self.name())
     }
 }
 
@@ -117,5 +130,21 @@ mod tests {
         );
         let back: Role = serde_json::from_str("\"Learner\"").expect("decodes");
         assert_eq!(back, Role::Learner);
+    }
+
+    /// The JSON name and the displayed name agree, and tables line up.
+    #[test]
+    fn role_displays_its_name_padded() {
+        for role in [
+            Role::Leader,
+            Role::Candidate,
+            Role::Follower,
+            Role::Learner,
+            Role::Shutdown,
+        ] {
+            let json = serde_json::to_string(&role).expect("encodes");
+            assert_eq!(json.trim_matches('"'), role.to_string());
+        }
+        assert_eq!(format!("{:<10}|", Role::Leader), "Leader    |");
     }
 }

@@ -314,6 +314,91 @@ async fn followers_forward_writes_and_serve_only_stale_reads_alone() {
     assert!(stale.is_ok(), "{stale:?}");
 }
 
+/// A request that reached a follower already forwarded is refused (503),
+/// never forwarded again, and so never applied; the same request without
+/// the mark is forwarded to the leader. Chunk status and membership
+/// requests are forwarded the same way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forwarded_request_is_never_forwarded_again() {
+    use toastyfs_proto::routes;
+    let cluster = crate::harness::start(3, &[]).await;
+    let leader = cluster.wait_leader().await;
+    let follower = *cluster
+        .nodes
+        .keys()
+        .find(|id| **id != leader)
+        .expect("a follower");
+    let follower_addr = cluster.nodes[&follower].addr.clone();
+    let proposal = toastyfs_proto::namespace::Proposal {
+        session: None,
+        time_ms: 0,
+        command: mkdir("/bounced"),
+    };
+    let body = toastyfs_proto::record::encode(&proposal).expect("encode");
+    let http = reqwest::Client::new();
+    let url = |path: &str| routes::url(&follower_addr, path);
+    let marked = http
+        .post(url(routes::WRITE))
+        .header(routes::FORWARDED_HEADER, "1")
+        .header("content-type", routes::RECORD_CONTENT_TYPE)
+        .body(body.clone())
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("the follower answers");
+    assert_eq!(marked.status().as_u16(), 503);
+    let refused = cluster
+        .read(Query::Stat {
+            path: p("/bounced"),
+        })
+        .await;
+    assert!(
+        refused.is_err(),
+        "a refused forward was applied: {refused:?}"
+    );
+
+    let status = http
+        .get(url(routes::CHUNK_STATUS))
+        .header(routes::FORWARDED_HEADER, "1")
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("the follower answers");
+    assert_eq!(status.status().as_u16(), 503);
+    let add = http
+        .post(url(routes::CLUSTER_REMOVE_NODE))
+        .header(routes::FORWARDED_HEADER, "1")
+        .json(&toastyfs_proto::cluster::RemoveNodeRequest { id: leader })
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("the follower answers");
+    assert_eq!(add.status().as_u16(), 503);
+
+    let plain = http
+        .post(url(routes::WRITE))
+        .header("content-type", routes::RECORD_CONTENT_TYPE)
+        .body(body)
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("the follower answers");
+    assert_eq!(plain.status().as_u16(), 200);
+    assert!(cluster
+        .read(Query::Stat {
+            path: p("/bounced")
+        })
+        .await
+        .is_ok());
+    let status = http
+        .get(url(routes::CHUNK_STATUS))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("the follower answers");
+    assert_eq!(status.status().as_u16(), 200, "chunk status is forwarded");
+}
+
 /// The same (client id, seq) sent twice is applied once and answered with
 /// the first result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -66,7 +66,7 @@ fn not_ready(e: NotReady) -> ApiError {
     ApiError::Unavailable(e.to_string())
 }
 
-/// `POST /v1/chunks/report`: a chunk server's report; answers its orders.
+/// [`routes::CHUNK_REPORT`]: a chunk server's report; answers its orders.
 pub async fn report(
     State(node): State<AppState>,
     headers: HeaderMap,
@@ -83,7 +83,7 @@ pub async fn report(
     .await
 }
 
-/// `POST /v1/chunks/placement`: which new chunks the cluster already
+/// [`routes::CHUNK_PLACEMENT`]: which new chunks the cluster already
 /// holds, and where the others go.
 pub async fn placement(
     State(node): State<AppState>,
@@ -102,7 +102,7 @@ pub async fn placement(
     .await
 }
 
-/// `POST /v1/chunks/locate`: the live holders of each chunk.
+/// [`routes::CHUNK_LOCATE`]: the live holders of each chunk.
 pub async fn locate(
     State(node): State<AppState>,
     headers: HeaderMap,
@@ -118,7 +118,7 @@ pub async fn locate(
     .await
 }
 
-/// `GET /v1/chunks/status` (JSON): chunk servers, replication factor,
+/// [`routes::CHUNK_STATUS`] (JSON): chunk servers, replication factor,
 /// under-replicated and lost chunks, as the leader sees them.
 pub async fn status(
     State(node): State<AppState>,
