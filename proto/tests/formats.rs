@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
 use toastyfs_proto::namespace::*;
-use toastyfs_proto::record::{check_golden, Sample};
+use toastyfs_proto::record::Sample;
+
+#[path = "support/golden.rs"]
+mod golden;
+use golden::check_or_bless;
 use toastyfs_proto::{ChunkHash, ClientId, FsPath, Seq, SessionTag, Version};
 
 /// The fixture of each command's proposal. No wildcard arm: a new variant
@@ -153,46 +157,6 @@ fn kebab(name: &str) -> String {
 
 fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-/// Every `.hex` file of the fixture directory whose name starts with
-/// `prefix`, by name without the extension.
-fn read_fixtures(dir: &Path, prefix: &str) -> BTreeMap<String, String> {
-    let mut fixtures = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).expect("fixture directory") {
-        let path = entry.expect("fixture directory entry").path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if let Some(stem) = name.strip_suffix(".hex").filter(|s| s.starts_with(prefix)) {
-            let text = std::fs::read_to_string(&path).expect("fixture file");
-            fixtures.insert(stem.to_string(), text);
-        }
-    }
-    fixtures
-}
-
-/// With `TOASTYFS_BLESS=1`, rewrites the fixtures from the samples (and
-/// removes those without one); otherwise checks them.
-fn check_or_bless(dir: &Path, prefix: &str, samples: &[Sample]) {
-    if std::env::var("TOASTYFS_BLESS").is_ok_and(|v| v == "1") {
-        std::fs::create_dir_all(dir).expect("fixture directory");
-        for name in read_fixtures(dir, prefix).keys() {
-            std::fs::remove_file(dir.join(format!("{name}.hex"))).expect("remove fixture");
-        }
-        for sample in samples {
-            let text = sample.golden_text().expect("sample encodes");
-            std::fs::write(dir.join(format!("{}.hex", sample.name)), text).expect("write fixture");
-        }
-    }
-    let problems = check_golden(samples, &read_fixtures(dir, prefix));
-    assert!(
-        problems.is_empty(),
-        "golden fixtures in {} differ (after reviewing a deliberate change, \
-         rerun with TOASTYFS_BLESS=1 to rewrite them):\n{}",
-        dir.display(),
-        problems.join("\n")
-    );
 }
 
 /// The samples cover every variant serde knows, under the name the

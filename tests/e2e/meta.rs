@@ -255,18 +255,23 @@ async fn new_node_catches_up_by_snapshot_and_removal_under_writes() {
     cluster.wait_converged().await;
 }
 
-/// A write sent to a follower succeeds (forwarded); a follower cut off from
-/// the leader refuses a plain read but answers a stale-allowed one.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn followers_forward_writes_and_serve_only_stale_reads_alone() {
-    let mut cluster = crate::harness::start(3, &[]).await;
+/// The leader, a follower and the follower's address.
+async fn leader_and_follower(cluster: &Cluster) -> (u64, u64, String) {
     let leader = cluster.wait_leader().await;
     let follower = *cluster
         .nodes
         .keys()
         .find(|id| **id != leader)
         .expect("a follower");
-    let follower_addr = cluster.nodes[&follower].addr.clone();
+    (leader, follower, cluster.nodes[&follower].addr.clone())
+}
+
+/// A write sent to a follower succeeds (forwarded); a follower cut off from
+/// the leader refuses a plain read but answers a stale-allowed one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_forward_writes_and_serve_only_stale_reads_alone() {
+    let mut cluster = crate::harness::start(3, &[]).await;
+    let (_, follower, follower_addr) = leader_and_follower(&cluster).await;
     let only_follower = toastyfs_client::Admin::connect(vec![follower_addr.clone()]);
     let proposal = toastyfs_proto::namespace::Proposal {
         session: None,
@@ -314,21 +319,26 @@ async fn followers_forward_writes_and_serve_only_stale_reads_alone() {
     assert!(stale.is_ok(), "{stale:?}");
 }
 
+/// The status a node answers `request` with.
+async fn status_of(request: reqwest::RequestBuilder) -> u16 {
+    request
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+        .expect("the node answers")
+        .status()
+        .as_u16()
+}
+
 /// A request that reached a follower already forwarded is refused (503),
 /// never forwarded again, and so never applied; the same request without
 /// the mark is forwarded to the leader. Chunk status and membership
 /// requests are forwarded the same way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forwarded_request_is_never_forwarded_again() {
-    use toastyfs_proto::routes;
+    use toastyfs_proto::routes::{self, FORWARDED_HEADER, RECORD_CONTENT_TYPE};
     let cluster = crate::harness::start(3, &[]).await;
-    let leader = cluster.wait_leader().await;
-    let follower = *cluster
-        .nodes
-        .keys()
-        .find(|id| **id != leader)
-        .expect("a follower");
-    let follower_addr = cluster.nodes[&follower].addr.clone();
+    let (leader, _, follower_addr) = leader_and_follower(&cluster).await;
     let proposal = toastyfs_proto::namespace::Proposal {
         session: None,
         time_ms: 0,
@@ -337,66 +347,39 @@ async fn a_forwarded_request_is_never_forwarded_again() {
     let body = toastyfs_proto::record::encode(&proposal).expect("encode");
     let http = reqwest::Client::new();
     let url = |path: &str| routes::url(&follower_addr, path);
-    let marked = http
-        .post(url(routes::WRITE))
-        .header(routes::FORWARDED_HEADER, "1")
-        .header("content-type", routes::RECORD_CONTENT_TYPE)
-        .body(body.clone())
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .expect("the follower answers");
-    assert_eq!(marked.status().as_u16(), 503);
-    let refused = cluster
-        .read(Query::Stat {
-            path: p("/bounced"),
-        })
-        .await;
+    let write = || {
+        http.post(url(routes::WRITE))
+            .header("content-type", RECORD_CONTENT_TYPE)
+            .body(body.clone())
+    };
+    let bounced = Query::Stat {
+        path: p("/bounced"),
+    };
+
+    assert_eq!(status_of(write().header(FORWARDED_HEADER, "1")).await, 503);
+    let refused = cluster.read(bounced.clone()).await;
     assert!(
         refused.is_err(),
         "a refused forward was applied: {refused:?}"
     );
-
-    let status = http
-        .get(url(routes::CHUNK_STATUS))
-        .header(routes::FORWARDED_HEADER, "1")
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .expect("the follower answers");
-    assert_eq!(status.status().as_u16(), 503);
-    let add = http
+    let chunk_status = http.get(url(routes::CHUNK_STATUS));
+    assert_eq!(
+        status_of(chunk_status.header(FORWARDED_HEADER, "1")).await,
+        503
+    );
+    let remove = http
         .post(url(routes::CLUSTER_REMOVE_NODE))
-        .header(routes::FORWARDED_HEADER, "1")
-        .json(&toastyfs_proto::cluster::RemoveNodeRequest { id: leader })
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .expect("the follower answers");
-    assert_eq!(add.status().as_u16(), 503);
+        .json(&toastyfs_proto::cluster::RemoveNodeRequest { id: leader });
+    assert_eq!(status_of(remove.header(FORWARDED_HEADER, "1")).await, 503);
 
-    let plain = http
-        .post(url(routes::WRITE))
-        .header("content-type", routes::RECORD_CONTENT_TYPE)
-        .body(body)
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .expect("the follower answers");
-    assert_eq!(plain.status().as_u16(), 200);
-    assert!(cluster
-        .read(Query::Stat {
-            path: p("/bounced")
-        })
-        .await
-        .is_ok());
-    let status = http
-        .get(url(routes::CHUNK_STATUS))
-        .timeout(Duration::from_secs(10))
-        .send()
-        .await
-        .expect("the follower answers");
-    assert_eq!(status.status().as_u16(), 200, "chunk status is forwarded");
+    assert_eq!(status_of(write()).await, 200);
+    assert!(cluster.read(bounced).await.is_ok());
+    let chunk_status = http.get(url(routes::CHUNK_STATUS));
+    assert_eq!(
+        status_of(chunk_status).await,
+        200,
+        "chunk status is forwarded"
+    );
 }
 
 /// The same (client id, seq) sent twice is applied once and answered with

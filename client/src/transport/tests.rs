@@ -65,6 +65,30 @@ fn proposal() -> Proposal {
     }
 }
 
+/// The error of a write sent to `addr` with a `timeout`.
+async fn write_error(addr: &str, timeout: Duration) -> SendError {
+    Transport::new(timeout)
+        .post_record::<_, toastyfs_proto::namespace::CommandResult>(
+            addr,
+            routes::WRITE,
+            &proposal(),
+        )
+        .await
+        .expect_err("no answer expected")
+}
+
+/// The error of a read sent to `addr` with a `timeout`.
+async fn read_error(addr: &str, timeout: Duration) -> SendError {
+    Transport::new(timeout)
+        .post_record::<_, toastyfs_proto::namespace::QueryResult>(
+            addr,
+            routes::READ,
+            &Query::Settings,
+        )
+        .await
+        .expect_err("no answer expected")
+}
+
 async fn closed_port() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
@@ -75,30 +99,14 @@ async fn closed_port() -> String {
 #[tokio::test]
 async fn a_refused_connection_was_never_sent() {
     let addr = closed_port().await;
-    let transport = Transport::new(Duration::from_secs(5));
-    let err = transport
-        .post_record::<_, toastyfs_proto::namespace::CommandResult>(
-            &addr,
-            routes::WRITE,
-            &proposal(),
-        )
-        .await
-        .expect_err("nothing listens");
+    let err = write_error(&addr, Duration::from_secs(5)).await;
     assert!(err.never_sent(), "{err:?}");
 }
 
 #[tokio::test]
 async fn a_connection_cut_after_sending_is_lost_not_unsent() {
     let addr = server(|stream| Box::pin(async move { drop(stream) })).await;
-    let transport = Transport::new(Duration::from_secs(5));
-    let err = transport
-        .post_record::<_, toastyfs_proto::namespace::CommandResult>(
-            &addr,
-            routes::WRITE,
-            &proposal(),
-        )
-        .await
-        .expect_err("the server hangs up");
+    let err = write_error(&addr, Duration::from_secs(5)).await;
     assert!(matches!(err, SendError::Lost { .. }), "{err:?}");
     assert!(!err.never_sent());
 }
@@ -115,15 +123,7 @@ async fn a_reset_after_sending_is_lost_not_unsent() {
         })
     })
     .await;
-    let transport = Transport::new(Duration::from_secs(5));
-    let err = transport
-        .post_record::<_, toastyfs_proto::namespace::CommandResult>(
-            &addr,
-            routes::WRITE,
-            &proposal(),
-        )
-        .await
-        .expect_err("the server resets");
+    let err = write_error(&addr, Duration::from_secs(5)).await;
     assert!(matches!(err, SendError::Lost { .. }), "{err:?}");
     assert!(!err.never_sent());
 }
@@ -137,15 +137,7 @@ async fn a_stalled_server_times_out_and_may_have_processed() {
         })
     })
     .await;
-    let transport = Transport::new(Duration::from_millis(200));
-    let err = transport
-        .post_record::<_, toastyfs_proto::namespace::QueryResult>(
-            &addr,
-            routes::READ,
-            &Query::Settings,
-        )
-        .await
-        .expect_err("no answer");
+    let err = read_error(&addr, Duration::from_millis(200)).await;
     assert!(matches!(err, SendError::Timeout { .. }), "{err:?}");
     assert!(!err.never_sent());
 }
@@ -189,15 +181,7 @@ async fn an_error_status_carries_the_servers_message() {
         })
     })
     .await;
-    let transport = Transport::new(Duration::from_secs(5));
-    let err = transport
-        .post_record::<_, toastyfs_proto::namespace::QueryResult>(
-            &addr,
-            routes::READ,
-            &Query::Settings,
-        )
-        .await
-        .expect_err("503");
+    let err = read_error(&addr, Duration::from_secs(5)).await;
     match err {
         SendError::Status {
             status, message, ..

@@ -13,8 +13,12 @@ use std::path::{Path, PathBuf};
 
 use openraft::{BasicNode, CommittedLeaderId, EntryPayload, Membership};
 use toastyfs_proto::namespace::{Command, Proposal};
-use toastyfs_proto::record::{check_golden, Sample};
+use toastyfs_proto::record::Sample;
 use toastyfs_proto::{ClientId, FsPath, Seq, SessionTag};
+
+#[path = "../../../proto/tests/support/golden.rs"]
+mod golden;
+use golden::check_or_bless;
 
 use super::snapshot::{ChunkRecord, EndRecord, HeaderRecord};
 use crate::types::{
@@ -95,46 +99,13 @@ fn fixture_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
-/// Every `.hex` file of `dir`, by name without the extension.
-fn read_fixtures(dir: &Path) -> BTreeMap<String, String> {
-    let mut fixtures = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).expect("fixture directory") {
-        let path = entry.expect("fixture directory entry").path();
-        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-            continue;
-        };
-        if let Some(stem) = name.strip_suffix(".hex") {
-            let text = std::fs::read_to_string(&path).expect("fixture file");
-            fixtures.insert(stem.to_string(), text);
-        }
-    }
-    fixtures
-}
-
 /// The samples match their fixtures; with `TOASTYFS_BLESS=1` the fixtures
 /// are first rewritten from the samples (and those without one removed).
 #[test]
 fn disk_records_match_their_golden_fixtures() {
     let dir = fixture_dir();
     let samples = samples();
-    if std::env::var("TOASTYFS_BLESS").is_ok_and(|v| v == "1") {
-        std::fs::create_dir_all(&dir).expect("fixture directory");
-        for name in read_fixtures(&dir).keys() {
-            std::fs::remove_file(dir.join(format!("{name}.hex"))).expect("remove fixture");
-        }
-        for sample in &samples {
-            let text = sample.golden_text().expect("sample encodes");
-            std::fs::write(dir.join(format!("{}.hex", sample.name)), text).expect("write fixture");
-        }
-    }
-    let problems = check_golden(&samples, &read_fixtures(&dir));
-    assert!(
-        problems.is_empty(),
-        "golden fixtures in {} differ (after reviewing a deliberate change, \
-         rerun with TOASTYFS_BLESS=1 to rewrite them):\n{}",
-        dir.display(),
-        problems.join("\n")
-    );
+    check_or_bless(&dir, "", &samples);
 }
 
 /// Every record kind the node stores on disk has a sample.
