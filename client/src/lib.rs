@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use toastyfs_proto::namespace::{
-    Command, EntryInfo, FsError, Listing, Outcome, Query, QueryReply, DEFAULT_CHUNK_SIZE,
+    Command, EntryInfo, FsError, Listing, Outcome, Query, QueryReply, SlotCheck, DEFAULT_CHUNK_SIZE,
 };
 use toastyfs_proto::{ChunkHash, FsPath, Version};
 
@@ -271,43 +271,52 @@ impl Client {
             let version = self.meta.write(command).await.map(|o| version_of(&o))?;
             expect = expect.map(|_| version);
         }
-        let cut_chunk = if length < current && !length.is_multiple_of(cs) {
-            self.cut_chunk(path, length, cs).await?
-        } else {
-            None
-        };
-        let command = Command::Truncate {
-            path: path.clone(),
-            length,
-            cut_chunk,
-            expect,
-        };
-        self.meta.write(command).await.map(|o| version_of(&o))
+        // The cut chunk is a read-modify-write: guarded by what its slot
+        // held, and redone if another writer changed it first.
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            let (checks, cut_chunk) = if length < current && !length.is_multiple_of(cs) {
+                let (check, cut) = self.cut_chunk(path, length, cs).await?;
+                (vec![check], cut)
+            } else {
+                (Vec::new(), None)
+            };
+            let command = Command::Truncate {
+                path: path.clone(),
+                length,
+                cut_chunk,
+                expect,
+            };
+            match self.meta.write(write::guard(checks, command)).await {
+                Err(ClientError::Refused(FsError::ChunkChanged { .. }))
+                    if started.elapsed() < self.config.retry_for =>
+                {
+                    tokio::time::sleep(limits::REPATCH_BACKOFF.delay(attempt)).await;
+                }
+                outcome => return outcome.map(|o| version_of(&o)),
+            }
+        }
     }
 
-    /// The chunk holding byte `length` cut at `length`, stored; `None` if
-    /// that chunk is a hole.
-    async fn cut_chunk(&self, path: &FsPath, length: u64, cs: u64) -> Result<Option<ChunkHash>> {
-        let chunk_start = length / cs * cs;
-        let query = Query::ReadPlan {
-            path: path.clone(),
-            offset: chunk_start,
-            length: cs,
-        };
-        let QueryReply::ReadPlan(plan) = self.meta.read(query, false).await? else {
-            return Err(ClientError::Protocol("expected a read plan".into()));
-        };
-        let Some(Some(hash)) = plan.chunks.first().copied() else {
-            return Ok(None);
-        };
-        let holders = chunks::locate(&self.meta, vec![hash]).await?;
-        let mut content = chunks::fetch(
-            &self.transport,
-            hash,
-            holders.get(&hash).map(Vec::as_slice).unwrap_or(&[]),
-        )
-        .await?;
-        content.truncate((length - chunk_start) as usize);
+    /// The chunk holding byte `length` cut at `length`, stored, and what its
+    /// slot held; no cut chunk if that slot is a hole.
+    async fn cut_chunk(
+        &self,
+        path: &FsPath,
+        length: u64,
+        cs: u64,
+    ) -> Result<(SlotCheck, Option<ChunkHash>)> {
+        let index = length / cs;
+        let chunk_size = u32::try_from(cs)
+            .map_err(|_| ClientError::Protocol(format!("chunk size {cs} out of range")))?;
+        let (holds, mut content) = self.old_chunk(path, index, chunk_size).await?;
+        let check = SlotCheck { index, holds };
+        if holds.is_none() {
+            return Ok((check, None));
+        }
+        content.truncate((length - index * cs) as usize);
         let cut = ChunkHash::of(&content);
         chunks::store(
             &self.meta,
@@ -316,7 +325,7 @@ impl Client {
             1,
         )
         .await?;
-        Ok(Some(cut))
+        Ok((check, Some(cut)))
     }
 }
 

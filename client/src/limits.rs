@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use crate::retry::Backoff;
+
 /// Per-request timeout of the file API (`ClientConfig::request_timeout`).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long one file operation retries across leader changes
@@ -43,3 +45,10 @@ pub const ADD_NODE_TIMEOUT: Duration = Duration::from_secs(310);
 pub const REMOVE_NODE_TIMEOUT: Duration = Duration::from_secs(70);
 /// Default retry budget of administrative operations.
 pub const ADMIN_RETRY_BUDGET: Duration = Duration::from_secs(20);
+
+/// Wait before redoing a read-modify-write whose chunk another writer
+/// changed first (spreads out writers racing for one chunk).
+pub const REPATCH_BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(5),
+    max: Duration::from_millis(200),
+};

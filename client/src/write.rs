@@ -4,10 +4,19 @@
 //! lacks, and commits the window with the expected version; the next window
 //! is read and hashed meanwhile. Memory stays at about 2 × chunk size ×
 //! parallelism whatever the file size.
+//!
+//! A chunk the write covers only in part is a read-modify-write: the
+//! commit is [`Command::Guarded`] by what each patched slot held when it
+//! was read, so a concurrent writer's change to the same chunk is never
+//! silently reverted. When the cluster answers `ChunkChanged`, the window
+//! reads those chunks again, patches them anew and commits again, within
+//! the client's retry budget.
 
 use std::collections::BTreeMap;
 
-use toastyfs_proto::namespace::{Command, EntryKind, Outcome, Query, QueryReply, WriteCommit};
+use toastyfs_proto::namespace::{
+    Command, EntryKind, FsError, Outcome, Query, QueryReply, SlotCheck, WriteCommit,
+};
 use toastyfs_proto::{ChunkHash, FsPath, Version};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -46,7 +55,39 @@ struct Window {
     /// The source ended inside this window.
     last: bool,
     chunks: Vec<(ChunkHash, bytes::Bytes)>,
+    /// The chunks this window covers only in part, to patch again if
+    /// another writer changes them first.
+    edges: Vec<Edge>,
 }
+
+/// A chunk a window covers only in part: its new bytes and what its slot
+/// held when the old chunk was read.
+struct Edge {
+    /// Position in the window's chunks.
+    position: usize,
+    index: u64,
+    /// File offset of the new bytes.
+    at: u64,
+    piece: Vec<u8>,
+    holds: Option<ChunkHash>,
+}
+
+impl Window {
+    /// What the commit must find in each patched slot.
+    fn checks(&self) -> Vec<SlotCheck> {
+        self.edges
+            .iter()
+            .map(|e| SlotCheck {
+                index: e.index,
+                holds: e.holds,
+            })
+            .collect()
+    }
+}
+
+/// The old chunk of one slot: its hash (`None`: a hole, past the end, or
+/// no file) and its bytes.
+type OldChunk = (Option<ChunkHash>, Vec<u8>);
 
 /// Fills `buf` from `reader` as far as it goes; returns the bytes read.
 async fn read_full<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -165,8 +206,9 @@ impl Client {
         let n = read_full(reader, &mut data).await?;
         data.truncate(n);
         let mut contents: Vec<Vec<u8>> = Vec::new();
+        let mut edges = Vec::new();
         if !data.is_empty() {
-            let old = self.old_edges(path, at, data.len() as u64, cs).await?;
+            let mut old = self.old_edges(path, at, data.len() as u64, cs).await?;
             let mut pos = at;
             let end = at + data.len() as u64;
             while pos < end {
@@ -174,8 +216,19 @@ impl Client {
                 let chunk_start = index * csu;
                 let piece_end = end.min(chunk_start + csu);
                 let piece = &data[(pos - at) as usize..(piece_end - at) as usize];
-                let base = old.get(&index).map(Vec::as_slice).unwrap_or(&[]);
-                contents.push(patch_chunk(base, chunk_start, pos, piece));
+                match old.remove(&index) {
+                    Some((holds, base)) => {
+                        contents.push(patch_chunk(&base, chunk_start, pos, piece));
+                        edges.push(Edge {
+                            position: contents.len() - 1,
+                            index,
+                            at: pos,
+                            piece: piece.to_vec(),
+                            holds,
+                        });
+                    }
+                    None => contents.push(patch_chunk(&[], chunk_start, pos, piece)),
+                }
                 pos = piece_end;
             }
         }
@@ -184,7 +237,24 @@ impl Client {
             length: n as u64,
             last: (n as u64) < window_end - at,
             chunks: chunks::hash_all(contents).await?,
+            edges,
         })
+    }
+
+    /// Reads the window's partly covered chunks again and patches them
+    /// anew (another writer changed one since they were read).
+    async fn repatch(&self, path: &FsPath, window: &mut Window, cs: u32) -> Result<()> {
+        let csu = u64::from(cs);
+        for edge in &mut window.edges {
+            let (holds, base) = self.old_chunk(path, edge.index, cs).await?;
+            let content = patch_chunk(&base, edge.index * csu, edge.at, &edge.piece);
+            let mut hashed = chunks::hash_all(vec![content]).await?;
+            if let Some(chunk) = hashed.pop() {
+                window.chunks[edge.position] = chunk;
+            }
+            edge.holds = holds;
+        }
+        Ok(())
     }
 
     /// Stores the window's chunks the cluster lacks and commits the window.
@@ -196,23 +266,41 @@ impl Client {
         expect: Option<Version>,
         options: &WriteOptions,
     ) -> Result<(Outcome, u64)> {
-        let uploaded = chunks::store(
-            &self.meta,
-            &self.transport,
-            &window.chunks,
-            self.config.parallelism,
-        )
-        .await?;
-        let commit = WriteCommit {
-            path: path.clone(),
-            offset: window.at,
-            length: window.length,
-            chunks: window.chunks.iter().map(|(h, _)| *h).collect(),
-            expect,
-            create_with_chunk_size: Some(options.create_with_chunk_size.unwrap_or(cs)),
-        };
-        let outcome = self.meta.write(Command::WriteCommit(commit)).await?;
-        Ok((outcome, uploaded))
+        let mut window = window;
+        let mut uploaded = 0;
+        let started = std::time::Instant::now();
+        let mut attempt = 0u32;
+        loop {
+            attempt = attempt.saturating_add(1);
+            uploaded += chunks::store(
+                &self.meta,
+                &self.transport,
+                &window.chunks,
+                self.config.parallelism,
+            )
+            .await?;
+            let commit = WriteCommit {
+                path: path.clone(),
+                offset: window.at,
+                length: window.length,
+                chunks: window.chunks.iter().map(|(h, _)| *h).collect(),
+                expect,
+                create_with_chunk_size: Some(options.create_with_chunk_size.unwrap_or(cs)),
+            };
+            match self
+                .meta
+                .write(guard(window.checks(), Command::WriteCommit(commit)))
+                .await
+            {
+                Err(ClientError::Refused(FsError::ChunkChanged { .. }))
+                    if started.elapsed() < self.config.retry_for =>
+                {
+                    tokio::time::sleep(crate::limits::REPATCH_BACKOFF.delay(attempt)).await;
+                    self.repatch(path, &mut window, cs).await?;
+                }
+                outcome => return Ok((outcome?, uploaded)),
+            }
+        }
     }
 
     /// The old contents of the first and last chunk of a write that covers
@@ -223,7 +311,7 @@ impl Client {
         at: u64,
         len: u64,
         cs: u32,
-    ) -> Result<BTreeMap<u64, Vec<u8>>> {
+    ) -> Result<BTreeMap<u64, OldChunk>> {
         let csu = u64::from(cs);
         let first = at / csu;
         let last = (at + len - 1) / csu;
@@ -236,30 +324,48 @@ impl Client {
         }
         let mut out = BTreeMap::new();
         for index in wanted {
-            let query = Query::ReadPlan {
-                path: path.clone(),
-                offset: index * csu,
-                length: csu,
-            };
-            let plan = match self.meta.read(query, false).await {
-                Ok(QueryReply::ReadPlan(plan)) => plan,
-                Err(ClientError::Refused(toastyfs_proto::namespace::FsError::NotFound {
-                    ..
-                })) => continue,
-                Ok(_) => return Err(ClientError::Protocol("expected a read plan".into())),
-                Err(e) => return Err(e),
-            };
-            if let Some(Some(hash)) = plan.chunks.first() {
-                let holders = chunks::locate(&self.meta, vec![*hash]).await?;
-                let bytes = chunks::fetch(
-                    &self.transport,
-                    *hash,
-                    holders.get(hash).map(Vec::as_slice).unwrap_or(&[]),
-                )
-                .await?;
-                out.insert(index, bytes);
-            }
+            out.insert(index, self.old_chunk(path, index, cs).await?);
         }
         Ok(out)
+    }
+
+    /// What slot `index` of the file holds now, and its bytes.
+    pub(crate) async fn old_chunk(&self, path: &FsPath, index: u64, cs: u32) -> Result<OldChunk> {
+        let csu = u64::from(cs);
+        let query = Query::ReadPlan {
+            path: path.clone(),
+            offset: index * csu,
+            length: csu,
+        };
+        let plan = match self.meta.read(query, false).await {
+            Ok(QueryReply::ReadPlan(plan)) => plan,
+            Err(ClientError::Refused(FsError::NotFound { .. })) => return Ok((None, Vec::new())),
+            Ok(_) => return Err(ClientError::Protocol("expected a read plan".into())),
+            Err(e) => return Err(e),
+        };
+        let Some(Some(hash)) = plan.chunks.first().copied() else {
+            return Ok((None, Vec::new()));
+        };
+        let holders = chunks::locate(&self.meta, vec![hash]).await?;
+        let bytes = chunks::fetch(
+            &self.transport,
+            hash,
+            holders.get(&hash).map(Vec::as_slice).unwrap_or(&[]),
+        )
+        .await?;
+        Ok((Some(hash), bytes))
+    }
+}
+
+/// `command` guarded by `checks`, or as it is when there is nothing to
+/// check.
+pub(crate) fn guard(checks: Vec<SlotCheck>, command: Command) -> Command {
+    if checks.is_empty() {
+        command
+    } else {
+        Command::Guarded {
+            checks,
+            command: Box::new(command),
+        }
     }
 }

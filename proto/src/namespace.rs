@@ -84,6 +84,32 @@ pub enum Command {
     /// garbage (referenced again, or unknown) is left alone. At most
     /// [`MAX_CHUNKS_PER_OP`] hashes.
     ForgetGarbage { hashes: Vec<ChunkHash> },
+    /// Apply `command` (a [`Command::WriteCommit`] or a
+    /// [`Command::Truncate`]) only if every slot named in `checks` of its
+    /// file still holds the chunk the command was built from; otherwise
+    /// refuse with [`FsError::ChunkChanged`] and change nothing. This is how
+    /// a read-modify-write of part of a chunk (an unaligned write, a
+    /// truncation's cut chunk) stays correct beside other writers without
+    /// locking the whole file: disjoint writes to one chunk are serialised
+    /// by the log, and the loser redoes its patch on the winner's chunk.
+    /// At most [`MAX_GUARD_CHECKS`] checks.
+    Guarded {
+        checks: Vec<SlotCheck>,
+        command: Box<Command>,
+    },
+}
+
+/// Most slot checks one [`Command::Guarded`] carries (a write patches at
+/// most its first and last chunk; a truncation one).
+pub const MAX_GUARD_CHECKS: usize = 16;
+
+/// What one chunk slot of a file held when a client read it to patch it:
+/// `holds` is the chunk's hash, or `None` for a hole or a slot past the end
+/// (and for every slot of a file that does not exist).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlotCheck {
+    pub index: u64,
+    pub holds: Option<ChunkHash>,
 }
 
 /// Copies of every chunk unless the cluster is told otherwise.
@@ -315,6 +341,12 @@ pub enum FsError {
     },
     #[error("replication factor {factor} is outside 1..={MAX_REPLICATION_FACTOR}")]
     InvalidReplicationFactor { factor: u32 },
+    /// A guarded command's slot no longer holds the chunk it was built
+    /// from (another writer changed it): read it again and redo the patch.
+    #[error("chunk {index} of {path} changed since it was read; redo the write")]
+    ChunkChanged { path: String, index: u64 },
+    #[error("invalid guarded command: {reason}")]
+    InvalidGuard { reason: String },
 }
 
 /// What applying a proposal produced.

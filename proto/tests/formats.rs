@@ -9,7 +9,6 @@
 //! written: run with `TOASTYFS_BLESS=1` to (re)write the fixtures, then
 //! review and commit the diff.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::de::{self, Deserialize, Deserializer, Visitor};
@@ -34,6 +33,7 @@ fn fixture_name(command: &Command) -> &'static str {
         Command::Reclaim => "proposal-reclaim",
         Command::SetReplicationFactor { .. } => "proposal-set-replication-factor",
         Command::ForgetGarbage { .. } => "proposal-forget-garbage",
+        Command::Guarded { .. } => "proposal-guarded",
     }
 }
 
@@ -87,6 +87,26 @@ fn commands() -> Vec<Command> {
         },
         Command::ForgetGarbage {
             hashes: vec![ChunkHash::of(b"g1"), ChunkHash::of(b"g2")],
+        },
+        Command::Guarded {
+            checks: vec![
+                SlotCheck {
+                    index: 0,
+                    holds: Some(ChunkHash::of(b"old")),
+                },
+                SlotCheck {
+                    index: 9,
+                    holds: None,
+                },
+            ],
+            command: Box::new(Command::WriteCommit(WriteCommit {
+                path: p("/a/f"),
+                offset: 1,
+                length: 2,
+                chunks: vec![ChunkHash::of(b"new")],
+                expect: None,
+                create_with_chunk_size: None,
+            })),
         },
     ]
 }

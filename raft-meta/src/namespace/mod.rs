@@ -26,6 +26,7 @@
 
 mod chunks;
 mod create;
+mod guard;
 pub mod invariants;
 mod keys;
 pub mod kv;
@@ -234,6 +235,7 @@ fn execute<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>, command: &Command) -> OpRe
             settings::set_replication_factor(txn, *factor, *expect)
         }
         Command::ForgetGarbage { hashes } => chunks::forget_garbage(txn, hashes),
+        Command::Guarded { checks, command } => guard::guarded(txn, checks, command),
     }
 }
 

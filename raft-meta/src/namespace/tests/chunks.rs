@@ -102,3 +102,101 @@ fn forget_garbage_drops_only_garbage_records() {
     assert!(f.store.get(&keys::ref_count(&h(2))).unwrap().is_some());
     f.write("/b", 0, 10, &[1]).unwrap();
 }
+
+fn patch(path: &str, offset: u64, chunk: u8) -> Command {
+    Command::WriteCommit(WriteCommit {
+        path: p(path),
+        offset,
+        length: 3,
+        chunks: vec![h(chunk)],
+        expect: None,
+        create_with_chunk_size: None,
+    })
+}
+
+fn guarded(checks: Vec<SlotCheck>, command: Command) -> Command {
+    Command::Guarded {
+        checks,
+        command: Box::new(command),
+    }
+}
+
+/// Two read-modify-writes of one chunk built from the same old chunk: the
+/// first applies, the second is refused with `ChunkChanged` and changes
+/// nothing (no version, no reference counts), and redone on the first's
+/// chunk it applies. Unguarded, the second silently replaced the first.
+#[test]
+fn a_guarded_patch_of_a_changed_chunk_is_refused_until_redone() {
+    let mut f = Fixture::new();
+    let cs = u64::from(MIN_CHUNK_SIZE);
+    f.write("/f", 0, cs, &[1]).unwrap();
+    let read = vec![SlotCheck {
+        index: 0,
+        holds: Some(h(1)),
+    }];
+    f.ok(guarded(read.clone(), patch("/f", 0, 2)));
+    let before = f.plan("/f", 0, cs);
+    let refused = f.run(guarded(read, patch("/f", 100, 3)));
+    assert_eq!(
+        refused,
+        Err(FsError::ChunkChanged {
+            path: "/f".into(),
+            index: 0
+        })
+    );
+    assert_eq!(
+        f.plan("/f", 0, cs),
+        before,
+        "a refused guard changed the file"
+    );
+    let redone = vec![SlotCheck {
+        index: 0,
+        holds: Some(h(2)),
+    }];
+    f.ok(guarded(redone, patch("/f", 100, 4)));
+    assert_eq!(f.plan("/f", 0, cs).chunks, vec![Some(h(4))]);
+}
+
+/// A slot that was a hole (or a file that did not exist) is checked as
+/// empty; only write commits and truncations can be guarded.
+#[test]
+fn guards_check_holes_and_refuse_other_commands() {
+    let mut f = Fixture::new();
+    let cs = u64::from(MIN_CHUNK_SIZE);
+    let empty = vec![SlotCheck {
+        index: 0,
+        holds: None,
+    }];
+    let create = Command::WriteCommit(WriteCommit {
+        path: p("/new"),
+        offset: 0,
+        length: 3,
+        chunks: vec![h(5)],
+        expect: None,
+        create_with_chunk_size: Some(MIN_CHUNK_SIZE),
+    });
+    f.ok(guarded(empty.clone(), create.clone()));
+    let again = f.run(guarded(empty.clone(), create));
+    assert!(matches!(again, Err(FsError::ChunkChanged { index: 0, .. })));
+    let cut = Command::Truncate {
+        path: p("/new"),
+        length: 1,
+        cut_chunk: Some(h(6)),
+        expect: None,
+    };
+    let held = vec![SlotCheck {
+        index: 0,
+        holds: Some(h(5)),
+    }];
+    f.ok(guarded(held, cut));
+    assert_eq!(f.plan("/new", 0, cs).chunks, vec![Some(h(6))]);
+    let mkdir = Command::CreateDir {
+        path: p("/d"),
+        parents: false,
+        expect: None,
+    };
+    assert!(matches!(
+        f.run(guarded(empty, mkdir)),
+        Err(FsError::InvalidGuard { .. })
+    ));
+}

@@ -274,6 +274,38 @@ impl Model {
         }
     }
 
+    /// The slots a guarded command names still hold what it expects.
+    fn check_guard(&self, checks: &[SlotCheck], command: &Command) -> R<()> {
+        let path = match command {
+            Command::WriteCommit(w) => &w.path,
+            Command::Truncate { path, .. } => path,
+            _ => {
+                return Err(FsError::InvalidGuard {
+                    reason: "only a write commit or a truncation can be guarded".into(),
+                })
+            }
+        };
+        if checks.len() > MAX_GUARD_CHECKS {
+            return Err(FsError::InvalidGuard {
+                reason: format!("{} slot checks; at most {MAX_GUARD_CHECKS}", checks.len()),
+            });
+        }
+        let file = self
+            .entries
+            .get(path.as_str())
+            .filter(|e| e.kind == EntryKind::File);
+        for check in checks {
+            let holds = file.and_then(|f| f.chunks.get(&check.index).copied());
+            if holds != check.holds {
+                return Err(FsError::ChunkChanged {
+                    path: path.to_string(),
+                    index: check.index,
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn execute(&mut self, command: &Command) -> CommandResult {
         self.freed.clear();
         let r = match command {
@@ -312,6 +344,10 @@ impl Model {
             Command::SetReplicationFactor { factor, expect } => {
                 self.set_replication_factor(*factor, *expect)
             }
+            Command::Guarded { checks, command } => match self.check_guard(checks, command) {
+                Ok(()) => return self.execute(command),
+                Err(e) => Err(e),
+            },
             Command::ForgetGarbage { hashes } => {
                 if hashes.len() > toastyfs_proto::namespace::MAX_CHUNKS_PER_OP {
                     Err(FsError::TooManyChunks {

@@ -7,7 +7,7 @@ use proptest::prelude::*;
 use toastyfs_proto::namespace::*;
 use toastyfs_proto::{ChunkHash, ClientId, Seq, SessionTag, Version};
 
-use super::model::Model;
+use super::model::{MEntry, Model};
 use super::{h, p};
 use crate::namespace::invariants::check_invariants;
 use crate::namespace::kv::{KvRead, KvStore, MemStore, Overlay};
@@ -34,6 +34,10 @@ enum Op {
     Reclaim,
     SetReplication(u32, Option<u64>),
     Forget(Vec<u8>),
+    /// A guarded command: each check names a slot and either what the
+    /// model holds there now (`None`) or a given content (`Some`: a hole
+    /// or a hash).
+    Guard(Box<Op>, Vec<(u64, Option<Option<u8>>)>),
     Stat(String),
     List(String, Option<String>, u32),
     Plan(String, u64, u64),
@@ -103,6 +107,22 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (dir_strategy(), proptest::option::of(name_strategy()), 0u32..4).prop_map(|(p, a, l)| Op::List(p, a, l)),
         2 => (file_strategy(), 0..6 * cs, 0..8 * cs).prop_map(|(p, o, l)| Op::Plan(p, o, l)),
     ]
+}
+
+/// A guard around any command (most are write commits and truncations;
+/// the rest must be refused as unguardable).
+fn guard_strategy() -> impl Strategy<Value = Op> {
+    let check = (
+        0u64..6,
+        prop_oneof![3 => Just(None), 1 => proptest::option::of(0u8..6).prop_map(Some)],
+    );
+    let command = op_strategy().prop_filter("a command, not a query", |op| to_query(op).is_none());
+    (command, proptest::collection::vec(check, 0..3))
+        .prop_map(|(inner, checks)| Op::Guard(Box::new(inner), checks))
+}
+
+fn any_op_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![12 => op_strategy(), 3 => guard_strategy()]
 }
 
 fn sender_strategy() -> impl Strategy<Value = Sender> {
@@ -190,8 +210,36 @@ fn to_command(op: &Op, model: &Model) -> Option<Command> {
         Op::Forget(hashes) => Command::ForgetGarbage {
             hashes: hashes.iter().map(|i| h(*i)).collect(),
         },
+        Op::Guard(inner, checks) => {
+            let command = to_command(inner, model)?;
+            let current = guarded_file(&command, model);
+            let checks = checks
+                .iter()
+                .map(|(index, given)| SlotCheck {
+                    index: *index,
+                    holds: match given {
+                        Some(content) => content.map(h),
+                        None => current.as_ref().and_then(|f| f.chunks.get(index).copied()),
+                    },
+                })
+                .collect();
+            Command::Guarded {
+                checks,
+                command: Box::new(command),
+            }
+        }
         _ => return None,
     })
+}
+
+/// The file a guardable command names, as the model holds it now.
+fn guarded_file(command: &Command, model: &Model) -> Option<MEntry> {
+    let path = match command {
+        Command::WriteCommit(w) => &w.path,
+        Command::Truncate { path, .. } => path,
+        _ => return None,
+    };
+    model.resolve(path).ok().flatten()
 }
 
 fn to_query(op: &Op) -> Option<Query> {
@@ -355,7 +403,7 @@ proptest! {
     /// Random operation sequences from many clients, with retries and
     /// stale requests, give the model's results and the model's tree.
     #[test]
-    fn matches_the_reference_model(ops in proptest::collection::vec((op_strategy(), sender_strategy()), 1..60)) {
+    fn matches_the_reference_model(ops in proptest::collection::vec((any_op_strategy(), sender_strategy()), 1..60)) {
         let ns = Namespace::new(small_config());
         let mut store = MemStore::new();
         let mut model = Model::new(small_config());
@@ -405,7 +453,7 @@ proptest! {
     /// a store applied through a write overlay (as the RocksDB store does)
     /// ends byte-identical to one applied directly.
     #[test]
-    fn apply_is_deterministic(ops in proptest::collection::vec((op_strategy(), sender_strategy()), 1..60)) {
+    fn apply_is_deterministic(ops in proptest::collection::vec((any_op_strategy(), sender_strategy()), 1..60)) {
         let ns = Namespace::new(small_config());
         let mut direct = MemStore::new();
         let mut again = MemStore::new();
@@ -431,7 +479,7 @@ proptest! {
     /// gives the same results for the rest of the log.
     #[test]
     fn restored_snapshot_continues_identically(
-        ops in proptest::collection::vec((op_strategy(), sender_strategy()), 1..60),
+        ops in proptest::collection::vec((any_op_strategy(), sender_strategy()), 1..60),
         cut in 0usize..60,
     ) {
         let ns = Namespace::new(small_config());
