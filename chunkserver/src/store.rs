@@ -65,11 +65,26 @@ pub enum PutOutcome {
 }
 
 /// One inventory entry. `generation` tells a stale reader (one that read a
-/// file before it was replaced) not to quarantine the replacement.
+/// file before it was replaced) not to quarantine the replacement;
+/// `acked` is the acknowledgement clock of the latest upload of it that was
+/// answered as stored (see [`ChunkStore::delete_unless_acked_after`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Entry {
     size_bytes: u64,
     generation: u64,
+    acked: u64,
+    /// Its directory entry is synced (always, for chunks found at start).
+    durable: bool,
+}
+
+/// What [`ChunkStore::delete_unless_acked_after`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    Deleted,
+    /// Not here (already deleted, lost, or never stored).
+    Absent,
+    /// Kept: an upload of it was acknowledged after the drop was ordered.
+    AckedSince,
 }
 
 /// The bookkeeping behind the mutex. Invariants: `bytes` is the sum of the
@@ -81,6 +96,9 @@ struct State {
     /// Bytes of writes in progress, counted against the capacity.
     reserved_bytes: u64,
     next_generation: u64,
+    /// Counts acknowledged uploads (new or already present); orders them
+    /// against deletions, which happen under the same lock.
+    ack_clock: u64,
     added: BTreeSet<ChunkHash>,
     lost: BTreeSet<ChunkHash>,
 }
@@ -94,9 +112,23 @@ impl State {
             Entry {
                 size_bytes,
                 generation,
+                acked: 0,
+                durable: false,
             },
         );
         self.bytes += size_bytes;
+    }
+
+    /// Records that an upload of `hash` is being acknowledged.
+    fn ack(&mut self, hash: ChunkHash) {
+        self.ack_clock += 1;
+        let clock = self.ack_clock;
+        if let Some(entry) = self.chunks.get_mut(&hash) {
+            entry.acked = clock;
+        }
+        // Stored again: reported as added, which renews it (a pending drop
+        // of it starts over; see the sync loop).
+        self.added.insert(hash);
     }
 
     fn remove(&mut self, hash: ChunkHash) -> Option<Entry> {
@@ -198,13 +230,14 @@ impl ChunkStore {
         if bytes.len() < PARALLEL_HASH_BYTES || self.contains(&[hash])[0] {
             check_hash(hash, ChunkHash::of(bytes))?;
             let Some(reservation) = self.reserve(hash, size_bytes)? else {
-                return Ok(PutOutcome::AlreadyPresent);
+                return self.confirm_present(hash, bytes);
             };
             let temp = self.write_temp(hash, bytes)?;
-            return self.install(hash, &temp, reservation);
+            return self.install(hash, &temp, reservation, bytes);
         }
         let Some(reservation) = self.reserve(hash, size_bytes)? else {
-            return Ok(PutOutcome::AlreadyPresent);
+            check_hash(hash, ChunkHash::of(bytes))?;
+            return self.confirm_present(hash, bytes);
         };
         let (actual, temp) = std::thread::scope(|scope| {
             let hashing = scope.spawn(|| ChunkHash::of(bytes));
@@ -219,7 +252,79 @@ impl ChunkStore {
             let _ = fs::remove_file(&temp);
             return Err(e);
         }
-        self.install(hash, &temp, reservation)
+        self.install(hash, &temp, reservation, bytes)
+    }
+
+    /// An upload of a chunk the inventory already lists, its `bytes`
+    /// verified: acknowledged as present only if the file on disk holds
+    /// exactly these bytes and is synced; a missing or corrupt file is
+    /// replaced by them (so an acknowledged copy is always a verified,
+    /// durable file).
+    fn confirm_present(&self, hash: ChunkHash, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
+        let path = self.layout.chunk_file(hash);
+        let intact = read_bounded(&path).is_ok_and(|on_disk| on_disk == bytes);
+        if !intact {
+            tracing::warn!(%hash, "a stored chunk is missing or corrupt; replacing it with the uploaded copy");
+            return self.replace(hash, bytes);
+        }
+        if !self.entry(hash).is_some_and(|e| e.durable) {
+            let dir = self.layout.fanout_dir(hash);
+            sys::sync_dir(&dir).map_err(StoreError::io(dir))?;
+        }
+        let mut state = self.state();
+        match state.chunks.get_mut(&hash) {
+            Some(entry) => entry.durable = true,
+            // Deleted meanwhile: store it anew.
+            None => {
+                drop(state);
+                return self.put(hash, bytes);
+            }
+        }
+        state.ack(hash);
+        Ok(PutOutcome::AlreadyPresent)
+    }
+
+    /// Writes verified `bytes` over the file of a listed chunk whose copy
+    /// is missing or corrupt; a new generation, so a reader that saw the
+    /// bad file does not quarantine the good one.
+    fn replace(&self, hash: ChunkHash, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
+        self.ensure_fanout_dir(&self.layout.fanout_dir(hash))?;
+        let temp = self.write_temp(hash, bytes)?;
+        let path = self.layout.chunk_file(hash);
+        {
+            let mut state = self.state();
+            if let Err(e) = fs::rename(&temp, &path) {
+                let _ = fs::remove_file(&temp);
+                return Err(StoreError::io(path)(e));
+            }
+            state.remove(hash);
+            state.insert(hash, bytes.len() as u64);
+            state.lost.remove(&hash);
+        }
+        self.make_durable(hash)?;
+        self.state().ack(hash);
+        Ok(PutOutcome::Stored)
+    }
+
+    /// Fsyncs the directory of a just-renamed chunk file. If that fails the
+    /// copy is not durable: it leaves the inventory (reported lost, never
+    /// acknowledged or served) and the upload fails.
+    fn make_durable(&self, hash: ChunkHash) -> Result<(), StoreError> {
+        let dir = self.layout.fanout_dir(hash);
+        match sys::sync_dir(&dir) {
+            Ok(()) => {
+                if let Some(entry) = self.state().chunks.get_mut(&hash) {
+                    entry.durable = true;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                let mut state = self.state();
+                state.remove(hash);
+                state.lost.insert(hash);
+                Err(StoreError::io(dir)(e))
+            }
+        }
     }
 
     /// The bytes of chunk `hash`, verified against the hash.
@@ -293,20 +398,42 @@ impl ChunkStore {
             .collect()
     }
 
-    /// Removes chunk `hash`; `Ok(false)` if it was not here.
-    pub fn delete(&self, hash: ChunkHash) -> Result<bool, StoreError> {
+    /// The acknowledgement clock now: a drop ordered in answer to a report
+    /// sent at this clock is older than every upload acknowledged later.
+    pub fn ack_clock(&self) -> u64 {
+        self.state().ack_clock
+    }
+
+    /// Removes chunk `hash` on a drop order as old as acknowledgement clock
+    /// `clock`, unless an upload of it was acknowledged since: deciding and
+    /// removing happen under the lock every acknowledgement takes, so an
+    /// acknowledged copy is never deleted by an older order.
+    pub fn delete_unless_acked_after(
+        &self,
+        hash: ChunkHash,
+        clock: u64,
+    ) -> Result<DeleteOutcome, StoreError> {
         let path = self.layout.chunk_file(hash);
         {
             let mut state = self.state();
-            if !state.chunks.contains_key(&hash) {
-                return Ok(false);
+            match state.chunks.get(&hash) {
+                None => return Ok(DeleteOutcome::Absent),
+                Some(entry) if entry.acked > clock => return Ok(DeleteOutcome::AckedSince),
+                Some(_) => {}
             }
             ignore_not_found(fs::remove_file(&path)).map_err(StoreError::io(&path))?;
             state.remove(hash);
         }
         let dir = self.layout.fanout_dir(hash);
         sys::sync_dir(&dir).map_err(StoreError::io(dir))?;
-        Ok(true)
+        Ok(DeleteOutcome::Deleted)
+    }
+
+    /// Removes chunk `hash` whatever its acknowledgements; `Ok(false)` if
+    /// it was not here.
+    pub fn delete(&self, hash: ChunkHash) -> Result<bool, StoreError> {
+        let outcome = self.delete_unless_acked_after(hash, u64::MAX)?;
+        Ok(outcome == DeleteOutcome::Deleted)
     }
 
     /// Every chunk in the inventory, sorted.
@@ -369,9 +496,6 @@ impl ChunkStore {
     ) -> Result<Option<Reservation<'_>>, StoreError> {
         let mut state = self.state();
         if state.chunks.contains_key(&hash) {
-            // Stored again: reported as added, which renews it (a pending
-            // drop of it starts over; see the sync loop).
-            state.added.insert(hash);
             return Ok(None);
         }
         if let Some(capacity) = self.capacity_bytes {
@@ -411,6 +535,7 @@ impl ChunkStore {
         hash: ChunkHash,
         temp: &Path,
         reservation: Reservation<'_>,
+        bytes: &[u8],
     ) -> Result<PutOutcome, StoreError> {
         let dir = self.layout.fanout_dir(hash);
         let result = self
@@ -420,10 +545,15 @@ impl ChunkStore {
             let _ = fs::remove_file(temp);
         }
         drop(reservation);
-        if matches!(result, Ok(PutOutcome::Stored)) {
-            sys::sync_dir(&dir).map_err(StoreError::io(dir))?;
+        match result? {
+            PutOutcome::Stored => {
+                self.make_durable(hash)?;
+                self.state().ack(hash);
+                Ok(PutOutcome::Stored)
+            }
+            // Another upload installed it first: check its copy like any.
+            PutOutcome::AlreadyPresent => self.confirm_present(hash, bytes),
         }
-        result
     }
 
     fn rename_into_place(
@@ -439,7 +569,6 @@ impl ChunkStore {
         let path = self.layout.chunk_file(hash);
         fs::rename(temp, &path).map_err(StoreError::io(path))?;
         state.insert(hash, size_bytes);
-        state.added.insert(hash);
         state.lost.remove(&hash);
         Ok(PutOutcome::Stored)
     }
@@ -466,7 +595,7 @@ impl ChunkStore {
     /// entry was replaced since `seen` was read.
     fn mark_lost(&self, hash: ChunkHash, seen: Entry, path: Option<&Path>) {
         let mut state = self.state();
-        if state.chunks.get(&hash) != Some(&seen) {
+        if state.chunks.get(&hash).map(|e| e.generation) != Some(seen.generation) {
             return;
         }
         if let Some(path) = path {
@@ -610,6 +739,10 @@ fn scan_one(layout: &Layout, path: &Path, state: &mut State) -> Result<(), Store
         Some(hash) if layout.chunk_file(hash) == path => {
             let meta = fs::metadata(path).map_err(StoreError::io(path))?;
             state.insert(hash, meta.len());
+            // It survived the restart: on disk is durable.
+            if let Some(entry) = state.chunks.get_mut(&hash) {
+                entry.durable = true;
+            }
         }
         _ => tracing::warn!(path = %path.display(), "ignoring a stray file in the chunk directory"),
     }

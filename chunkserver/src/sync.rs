@@ -46,7 +46,7 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::store::{ChunkStore, Usage};
+use crate::store::{ChunkStore, DeleteOutcome, Usage};
 
 pub use drops::{DropSchedule, DropUpdate};
 pub use fetch::{FetchError, Fetcher, MAX_QUEUED_FETCHES};
@@ -177,6 +177,8 @@ struct Syncer {
     backoff: Backoff,
     /// Failed rounds over every metadata node since the last answer.
     failed_rounds: u32,
+    /// The store's acknowledgement clock when the latest report was sent.
+    report_clock: u64,
 }
 
 impl Syncer {
@@ -195,6 +197,7 @@ impl Syncer {
             drops: Arc::new(Mutex::new(DropSchedule::new(config.drop_grace, freshness))),
             backoff: backoff_for(config.report_interval),
             failed_rounds: 0,
+            report_clock: 0,
             store,
             config,
             need_full: true,
@@ -236,6 +239,9 @@ impl Syncer {
     /// answers.
     async fn sync_once(&mut self) -> Result<Next, SyncError> {
         let full = self.need_full;
+        // Read before the changes are taken: every upload acknowledged
+        // later is newer than the drop orders this report's answer brings.
+        self.report_clock = self.store.ack_clock();
         let (added, lost) = self.take_changes(full);
         let template = self.template().await;
         self.need_full = true;
@@ -294,7 +300,7 @@ impl Syncer {
     }
 
     fn apply(&mut self, orders: ChunkOrders) {
-        let update = lock(&self.drops).update(&orders.drop, Instant::now());
+        let update = lock(&self.drops).update(&orders.drop, Instant::now(), self.report_clock);
         for hash in &update.cancelled {
             tracing::debug!(%hash, "the leader no longer lists a pending drop; keeping the chunk");
         }
@@ -355,23 +361,30 @@ fn fallback_usage(store: &ChunkStore) -> Usage {
 }
 
 /// Deletes each hash that is still due (the leader may have cancelled it
-/// since the batch was chosen); returns those that were here and are gone.
+/// since the batch was chosen) and not uploaded again since its drop was
+/// ordered; returns those that were here and are gone.
 fn delete_due(
     store: &ChunkStore,
     drops: &Mutex<DropSchedule>,
-    due: Vec<ChunkHash>,
+    due: Vec<(ChunkHash, u64)>,
 ) -> Vec<ChunkHash> {
     let mut deleted = Vec::new();
-    for hash in due {
+    for (hash, clock) in due {
         if !lock(drops).is_due(hash, Instant::now()) {
             continue;
         }
-        match store.delete(hash) {
-            Ok(was_here) => {
+        match store.delete_unless_acked_after(hash, clock) {
+            Ok(outcome) => {
                 lock(drops).forget(hash);
-                if was_here {
-                    tracing::info!(%hash, "deleted a chunk the leader dropped");
-                    deleted.push(hash);
+                match outcome {
+                    DeleteOutcome::Deleted => {
+                        tracing::info!(%hash, "deleted a chunk the leader dropped");
+                        deleted.push(hash);
+                    }
+                    DeleteOutcome::AckedSince => {
+                        tracing::debug!(%hash, "kept a dropped chunk uploaded again since the order")
+                    }
+                    DeleteOutcome::Absent => {}
                 }
             }
             Err(e) => {

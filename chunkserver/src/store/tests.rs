@@ -336,3 +336,43 @@ fn concurrent_puts_of_one_chunk_store_it_once() {
     assert_eq!((usage.chunks, usage.bytes), (1, 4));
     assert_eq!(fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
 }
+
+/// An upload of a chunk whose stored copy went bad is not acknowledged as
+/// "already present" on the bad copy: the verified bytes just received
+/// replace it, and the chunk reads back intact. Before, the upload answered
+/// AlreadyPresent and the corrupt copy counted as stored.
+#[test]
+fn an_upload_over_a_corrupt_copy_replaces_it() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let bytes = b"precious bytes".repeat(100);
+    let hash = put(&store, &bytes);
+    flip_byte(&store, hash, 7);
+    assert_eq!(store.put(hash, &bytes).unwrap(), PutOutcome::Stored);
+    assert_eq!(store.get(hash).unwrap(), bytes);
+    assert_eq!(quarantined(&dir), 0, "the replaced copy was never served");
+}
+
+/// The same for a copy whose file vanished behind the store's back.
+#[test]
+fn an_upload_over_a_missing_copy_stores_it_again() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let hash = put(&store, b"vanishing");
+    let _ = &dir;
+    fs::remove_file(store.chunk_path(hash)).unwrap();
+    assert_eq!(store.put(hash, b"vanishing").unwrap(), PutOutcome::Stored);
+    assert_eq!(store.get(hash).unwrap(), b"vanishing");
+}
+
+/// An intact copy is acknowledged as present, without rewriting it.
+#[test]
+fn an_upload_over_an_intact_copy_is_already_present() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let hash = put(&store, b"steady");
+    assert_eq!(
+        store.put(hash, b"steady").unwrap(),
+        PutOutcome::AlreadyPresent
+    );
+}

@@ -9,6 +9,11 @@
 //! only while the latest answer is recent: a server cut off from the leader
 //! deletes nothing on stale orders. Pure bookkeeping: every method takes
 //! `now`, and the caller does the deleting.
+//!
+//! Each pending drop also keeps the store's acknowledgement clock
+//! ([`crate::store::ChunkStore::ack_clock`]) read when the report it
+//! answers was sent: the deletion is refused for a copy acknowledged after
+//! that (an upload the leader had not heard of when it ordered the drop).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -21,8 +26,9 @@ use tokio::time::Instant;
 pub struct DropSchedule {
     grace: Duration,
     freshness: Duration,
-    /// Hash → when the leader first listed it (in an unbroken run of answers).
-    pending: BTreeMap<ChunkHash, Instant>,
+    /// Hash → when the leader first listed it (in an unbroken run of
+    /// answers), and the acknowledgement clock of the report it answered.
+    pending: BTreeMap<ChunkHash, (Instant, u64)>,
     latest_answer_at: Option<Instant>,
 }
 
@@ -47,14 +53,15 @@ impl DropSchedule {
         }
     }
 
-    /// Takes the complete drop list of an answer received at `now`.
-    pub fn update(&mut self, listed: &[ChunkHash], now: Instant) -> DropUpdate {
+    /// Takes the complete drop list of an answer received at `now` to a
+    /// report sent at acknowledgement clock `clock`.
+    pub fn update(&mut self, listed: &[ChunkHash], now: Instant, clock: u64) -> DropUpdate {
         let mut next = BTreeMap::new();
         let mut added = 0;
         for &hash in listed {
             let since = self.pending.get(&hash).copied().unwrap_or_else(|| {
                 added += 1;
-                now
+                (now, clock)
             });
             next.insert(hash, since);
         }
@@ -75,19 +82,20 @@ impl DropSchedule {
             && self
                 .pending
                 .get(&hash)
-                .is_some_and(|since| now.saturating_duration_since(*since) >= self.grace)
+                .is_some_and(|(since, _)| now.saturating_duration_since(*since) >= self.grace)
     }
 
-    /// Every hash that may be deleted at `now`, sorted (they stay pending
+    /// Every hash that may be deleted at `now`, sorted, with the
+    /// acknowledgement clock its drop order is as old as (they stay pending
     /// until [`DropSchedule::forget`]).
-    pub fn due(&self, now: Instant) -> Vec<ChunkHash> {
+    pub fn due(&self, now: Instant) -> Vec<(ChunkHash, u64)> {
         if !self.answer_is_recent(now) {
             return Vec::new();
         }
         self.pending
             .iter()
-            .filter(|(_, since)| now.saturating_duration_since(**since) >= self.grace)
-            .map(|(hash, _)| *hash)
+            .filter(|(_, (since, _))| now.saturating_duration_since(*since) >= self.grace)
+            .map(|(hash, (_, clock))| (*hash, *clock))
             .collect()
     }
 
@@ -133,15 +141,15 @@ mod tests {
     fn a_listed_hash_is_due_after_the_grace_period() {
         let t0 = Instant::now();
         let mut s = DropSchedule::new(GRACE, FRESH);
-        let first = s.update(&[h(1)], t0);
+        let first = s.update(&[h(1)], t0, 0);
         assert_eq!(first.added, 1);
         for t in (1..60).map(|n| t0 + secs(n)) {
-            assert_eq!(s.update(&[h(1)], t).added, 0);
+            assert_eq!(s.update(&[h(1)], t, 0).added, 0);
             assert!(s.due(t).is_empty(), "deleted before the grace at {t:?}");
         }
         let t = t0 + secs(60);
-        s.update(&[h(1)], t);
-        assert_eq!(s.due(t), vec![h(1)]);
+        s.update(&[h(1)], t, 0);
+        assert_eq!(s.due(t), vec![(h(1), 0)]);
         assert!(s.is_due(h(1), t));
         s.forget(h(1));
         assert!(s.is_empty());
@@ -153,18 +161,18 @@ mod tests {
     fn a_hash_absent_from_the_latest_answer_is_cancelled() {
         let t0 = Instant::now();
         let mut s = DropSchedule::new(GRACE, FRESH);
-        s.update(&[h(1), h(2)], t0);
-        let update = s.update(&[h(2)], t0 + secs(30));
+        s.update(&[h(1), h(2)], t0, 0);
+        let update = s.update(&[h(2)], t0 + secs(30), 0);
         assert_eq!(update.cancelled, vec![h(1)]);
         assert_eq!(s.len(), 1);
-        s.update(&[h(1), h(2)], t0 + secs(59));
+        s.update(&[h(1), h(2)], t0 + secs(59), 0);
         let t = t0 + secs(61);
-        s.update(&[h(1), h(2)], t);
-        assert_eq!(s.due(t), vec![h(2)]);
+        s.update(&[h(1), h(2)], t, 0);
+        assert_eq!(s.due(t), vec![(h(2), 0)]);
         assert!(!s.is_due(h(1), t));
         let t = t0 + secs(59 + 60);
-        s.update(&[h(1), h(2)], t);
-        assert_eq!(s.due(t), vec![h(1), h(2)]);
+        s.update(&[h(1), h(2)], t, 0);
+        assert_eq!(s.due(t), vec![(h(1), 0), (h(2), 0)]);
     }
 
     /// Without a recent answer nothing is due, however old the drop order.
@@ -172,13 +180,13 @@ mod tests {
     fn nothing_is_due_on_a_stale_answer() {
         let t0 = Instant::now();
         let mut s = DropSchedule::new(GRACE, FRESH);
-        s.update(&[h(1)], t0);
-        s.update(&[h(1)], t0 + secs(58));
+        s.update(&[h(1)], t0, 0);
+        s.update(&[h(1)], t0 + secs(58), 0);
         let stale = t0 + secs(62);
         assert!(s.due(stale).is_empty());
         assert!(!s.is_due(h(1), stale));
-        s.update(&[h(1)], t0 + secs(63));
-        assert_eq!(s.due(t0 + secs(64)), vec![h(1)]);
+        s.update(&[h(1)], t0 + secs(63), 0);
+        assert_eq!(s.due(t0 + secs(64)), vec![(h(1), 0)]);
     }
 
     /// A hash never listed is never due.
@@ -187,8 +195,8 @@ mod tests {
         let t0 = Instant::now();
         let mut s = DropSchedule::new(Duration::ZERO, FRESH);
         assert!(!s.is_due(h(1), t0));
-        s.update(&[h(2)], t0);
+        s.update(&[h(2)], t0, 0);
         assert!(!s.is_due(h(1), t0));
-        assert_eq!(s.due(t0), vec![h(2)]);
+        assert_eq!(s.due(t0), vec![(h(2), 0)]);
     }
 }

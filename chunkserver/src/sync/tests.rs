@@ -17,6 +17,8 @@ use toastyfs_proto::record;
 use toastyfs_proto::routes::{CHUNK_REPORT as REPORT_PATH, RECORD_CONTENT_TYPE};
 use tokio::net::TcpListener;
 
+use crate::store::PutOutcome;
+
 use super::*;
 
 const INTERVAL: Duration = Duration::from_millis(50);
@@ -342,4 +344,39 @@ fn large_reports_are_split() {
     let empty = split_report(&template, false, Vec::new(), Vec::new(), 2);
     assert_eq!(empty.len(), 1);
     assert!(!empty[0].full && empty[0].added.is_empty());
+}
+
+/// A chunk uploaded again after its drop was ordered (the client was told
+/// "already present") survives the deletion that comes due: acknowledging
+/// and deleting are ordered under the store's lock. Before, the deletion
+/// ran on the old order and deleted the chunk the client had just been
+/// told was stored.
+#[test]
+fn an_upload_acknowledged_after_the_drop_order_is_never_deleted_by_it() {
+    let (_dir, store) = store_with(&[b"wanted again"]);
+    let hash = h(b"wanted again");
+    let mut drops = DropSchedule::new(Duration::ZERO, Duration::from_secs(3600));
+    let sent_at = store.ack_clock();
+    drops.update(&[hash], Instant::now(), sent_at);
+    assert_eq!(
+        store.put(hash, b"wanted again").unwrap(),
+        PutOutcome::AlreadyPresent
+    );
+    let due = drops.due(Instant::now());
+    assert_eq!(due, vec![(hash, sent_at)]);
+    let deleted = delete_due(&store, &Mutex::new(drops), due);
+    assert!(deleted.is_empty(), "deleted {deleted:?}");
+    assert_eq!(store.get(hash).unwrap(), b"wanted again");
+}
+
+/// A drop order newer than the last acknowledgement is carried out.
+#[test]
+fn a_drop_ordered_after_the_last_upload_deletes() {
+    let (_dir, store) = store_with(&[b"garbage"]);
+    let hash = h(b"garbage");
+    let mut drops = DropSchedule::new(Duration::ZERO, Duration::from_secs(3600));
+    drops.update(&[hash], Instant::now(), store.ack_clock());
+    let due = drops.due(Instant::now());
+    assert_eq!(delete_due(&store, &Mutex::new(drops), due), vec![hash]);
+    assert!(store.inventory().is_empty());
 }
