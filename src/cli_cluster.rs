@@ -31,6 +31,10 @@ enum ClusterCommand {
     RemoveNode { id: u64 },
     /// Set how many copies of every chunk the cluster keeps (1..=16).
     SetReplicationFactor { factor: u32 },
+    /// Set how many chunk servers must hold a durable copy of new data
+    /// before a write is acknowledged (1..=16, default 2; writes wait for
+    /// no more copies than the replication factor).
+    SetMinCopies { copies: u32 },
 }
 
 fn parse_member(s: &str) -> anyhow::Result<(u64, String)> {
@@ -56,6 +60,7 @@ pub async fn run(args: ClusterArgs, connection: &Connection) -> Result<(), Failu
         ClusterCommand::SetReplicationFactor { factor } => {
             return set_replication_factor(connection, factor).await
         }
+        ClusterCommand::SetMinCopies { copies } => return set_min_copies(connection, copies).await,
     };
     result.map_err(|e| Failure {
         message: format!("{e:#}"),
@@ -68,6 +73,15 @@ async fn set_replication_factor(connection: &Connection, factor: u32) -> Result<
     let version = client.admin().set_replication_factor(factor, None).await?;
     println!(
         "replication factor set to {factor} (settings version {version}); the leader now copies or drops chunks to match"
+    );
+    Ok(())
+}
+
+async fn set_min_copies(connection: &Connection, copies: u32) -> Result<(), Failure> {
+    let client = crate::cli_fs::client(connection)?;
+    let version = client.admin().set_min_copies(copies, None).await?;
+    println!(
+        "min copies set to {copies} (settings version {version}); writes are acknowledged once that many chunk servers hold the data"
     );
     Ok(())
 }
@@ -188,9 +202,13 @@ async fn chunk_status(connection: &Connection) -> anyhow::Result<()> {
             s.addr, state, s.chunks, s.used_bytes, s.free_bytes
         );
     }
+    let min_copies = match client.admin().settings().await {
+        Ok(settings) => settings.min_copies.to_string(),
+        Err(_) => "unknown".into(),
+    };
     println!(
-        "replication factor {}; {} chunks under-replicated; {} lost",
-        status.replication_factor, status.under_replicated, status.lost
+        "replication factor {}; writes wait for {} copies (min copies); {} chunks under-replicated; {} lost",
+        status.replication_factor, min_copies, status.under_replicated, status.lost
     );
     Ok(())
 }

@@ -191,7 +191,18 @@ impl Admin {
             .map(|o| crate::version_of(&o))
     }
 
-    /// The cluster settings (replication factor and their version).
+    /// Sets how many chunk servers must hold a durable copy of a new chunk
+    /// before its write is acknowledged (1..=16; writes wait for no more
+    /// than the replication factor). Returns the settings' new version.
+    pub async fn set_min_copies(&self, copies: u32, expect: Option<Version>) -> Result<Version> {
+        let command = Command::SetMinCopies { copies, expect };
+        self.meta
+            .write(command)
+            .await
+            .map(|o| crate::version_of(&o))
+    }
+
+    /// The cluster settings (replication factor, min copies, version).
     pub async fn settings(&self) -> Result<ClusterSettings> {
         match self.meta.read(Query::Settings, false).await? {
             QueryReply::Settings(settings) => Ok(settings),

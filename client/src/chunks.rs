@@ -81,9 +81,10 @@ pub async fn hash_all(contents: Vec<Vec<u8>>) -> Result<Vec<(ChunkHash, bytes::B
 
 /// Stores new chunks: asks the leader which the cluster already holds
 /// (those are skipped) and where the rest go, then uploads them, `parallel`
-/// at a time, to every target; one successful copy is enough (the leader's
-/// replication manager brings it to the replication factor). Returns the
-/// number of bytes actually uploaded.
+/// at a time, to every target. A chunk counts as stored once the cluster's
+/// `min_copies` targets (named in the placement reply) hold a durable copy;
+/// the leader's replication manager brings it to the replication factor.
+/// Returns the number of bytes actually uploaded.
 pub async fn store(
     meta: &Meta,
     transport: &Transport,
@@ -98,20 +99,20 @@ pub async fn store(
         hashes: unique.keys().copied().collect(),
     };
     let reply = meta.placement(&request).await?;
+    let needed = reply.min_copies.max(1) as usize;
     let uploads: Vec<(ChunkHash, bytes::Bytes, Vec<String>)> = reply
         .placements
         .into_iter()
         .filter(|p| !p.present)
         .filter_map(|p| unique.get(&p.hash).map(|b| (p.hash, b.clone(), p.targets)))
         .collect();
-    let sizes =
-        stream::iter(uploads)
-            .map(|(hash, bytes, targets)| async move {
-                upload_one(transport, hash, bytes, &targets).await
-            })
-            .buffer_unordered(parallel.max(1))
-            .try_collect::<Vec<u64>>()
-            .await?;
+    let sizes = stream::iter(uploads)
+        .map(|(hash, bytes, targets)| async move {
+            upload_one(transport, hash, bytes, &targets, needed).await
+        })
+        .buffer_unordered(parallel.max(1))
+        .try_collect::<Vec<u64>>()
+        .await?;
     Ok(sizes.iter().sum())
 }
 
@@ -120,6 +121,7 @@ async fn upload_one(
     hash: ChunkHash,
     bytes: bytes::Bytes,
     targets: &[String],
+    needed: usize,
 ) -> Result<u64> {
     if targets.is_empty() {
         return Err(ClientError::UploadFailed {
@@ -138,12 +140,15 @@ async fn upload_one(
     }))
     .await;
     let stored = results.iter().filter(|r| r.is_ok()).count();
-    if stored == 0 {
-        let detail = results
+    if stored < needed {
+        let failures = results
             .into_iter()
             .filter_map(|r| r.err())
             .collect::<Vec<_>>()
             .join("; ");
+        let detail = format!(
+            "{stored} of the {needed} copies a write needs were stored (min_copies): {failures}"
+        );
         return Err(ClientError::UploadFailed { hash, detail });
     }
     Ok(bytes.len() as u64 * stored as u64)

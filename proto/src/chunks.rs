@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::hash::ChunkHash;
-use crate::record::Record;
+use crate::record::{decode_body, Record, RecordError};
 
 /// Most hashes one report, order list, placement or locate request carries.
 pub const MAX_HASHES_PER_MESSAGE: usize = 100_000;
@@ -73,6 +73,16 @@ pub struct Placement {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlacementReply {
     pub placements: Vec<Placement>,
+    /// Targets that must store a chunk before the write may commit it
+    /// (the cluster's `min_copies`, capped at its replication factor).
+    pub min_copies: u32,
+}
+
+/// Version 1 of [`PlacementReply`]: before `min_copies` (one copy was
+/// enough).
+#[derive(Deserialize)]
+struct PlacementReplyV1 {
+    placements: Vec<Placement>,
 }
 
 /// Client → leader: who holds these chunks?
@@ -110,7 +120,26 @@ macro_rules! record {
 record!(ChunkReport, kinds::CHUNK_REPORT);
 record!(ChunkOrders, kinds::CHUNK_ORDERS);
 record!(PlacementRequest, kinds::PLACEMENT_REQUEST);
-record!(PlacementReply, kinds::PLACEMENT_REPLY);
+
+impl Record for PlacementReply {
+    const KIND: u8 = kinds::PLACEMENT_REPLY;
+    const VERSION: u8 = 2;
+    const MAX_BODY_BYTES: usize = 16 << 20;
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, RecordError> {
+        match version {
+            1 => decode_body::<PlacementReplyV1>(body).map(|old| PlacementReply {
+                placements: old.placements,
+                min_copies: 1,
+            }),
+            found => Err(RecordError::UnknownVersion {
+                kind: Self::KIND,
+                found,
+                supported: Self::VERSION,
+            }),
+        }
+    }
+}
 record!(LocateRequest, kinds::LOCATE_REQUEST);
 record!(LocateReply, kinds::LOCATE_REPLY);
 
@@ -147,9 +176,40 @@ mod tests {
                 present: false,
                 targets: vec!["a:1".into()],
             }],
+            min_copies: 2,
         });
         assert_tamper_evident(&LocateReply {
             holders: vec![vec!["a:1".into()]],
         });
+    }
+
+    /// A version-1 placement reply (before `min_copies`) still decodes,
+    /// as a reply that asks for one copy.
+    #[test]
+    fn a_version_1_placement_reply_upgrades_to_one_copy() {
+        #[derive(Serialize, Deserialize)]
+        struct V1 {
+            placements: Vec<Placement>,
+        }
+        impl Record for V1 {
+            const KIND: u8 = kinds::PLACEMENT_REPLY;
+        }
+        let placements = vec![Placement {
+            hash: ChunkHash::of(b"p"),
+            present: true,
+            targets: vec![],
+        }];
+        let old = crate::record::encode(&V1 {
+            placements: placements.clone(),
+        })
+        .expect("encode");
+        let reply: PlacementReply = crate::record::decode(&old).expect("upgrades");
+        assert_eq!(
+            reply,
+            PlacementReply {
+                placements,
+                min_copies: 1
+            }
+        );
     }
 }

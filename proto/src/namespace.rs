@@ -97,6 +97,14 @@ pub enum Command {
         checks: Vec<SlotCheck>,
         command: Box<Command>,
     },
+    /// Set how many chunk servers must hold a durable copy of a chunk
+    /// before a write that uses it is acknowledged (1..=16; a write needs
+    /// the smaller of this and the replication factor); `expect` is checked
+    /// against the settings' version.
+    SetMinCopies {
+        copies: u32,
+        expect: Option<Version>,
+    },
 }
 
 /// Most slot checks one [`Command::Guarded`] carries (a write patches at
@@ -117,19 +125,34 @@ pub const DEFAULT_REPLICATION_FACTOR: u32 = 3;
 /// The largest replication factor a cluster accepts.
 pub const MAX_REPLICATION_FACTOR: u32 = 16;
 
+/// Durable copies a write waits for unless the cluster is told otherwise.
+pub const DEFAULT_MIN_COPIES: u32 = 2;
+
 /// Cluster-wide settings kept in the namespace state (so every node, and
 /// every leader after it, agrees on them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ClusterSettings {
     pub replication_factor: u32,
+    /// Chunk servers that must hold a durable copy of every new chunk
+    /// before its write is acknowledged (see [`ClusterSettings::copies_to_acknowledge`]).
+    pub min_copies: u32,
     /// The version of the last change (0: never changed).
     pub version: Version,
+}
+
+impl ClusterSettings {
+    /// Copies a write waits for: `min_copies`, but never more than the
+    /// replication factor (the cluster would not keep them).
+    pub fn copies_to_acknowledge(&self) -> u32 {
+        self.min_copies.min(self.replication_factor).max(1)
+    }
 }
 
 impl Default for ClusterSettings {
     fn default() -> Self {
         ClusterSettings {
             replication_factor: DEFAULT_REPLICATION_FACTOR,
+            min_copies: DEFAULT_MIN_COPIES,
             version: Version(0),
         }
     }
@@ -341,6 +364,8 @@ pub enum FsError {
     },
     #[error("replication factor {factor} is outside 1..={MAX_REPLICATION_FACTOR}")]
     InvalidReplicationFactor { factor: u32 },
+    #[error("min copies {copies} is outside 1..={MAX_REPLICATION_FACTOR}")]
+    InvalidMinCopies { copies: u32 },
     /// A guarded command's slot no longer holds the chunk it was built
     /// from (another writer changed it): read it again and redo the patch.
     #[error("chunk {index} of {path} changed since it was read; redo the write")]

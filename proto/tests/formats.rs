@@ -34,6 +34,7 @@ fn fixture_name(command: &Command) -> &'static str {
         Command::SetReplicationFactor { .. } => "proposal-set-replication-factor",
         Command::ForgetGarbage { .. } => "proposal-forget-garbage",
         Command::Guarded { .. } => "proposal-guarded",
+        Command::SetMinCopies { .. } => "proposal-set-min-copies",
     }
 }
 
@@ -87,6 +88,10 @@ fn commands() -> Vec<Command> {
         },
         Command::ForgetGarbage {
             hashes: vec![ChunkHash::of(b"g1"), ChunkHash::of(b"g2")],
+        },
+        Command::SetMinCopies {
+            copies: 3,
+            expect: Some(Version(4)),
         },
         Command::Guarded {
             checks: vec![

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use toastyfs_proto::chunks::{ChunkServerId, FetchOrder};
 use toastyfs_proto::cluster::{ChunkClusterStatus, ChunkServerInfo};
+use toastyfs_proto::namespace::ClusterSettings;
 use toastyfs_proto::ChunkHash;
 
 mod placement;
@@ -47,6 +48,9 @@ pub struct ChunkMapConfig {
     /// Copies every referenced chunk should have: the cluster setting, kept
     /// up to date from the namespace state by [`crate::replication`].
     pub replication_factor: u32,
+    /// Copies a write must have stored before it commits (the cluster
+    /// setting `min_copies` capped at the replication factor).
+    pub copies_to_acknowledge: u32,
     /// A server that has not reported for this long is down.
     pub server_timeout: Duration,
     /// A fetch order not confirmed by a report within this is re-issued.
@@ -59,6 +63,7 @@ impl Default for ChunkMapConfig {
     fn default() -> Self {
         ChunkMapConfig {
             replication_factor: DEFAULT_REPLICATION_FACTOR,
+            copies_to_acknowledge: ClusterSettings::default().copies_to_acknowledge(),
             server_timeout: DEFAULT_SERVER_TIMEOUT,
             fetch_timeout: DEFAULT_FETCH_TIMEOUT,
             placement_ttl: DEFAULT_PLACEMENT_TTL,
@@ -138,6 +143,13 @@ impl ChunkMap {
     /// Follows the cluster setting (read from the namespace state).
     pub fn set_replication_factor(&mut self, factor: u32) {
         self.config.replication_factor = factor.max(1);
+    }
+
+    /// Follows the cluster settings: replication factor and the copies a
+    /// write waits for.
+    pub fn follow(&mut self, settings: &ClusterSettings) {
+        self.set_replication_factor(settings.replication_factor);
+        self.config.copies_to_acknowledge = settings.copies_to_acknowledge();
     }
 
     /// Forgets everything: this node leads in a new term (or no longer leads).

@@ -71,12 +71,16 @@ impl Replication {
 /// Sets the map's replication factor from the cluster settings.
 pub fn follow_settings<R: KvRead>(reader: &R, map: &mut ChunkMap) -> Result<(), StoreError> {
     let settings = namespace::settings::read(reader)?;
-    if settings.replication_factor != map.config().replication_factor {
+    let config = map.config();
+    if settings.replication_factor != config.replication_factor
+        || settings.copies_to_acknowledge() != config.copies_to_acknowledge
+    {
         tracing::info!(
             replication_factor = settings.replication_factor,
-            "replication factor changed"
+            min_copies = settings.min_copies,
+            "cluster settings changed"
         );
-        map.set_replication_factor(settings.replication_factor);
+        map.follow(&settings);
     }
     Ok(())
 }

@@ -281,6 +281,39 @@ async fn disjoint_writes_into_one_chunk_all_survive() {
     assert!(lost.is_empty(), "acknowledged writes lost: {lost:?}");
 }
 
+/// With 2 of 3 chunk servers gone a write cannot reach the 2 durable
+/// copies it needs (the default `min_copies`): the put fails with a clear
+/// error and leaves nothing behind. Before, one copy was enough and the put
+/// was acknowledged with a single copy on a single server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_needs_min_copies_durable_copies() {
+    let mut cluster = start().await;
+    let client = client(&cluster, MIN_CHUNK_SIZE);
+    put(&client, "/before", b"three servers up").await;
+    cluster.kill_chunk_server(1);
+    cluster.kill_chunk_server(2);
+    let refused = client
+        .put(&p("/after"), &pattern(10_000, 3)[..], false, None, None)
+        .await;
+    match refused {
+        Err(ClientError::UploadFailed { detail, .. }) => {
+            assert!(detail.contains("min_copies"), "{detail}")
+        }
+        other => panic!("a write with one live chunk server was not refused: {other:?}"),
+    }
+    assert!(matches!(
+        client.stat(&p("/after")).await,
+        Err(ClientError::Refused(FsError::NotFound { .. }))
+    ));
+    let admin = client.admin();
+    admin
+        .set_min_copies(1, None)
+        .await
+        .expect("lower min_copies");
+    put(&client, "/after", b"one copy allowed now").await;
+    assert_eq!(get(&client, "/after").await, b"one copy allowed now");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_put_continues_across_a_leader_kill() {
     let mut cluster = start().await;

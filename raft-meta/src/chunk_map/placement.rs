@@ -22,6 +22,8 @@ pub enum NotReady {
     Warming,
     #[error("no chunk server with free space is up to take new chunks")]
     NoServers,
+    #[error("only {up} chunk server(s) with free space are up, but a write needs {needed} copies (the cluster's min_copies); start more chunk servers or lower it with `toastyfs cluster set-min-copies`")]
+    TooFewServers { up: usize, needed: usize },
 }
 
 impl ChunkMap {
@@ -43,11 +45,24 @@ impl ChunkMap {
         {
             return Err(NotReady::NoServers);
         }
+        let needed = self.config.copies_to_acknowledge as usize;
+        if let Some(short) = placements
+            .iter()
+            .find(|p| !p.present && p.targets.len() < needed)
+        {
+            return Err(NotReady::TooFewServers {
+                up: short.targets.len(),
+                needed,
+            });
+        }
         for p in placements.iter().filter(|p| !p.present) {
             let ids = self.ids_of(&p.targets);
             self.placed.insert(p.hash, (ids, now));
         }
-        Ok(PlacementReply { placements })
+        Ok(PlacementReply {
+            placements,
+            min_copies: self.config.copies_to_acknowledge,
+        })
     }
 
     /// One chunk's placement: present if some live holder keeps it, else

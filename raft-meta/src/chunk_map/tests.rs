@@ -13,9 +13,17 @@ fn h(n: u8) -> ChunkHash {
     ChunkHash::of(&[n])
 }
 
+fn one_copy() -> ChunkMapConfig {
+    ChunkMapConfig {
+        copies_to_acknowledge: 1,
+        ..config()
+    }
+}
+
 fn config() -> ChunkMapConfig {
     ChunkMapConfig {
         replication_factor: 3,
+        copies_to_acknowledge: 2,
         server_timeout: Duration::from_secs(10),
         fetch_timeout: Duration::from_secs(30),
         placement_ttl: Duration::from_secs(60),
@@ -209,6 +217,7 @@ fn placement_prefers_free_space() {
     let mut map = ChunkMap::new(
         ChunkMapConfig {
             replication_factor: 1,
+            copies_to_acknowledge: 1,
             ..config()
         },
         1,
@@ -234,7 +243,8 @@ fn placement_prefers_free_space() {
 #[test]
 fn a_placed_chunk_is_not_garbage_until_its_placement_expires() {
     let t0 = Instant::now();
-    let mut map = ChunkMap::new(config(), 1, t0);
+    // One server: writes wait for one copy.
+    let mut map = ChunkMap::new(one_copy(), 1, t0);
     let t1 = t0 + Duration::from_secs(10);
     map.report(report(1, true, &[], &[]), t1);
     map.place(&[h(1)], t1).expect("placed");
@@ -251,7 +261,8 @@ fn a_placed_chunk_is_not_garbage_until_its_placement_expires() {
 #[test]
 fn a_chunk_being_dropped_is_uploaded_again_rather_than_deduplicated() {
     let t0 = Instant::now();
-    let mut map = ChunkMap::new(config(), 1, t0);
+    // One server: writes wait for one copy.
+    let mut map = ChunkMap::new(one_copy(), 1, t0);
     let t1 = t0 + Duration::from_secs(10);
     map.report(report(1, true, &[h(1)], &[]), t1);
     scan(&mut map, t1, &BTreeSet::new());
@@ -293,4 +304,24 @@ fn a_leader_that_cannot_confirm_its_lead_withdraws_its_drops() {
     );
     map.withdraw_drops();
     assert!(map.report(report(1, false, &[], &[]), t1).0.drop.is_empty());
+}
+
+/// With fewer live servers than the copies a write needs, placement says
+/// so clearly instead of handing out too few targets; the reply carries
+/// the copies to wait for.
+#[test]
+fn placement_needs_as_many_live_servers_as_copies_to_acknowledge() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    map.report(report(1, true, &[], &[]), t0);
+    let later = t0 + Duration::from_secs(11);
+    map.report(report(1, true, &[], &[]), later);
+    assert_eq!(
+        map.place(&[h(1)], later),
+        Err(NotReady::TooFewServers { up: 1, needed: 2 })
+    );
+    map.report(report(2, true, &[], &[]), later);
+    let reply = map.place(&[h(1)], later).expect("placed on two servers");
+    assert_eq!(reply.min_copies, 2);
+    assert_eq!(reply.placements[0].targets.len(), 2);
 }

@@ -236,6 +236,7 @@ fn execute<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>, command: &Command) -> OpRe
         }
         Command::ForgetGarbage { hashes } => chunks::forget_garbage(txn, hashes),
         Command::Guarded { checks, command } => guard::guarded(txn, checks, command),
+        Command::SetMinCopies { copies, expect } => settings::set_min_copies(txn, *copies, *expect),
     }
 }
 

@@ -1,5 +1,5 @@
 //! Cluster-wide settings kept in the namespace state, under the `P` key:
-//! today the replication factor. Being in the replicated state, every node
+//! the replication factor and the copies a write waits for. Being in the replicated state, every node
 //! and every later leader reads the same value; an absent key means the
 //! defaults.
 
@@ -27,6 +27,26 @@ pub(crate) fn set_replication_factor<S: KvStore + ?Sized>(
     if factor == 0 || factor > MAX_REPLICATION_FACTOR {
         return Err(FsError::InvalidReplicationFactor { factor }.into());
     }
+    check_version(txn, expect)?;
+    save(txn, |settings| settings.replication_factor = factor)
+}
+
+/// `SetMinCopies`: 1..=16 durable copies before a write is acknowledged;
+/// `expect` is checked against the settings' version.
+pub(crate) fn set_min_copies<S: KvStore + ?Sized>(
+    txn: &mut Txn<'_, S>,
+    copies: u32,
+    expect: Option<Version>,
+) -> OpResult<Outcome> {
+    if copies == 0 || copies > MAX_REPLICATION_FACTOR {
+        return Err(FsError::InvalidMinCopies { copies }.into());
+    }
+    check_version(txn, expect)?;
+    save(txn, |settings| settings.min_copies = copies)
+}
+
+/// Refuses unless the settings are at version `expect` (when given).
+fn check_version<S: KvStore + ?Sized>(txn: &Txn<'_, S>, expect: Option<Version>) -> OpResult<()> {
     let current = read(txn.store)?;
     if let Some(expected) = expect.filter(|e| *e != current.version) {
         return Err(FsError::VersionMismatch {
@@ -36,11 +56,18 @@ pub(crate) fn set_replication_factor<S: KvStore + ?Sized>(
         }
         .into());
     }
+    Ok(())
+}
+
+/// Applies `change` to the settings under a new version.
+fn save<S: KvStore + ?Sized>(
+    txn: &mut Txn<'_, S>,
+    change: impl FnOnce(&mut ClusterSettings),
+) -> OpResult<Outcome> {
+    let mut settings = read(txn.store)?;
     let version = txn.bump_version();
-    let settings = ClusterSettings {
-        replication_factor: factor,
-        version,
-    };
+    change(&mut settings);
+    settings.version = version;
     stored::write(
         txn.store,
         keys::SETTINGS.to_vec(),

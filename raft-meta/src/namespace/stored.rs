@@ -3,8 +3,8 @@
 //! (tamper evidence, golden fixtures) are in `tests/formats.rs`.
 
 use serde::{Deserialize, Serialize};
-use toastyfs_proto::namespace::{CommandResult, EntryKind};
-use toastyfs_proto::record::{self, Record};
+use toastyfs_proto::namespace::{ClusterSettings, CommandResult, EntryKind, DEFAULT_MIN_COPIES};
+use toastyfs_proto::record::{self, decode_body, Record, RecordError};
 use toastyfs_proto::{ChunkHash, InodeId, Seq, Version};
 
 use super::kv::{KvRead, KvStore, StoreError};
@@ -94,7 +94,7 @@ pub struct GarbageSince(pub u64);
 
 /// The cluster settings (`P` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StoredSettings(pub toastyfs_proto::namespace::ClusterSettings);
+pub struct StoredSettings(pub ClusterSettings);
 
 macro_rules! stored_record {
     ($ty:ty, $kind:expr) => {
@@ -112,7 +112,37 @@ stored_record!(RefCount, 19);
 stored_record!(GarbageSince, 20);
 stored_record!(TrashEntry, 21);
 stored_record!(SessionRecord, 22);
-stored_record!(StoredSettings, 23);
+
+impl Record for StoredSettings {
+    const KIND: u8 = 23;
+    /// 2: `min_copies` joined the settings.
+    const VERSION: u8 = 2;
+    const MAX_BODY_BYTES: usize = 2 << 20;
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, RecordError> {
+        match version {
+            1 => decode_body::<StoredSettingsV1>(body).map(|old| {
+                StoredSettings(ClusterSettings {
+                    replication_factor: old.replication_factor,
+                    min_copies: DEFAULT_MIN_COPIES,
+                    version: old.version,
+                })
+            }),
+            found => Err(RecordError::UnknownVersion {
+                kind: Self::KIND,
+                found,
+                supported: Self::VERSION,
+            }),
+        }
+    }
+}
+
+/// Version 1 of [`StoredSettings`]: the replication factor and version.
+#[derive(Deserialize)]
+struct StoredSettingsV1 {
+    replication_factor: u32,
+    version: Version,
+}
 
 /// Reads and decodes the value under `key`; a value that does not decode
 /// is a [`StoreError::Corrupt`].

@@ -67,6 +67,7 @@ pub(crate) fn stored_record_samples() -> Vec<Sample> {
             "stored-settings",
             StoredSettings(ClusterSettings {
                 replication_factor: 2,
+                min_copies: 3,
                 version: Version(6),
             }),
         ),
@@ -79,4 +80,22 @@ fn stored_records_are_tamper_evident() {
     for sample in stored_record_samples() {
         sample.assert_tamper_evident();
     }
+}
+
+/// Settings stored before `min_copies` existed (format version 1, the
+/// bytes kept in `tests/fixtures/upgrades/`) decode through the upgrade,
+/// with the default number of copies.
+#[test]
+fn version_1_settings_upgrade_with_the_default_min_copies() {
+    let text = include_str!("../../../tests/fixtures/upgrades/stored-settings-v1.hex");
+    let bytes = hex::decode(text.trim()).expect("fixture is hex");
+    let settings: StoredSettings = toastyfs_proto::record::decode(&bytes).expect("upgrades");
+    assert_eq!(
+        settings,
+        StoredSettings(ClusterSettings {
+            replication_factor: 2,
+            min_copies: toastyfs_proto::namespace::DEFAULT_MIN_COPIES,
+            version: Version(6),
+        })
+    );
 }

@@ -344,6 +344,7 @@ impl Model {
             Command::SetReplicationFactor { factor, expect } => {
                 self.set_replication_factor(*factor, *expect)
             }
+            Command::SetMinCopies { copies, expect } => self.set_min_copies(*copies, *expect),
             Command::Guarded { checks, command } => match self.check_guard(checks, command) {
                 Ok(()) => return self.execute(command),
                 Err(e) => Err(e),
@@ -709,9 +710,24 @@ impl Model {
     }
 
     fn set_replication_factor(&mut self, factor: u32, expect: Option<Version>) -> CommandResult {
-        if !(1..=toastyfs_proto::namespace::MAX_REPLICATION_FACTOR).contains(&factor) {
+        if !(1..=MAX_REPLICATION_FACTOR).contains(&factor) {
             return Err(FsError::InvalidReplicationFactor { factor });
         }
+        self.change_settings(expect, |s| s.replication_factor = factor)
+    }
+
+    fn set_min_copies(&mut self, copies: u32, expect: Option<Version>) -> CommandResult {
+        if !(1..=MAX_REPLICATION_FACTOR).contains(&copies) {
+            return Err(FsError::InvalidMinCopies { copies });
+        }
+        self.change_settings(expect, |s| s.min_copies = copies)
+    }
+
+    fn change_settings(
+        &mut self,
+        expect: Option<Version>,
+        change: impl FnOnce(&mut ClusterSettings),
+    ) -> CommandResult {
         if let Some(e) = expect {
             if e != self.settings.version {
                 return Err(FsError::VersionMismatch {
@@ -722,10 +738,8 @@ impl Model {
             }
         }
         let version = self.bump();
-        self.settings = toastyfs_proto::namespace::ClusterSettings {
-            replication_factor: factor,
-            version,
-        };
+        change(&mut self.settings);
+        self.settings.version = version;
         Ok(Outcome::SettingsChanged { version })
     }
 

@@ -33,6 +33,7 @@ enum Op {
     Truncate(String, u64, Option<u8>, Option<u64>),
     Reclaim,
     SetReplication(u32, Option<u64>),
+    SetMinCopies(u32, Option<u64>),
     Forget(Vec<u8>),
     /// A guarded command: each check names a slot and either what the
     /// model holds there now (`None`) or a given content (`Some`: a hole
@@ -101,6 +102,7 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         2 => (file_strategy(), 0..6 * cs, proptest::option::of(0u8..6), expect_strategy()).prop_map(|(p, l, c, e)| Op::Truncate(p, l, c, e)),
         1 => Just(Op::Reclaim),
         1 => (0u32..18, expect_strategy()).prop_map(|(f, e)| Op::SetReplication(f, e)),
+        1 => (0u32..18, expect_strategy()).prop_map(|(c, e)| Op::SetMinCopies(c, e)),
         1 => Just(Op::Settings),
         1 => proptest::collection::vec(0u8..6, 0..4).prop_map(Op::Forget),
         2 => path_strategy().prop_map(Op::Stat),
@@ -205,6 +207,10 @@ fn to_command(op: &Op, model: &Model) -> Option<Command> {
         Op::Reclaim => Command::Reclaim,
         Op::SetReplication(factor, e) => Command::SetReplicationFactor {
             factor: *factor,
+            expect: v(e),
+        },
+        Op::SetMinCopies(copies, e) => Command::SetMinCopies {
+            copies: *copies,
             expect: v(e),
         },
         Op::Forget(hashes) => Command::ForgetGarbage {
