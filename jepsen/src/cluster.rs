@@ -263,6 +263,25 @@ impl Cluster {
         std::fs::read_to_string(self.nodes[&id].dir.with_extension("log")).unwrap_or_default()
     }
 
+    /// SIGSTOP: the node keeps its sockets but answers nothing.
+    pub fn pause(&self, id: u64) {
+        self.signal(id, "-STOP");
+    }
+
+    /// SIGCONT after [`Cluster::pause`].
+    pub fn resume(&self, id: u64) {
+        self.signal(id, "-CONT");
+    }
+
+    fn signal(&self, id: u64, signal: &str) {
+        let pid = self.pid(id).expect("a running node");
+        let status = Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed");
+    }
+
     /// The process id of a running node.
     pub fn pid(&self, id: u64) -> Option<u32> {
         self.nodes.get(&id)?.child.as_ref().map(|c| c.id())

@@ -44,6 +44,15 @@ pub const PROPOSER_ENTRIES_IN_FLIGHT: usize = 4;
 /// Bytes of key/value pairs per record of a snapshot file.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
+/// The chunk endpoints trust a quorum's confirmation of this node's lead
+/// for at most this long, and never for more than half the shortest
+/// election timeout, so no other node can have been elected meanwhile.
+pub const LEADER_LEASE: Duration = Duration::from_millis(150);
+/// Longest a chunk request waits for a quorum to confirm the lead; an
+/// isolated leader answers 503 after it and the caller tries another node.
+pub const CONFIRM_LEAD_TIMEOUT: Duration = Duration::from_secs(1);
+const _: () = assert!(LEADER_LEASE.as_millis() <= ELECTION_MIN_MS as u128 / 2);
+
 /// How often the leader's replication scan runs.
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
 /// Reference-count keys read per page when counting lost chunks.

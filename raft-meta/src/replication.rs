@@ -12,7 +12,7 @@
 //! `ForgetGarbage` command, so the garbage set does not grow forever.
 
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use openraft::ServerState;
 use toastyfs_proto::namespace::{Command, Outcome, Proposal};
@@ -26,18 +26,58 @@ use crate::store::state::DbReader;
 use crate::store::Db;
 use crate::types::Raft;
 
-use crate::limits::{FORGET_PAGE, REF_PAGE, SCAN_INTERVAL};
+use crate::limits::{CONFIRM_LEAD_TIMEOUT, FORGET_PAGE, LEADER_LEASE, REF_PAGE, SCAN_INTERVAL};
 
 /// The chunk map and the term it belongs to.
 pub struct Replication {
     map: Mutex<ChunkMap>,
+    /// The term and the moment (taken before asking) a quorum last
+    /// confirmed this node's lead.
+    confirmed: Mutex<Option<(u64, Instant)>>,
+    /// How long a confirmation is trusted.
+    lease: Duration,
 }
 
 impl Replication {
-    pub fn new(config: ChunkMapConfig) -> Replication {
+    /// `election_min` is the shortest election timeout: a confirmation is
+    /// trusted for at most half of it (and at most [`LEADER_LEASE`]).
+    pub fn new(config: ChunkMapConfig, election_min: Duration) -> Replication {
         Replication {
             map: Mutex::new(ChunkMap::new(config, 0, Instant::now())),
+            confirmed: Mutex::new(None),
+            lease: LEADER_LEASE.min(election_min / 2),
         }
+    }
+
+    /// Whether this node leads with a quorum's confirmation no older than
+    /// its lease (asking for a fresh one, bounded by
+    /// [`CONFIRM_LEAD_TIMEOUT`], when the last is older). The chunk
+    /// endpoints answer only then: a leader cut off from its peers, which
+    /// openraft still calls leader until it hears otherwise, must not keep
+    /// answering chunk servers and clients from a map the real leader no
+    /// longer shares.
+    pub async fn confirm_lead(&self, raft: &Raft) -> bool {
+        let (state, term) = {
+            let m = raft.metrics();
+            let m = m.borrow();
+            (m.state, m.current_term)
+        };
+        if state != ServerState::Leader {
+            return false;
+        }
+        let recent = *self.confirmed.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.is_some_and(|(t, at)| t == term && at.elapsed() < self.lease) {
+            return true;
+        }
+        let asked = Instant::now();
+        let confirmed = matches!(
+            tokio::time::timeout(CONFIRM_LEAD_TIMEOUT, raft.ensure_linearizable()).await,
+            Ok(Ok(_))
+        );
+        if confirmed {
+            *self.confirmed.lock().unwrap_or_else(|p| p.into_inner()) = Some((term, asked));
+        }
+        confirmed
     }
 
     /// The map, if this node leads; reset first if the term moved on.

@@ -137,7 +137,10 @@ async fn start(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
         namespace: Namespace::default(),
         transport,
         proposer: Proposer::start(raft),
-        replication: Replication::new(config.chunks.clone()),
+        replication: Replication::new(
+            config.chunks.clone(),
+            std::time::Duration::from_millis(config.election_min_ms),
+        ),
         prometheus: crate::metrics::install(),
     }))
 }

@@ -284,3 +284,51 @@ async fn the_replication_factor_is_a_cluster_setting() {
     .await;
     assert_eq!(holders(&cluster, &hash).await.len(), 4);
 }
+
+/// A leader cut off from the other metadata nodes (both SIGSTOPped) stops
+/// answering the chunk endpoints within a second: it cannot confirm its
+/// lead, so its view of the chunk servers may no longer be the cluster's.
+/// Before, it kept answering placements from its own map for as long as
+/// openraft still called it leader. Resumed, the cluster answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_isolated_leader_stops_answering_chunk_requests() {
+    use toastyfs_proto::chunks::PlacementRequest;
+    use toastyfs_proto::routes;
+    let cluster = start(3).await;
+    let leader = cluster.wait_leader().await;
+    let addr = cluster.nodes[&leader].addr.clone();
+    let request = toastyfs_proto::record::encode(&PlacementRequest {
+        hashes: vec![ChunkHash::of(b"placed")],
+    })
+    .expect("encode");
+    let place = || {
+        http()
+            .post(routes::url(&addr, routes::CHUNK_PLACEMENT))
+            .header("content-type", routes::RECORD_CONTENT_TYPE)
+            .body(request.clone())
+            .send()
+    };
+    assert_eq!(place().await.expect("answered").status().as_u16(), 200);
+    let followers: Vec<u64> = cluster
+        .nodes
+        .keys()
+        .copied()
+        .filter(|id| *id != leader)
+        .collect();
+    for id in &followers {
+        cluster.pause(*id);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let isolated = place().await.expect("answered");
+    for id in &followers {
+        cluster.resume(*id);
+    }
+    assert_eq!(
+        isolated.status().as_u16(),
+        503,
+        "an isolated leader placed chunks: {:?}",
+        isolated.text().await
+    );
+    cluster.wait_leader().await;
+    cluster.wait_chunk_servers_up(3).await;
+}

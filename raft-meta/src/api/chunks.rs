@@ -47,19 +47,21 @@ async fn on_leader<R: Record>(
     kind: &'static str,
     answer: impl FnOnce(&mut ChunkMap) -> Result<R, ApiError>,
 ) -> Result<Response, ApiError> {
-    let Some(mut map) = node.replication.map_if_leader(&node.raft) else {
-        let request = Forward::Post {
-            path,
-            body,
-            json: false,
-        };
-        let options = SendOptions::new(FORWARD_TIMEOUT);
-        return forward::to_leader(node, headers, node.leader_addr(), request, options, kind).await;
+    if node.replication.confirm_lead(&node.raft).await {
+        if let Some(mut map) = node.replication.map_if_leader(&node.raft) {
+            let reply = answer(&mut map);
+            drop(map);
+            record_request(kind, if reply.is_ok() { "ok" } else { "not_ready" });
+            return reply.map(|r| record_response(&r));
+        }
+    }
+    let request = Forward::Post {
+        path,
+        body,
+        json: false,
     };
-    let reply = answer(&mut map);
-    drop(map);
-    record_request(kind, if reply.is_ok() { "ok" } else { "not_ready" });
-    reply.map(|r| record_response(&r))
+    let options = SendOptions::new(FORWARD_TIMEOUT);
+    forward::to_leader(node, headers, node.leader_addr(), request, options, kind).await
 }
 
 fn not_ready(e: NotReady) -> ApiError {
@@ -124,12 +126,14 @@ pub async fn status(
     State(node): State<AppState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    if let Some(mut map) = node.replication.map_if_leader(&node.raft) {
-        replication::follow_settings(&DbReader::new(&node.db), &mut map)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        let lost = replication::count_lost(&node.db, &map)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        return Ok(Json(map.status(Instant::now(), lost)).into_response());
+    if node.replication.confirm_lead(&node.raft).await {
+        if let Some(mut map) = node.replication.map_if_leader(&node.raft) {
+            replication::follow_settings(&DbReader::new(&node.db), &mut map)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let lost = replication::count_lost(&node.db, &map)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            return Ok(Json(map.status(Instant::now(), lost)).into_response());
+        }
     }
     let request = Forward::Get {
         path: routes::CHUNK_STATUS,
