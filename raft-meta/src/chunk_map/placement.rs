@@ -103,7 +103,10 @@ impl ChunkMap {
             .iter()
             .map(|hash| self.addrs(&self.read_order(hash)))
             .collect();
-        if self.warming(now) && holders.iter().any(Vec::is_empty) {
+        // During the warm-up an empty list may only mean "its holders have
+        // not reported to this leader yet": ask the client to retry rather
+        // than tell it nobody holds the chunk.
+        if !self.may_order_drops(now) && holders.iter().any(Vec::is_empty) {
             return Err(NotReady::Warming);
         }
         Ok(LocateReply { holders })

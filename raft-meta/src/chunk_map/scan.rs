@@ -84,7 +84,12 @@ impl ChunkMap {
         let rf = self.config.replication_factor as usize;
         if live < rf {
             pass.summary.under_replicated += 1;
-            pass.summary.copies_ordered += self.order_copies(hash, rf - live, pass.now);
+            // Safe mode: a new leader orders no repair until every live
+            // server has had time to report (its other copies may simply
+            // not be known yet), or a leader change starts a copy storm.
+            if pass.may_drop {
+                pass.summary.copies_ordered += self.order_copies(hash, rf - live, pass.now);
+            }
         } else if live > rf && pass.may_drop {
             pass.summary.over_replicated += 1;
             // Always the highest ids: a stable choice, so repeated scans

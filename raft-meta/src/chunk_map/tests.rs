@@ -78,8 +78,10 @@ fn a_full_report_replaces_the_inventory() {
 
 #[test]
 fn under_replicated_chunks_are_copied_to_other_servers() {
-    let t0 = Instant::now();
-    let mut map = ChunkMap::new(config(), 1, t0);
+    // A leader past its warm-up (it has led for one server timeout).
+    let led = Instant::now();
+    let t0 = led + Duration::from_secs(10);
+    let mut map = ChunkMap::new(config(), 1, led);
     for id in 1..=4 {
         let added = if id == 1 { vec![h(1)] } else { vec![] };
         map.report(report(id, true, &added, &[]), t0);
@@ -281,6 +283,9 @@ fn a_new_leader_asks_clients_to_wait_until_servers_report() {
         map.report(report(id, true, &[], &[]), t0);
     }
     assert!(map.place(&[h(1)], t0).is_ok());
+    // Three servers reported, but a chunk none of them holds may be on a
+    // server that has not: still "retry", not "nobody has it".
+    assert_eq!(map.locate(&[h(2)], t0), Err(NotReady::Warming));
     // Past the warm-up, an empty answer is the truth.
     let mut lonely = ChunkMap::new(config(), 1, t0);
     let t1 = t0 + Duration::from_secs(10);
@@ -324,4 +329,28 @@ fn placement_needs_as_many_live_servers_as_copies_to_acknowledge() {
     let reply = map.place(&[h(1)], later).expect("placed on two servers");
     assert_eq!(reply.min_copies, 2);
     assert_eq!(reply.placements[0].targets.len(), 2);
+}
+
+/// A new leader orders no repair copies during its warm-up: a chunk whose
+/// other holders have not reported yet only looks under-replicated. Before,
+/// the first scan ordered copies of everything (a replication storm, then
+/// extra-copy drops once the silent holders reported).
+#[test]
+fn a_new_leader_orders_no_repair_during_its_warm_up() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    for id in 1..=3 {
+        let held: &[ChunkHash] = if id == 1 { &[h(1)] } else { &[] };
+        map.report(report(id, true, held, &[]), t0);
+    }
+    let referenced: BTreeSet<ChunkHash> = [h(1)].into();
+    let early = scan(&mut map, t0, &referenced);
+    assert_eq!((early.under_replicated, early.copies_ordered), (1, 0));
+    let warmed = t0 + Duration::from_secs(10);
+    for id in 1..=3 {
+        let held: &[ChunkHash] = if id == 1 { &[h(1)] } else { &[] };
+        map.report(report(id, true, held, &[]), warmed);
+    }
+    let later = scan(&mut map, warmed, &referenced);
+    assert_eq!(later.copies_ordered, 2);
 }
