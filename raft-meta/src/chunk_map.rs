@@ -85,6 +85,9 @@ struct Server {
     /// Copies ordered here, not yet confirmed, with when they were ordered.
     fetching: BTreeMap<ChunkHash, FetchOrder>,
     ordered_at: BTreeMap<ChunkHash, Instant>,
+    /// When it last reported a chunk lost (missing or corrupt): a suspect
+    /// disk gives up its extra copies first.
+    last_loss: Option<Instant>,
 }
 
 impl Server {
@@ -98,6 +101,7 @@ impl Server {
             used_bytes: 0,
             free_bytes: 0,
             drops: BTreeSet::new(),
+            last_loss: None,
             fetching: BTreeMap::new(),
             ordered_at: BTreeMap::new(),
         }

@@ -81,3 +81,6 @@ const _: () = assert!(
         && CHUNK_STATUS_FORWARD_TIMEOUT.as_millis()
             < toastyfs_client::limits::STATUS_TIMEOUT.as_millis()
 );
+/// A chunk server that reported a chunk lost within this is suspect: its
+/// extra copies are dropped before healthy servers' ones.
+pub const SUSPECT_FOR: Duration = Duration::from_secs(600);

@@ -52,6 +52,9 @@ impl ChunkMap {
         server.last_report = now;
         server.used_bytes = report.used_bytes;
         server.free_bytes = report.free_bytes;
+        if !report.lost.is_empty() {
+            server.last_loss = Some(now);
+        }
         for hash in &report.lost {
             server.chunks.remove(hash);
             server.drops.remove(hash);
@@ -102,7 +105,9 @@ impl ChunkMap {
         for hash in std::mem::take(&mut server.chunks) {
             remove_holder(&mut self.holders, &hash, id);
         }
-        server.drops.clear();
+        // Its drop set stays until the next scan recomputes it: a full
+        // report (after any failed one) must not restart the grace period
+        // of every pending drop, or on a flaky link nothing is collected.
     }
 
     /// Marks servers silent for longer than the server timeout down: their

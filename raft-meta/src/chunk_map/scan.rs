@@ -11,6 +11,7 @@ use toastyfs_proto::chunks::{ChunkServerId, FetchOrder};
 use toastyfs_proto::ChunkHash;
 
 use super::{ChunkMap, ServerEvent};
+use crate::limits::SUSPECT_FOR;
 
 /// What one replication scan found.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -92,10 +93,8 @@ impl ChunkMap {
             }
         } else if live > rf && pass.may_drop {
             pass.summary.over_replicated += 1;
-            // Always the highest ids: a stable choice, so repeated scans
-            // keep asking the same servers and no two lists race.
-            for id in self.holders[&hash].iter().rev().take(live - rf) {
-                pass.drop_from(*id, hash);
+            for id in self.extra_copy_victims(&hash, live - rf, pass.now) {
+                pass.drop_from(id, hash);
             }
         }
     }
@@ -118,6 +117,28 @@ impl ChunkMap {
                 server.fetching.remove(&hash);
             }
         }
+    }
+
+    /// Which `extra` holders of `hash` drop their copy: suspect servers
+    /// (a chunk lost within [`SUSPECT_FOR`]) first, then the highest ids. A
+    /// stable choice, so repeated scans keep asking the same servers and no
+    /// two lists race; and the copies kept are the healthiest.
+    fn extra_copy_victims(
+        &self,
+        hash: &ChunkHash,
+        extra: usize,
+        now: Instant,
+    ) -> Vec<ChunkServerId> {
+        let suspect = |id: &ChunkServerId| {
+            self.servers
+                .get(id)
+                .and_then(|s| s.last_loss)
+                .is_some_and(|at| now.saturating_duration_since(at) < SUSPECT_FOR)
+        };
+        let mut holders: Vec<ChunkServerId> = self.holders[hash].iter().copied().collect();
+        holders.sort_by_key(|id| (std::cmp::Reverse(suspect(id)), std::cmp::Reverse(*id)));
+        holders.truncate(extra);
+        holders
     }
 
     /// Orders up to `missing` new copies of `hash` on servers that neither

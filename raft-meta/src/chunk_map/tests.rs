@@ -354,3 +354,44 @@ fn a_new_leader_orders_no_repair_during_its_warm_up() {
     let later = scan(&mut map, warmed, &referenced);
     assert_eq!(later.copies_ordered, 2);
 }
+
+/// Extra copies are dropped from a suspect server (one that reported a
+/// chunk lost recently) before healthy ones, whatever the ids. Before, the
+/// highest ids always lost their copy and a suspect disk kept its own.
+#[test]
+fn extra_copies_leave_a_suspect_server_first() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    let t1 = t0 + Duration::from_secs(10);
+    for id in 1..=4 {
+        map.report(report(id, true, &[h(1)], &[]), t1);
+    }
+    map.report(report(1, false, &[], &[h(9)]), t1);
+    let live = BTreeSet::from([h(1)]);
+    assert_eq!(scan(&mut map, t1, &live).over_replicated, 1);
+    let dropping: Vec<u64> = (1..=4)
+        .filter(|id| {
+            !map.report(report(*id, false, &[], &[]), t1)
+                .0
+                .drop
+                .is_empty()
+        })
+        .collect();
+    assert_eq!(dropping, vec![1]);
+}
+
+/// A full report (sent after any failed one) keeps the server's pending
+/// drops in its answer, so the grace period on the chunk server does not
+/// start over. Before, the answer to a full report listed no drop at all.
+#[test]
+fn a_full_report_keeps_the_pending_drops() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    let t1 = t0 + Duration::from_secs(10);
+    map.report(report(1, true, &[h(1)], &[]), t1);
+    scan(&mut map, t1, &BTreeSet::new());
+    let (orders, _) = map.report(report(1, false, &[], &[]), t1);
+    assert_eq!(orders.drop, vec![h(1)]);
+    let (orders, _) = map.report(report(1, true, &[h(1)], &[]), t1);
+    assert_eq!(orders.drop, vec![h(1)], "a full report cancelled the drop");
+}
