@@ -43,6 +43,17 @@ fn report(id: u64, full: bool, added: &[ChunkHash], lost: &[ChunkHash]) -> Chunk
     }
 }
 
+/// The servers among `ids` whose next answer lists a drop.
+fn dropping(map: &mut ChunkMap, ids: std::ops::RangeInclusive<u64>, now: Instant) -> Vec<u64> {
+    ids.filter(|id| {
+        !map.report(report(*id, false, &[], &[]), now)
+            .0
+            .drop
+            .is_empty()
+    })
+    .collect()
+}
+
 fn scan(map: &mut ChunkMap, now: Instant, live: &BTreeSet<ChunkHash>) -> ScanSummary {
     map.scan(now, |hash| Ok::<_, Infallible>(live.contains(hash)))
         .map(|(s, _)| s)
@@ -173,15 +184,7 @@ fn extra_copies_are_dropped_from_the_same_servers_every_time() {
     let live = BTreeSet::from([h(1)]);
     for _ in 0..3 {
         assert_eq!(scan(&mut map, t1, &live).over_replicated, 1);
-        let dropping: Vec<u64> = (1..=5)
-            .filter(|id| {
-                !map.report(report(*id, false, &[], &[]), t1)
-                    .0
-                    .drop
-                    .is_empty()
-            })
-            .collect();
-        assert_eq!(dropping, vec![4, 5]);
+        assert_eq!(dropping(&mut map, 1..=5, t1), vec![4, 5]);
     }
 }
 
@@ -369,15 +372,7 @@ fn extra_copies_leave_a_suspect_server_first() {
     map.report(report(1, false, &[], &[h(9)]), t1);
     let live = BTreeSet::from([h(1)]);
     assert_eq!(scan(&mut map, t1, &live).over_replicated, 1);
-    let dropping: Vec<u64> = (1..=4)
-        .filter(|id| {
-            !map.report(report(*id, false, &[], &[]), t1)
-                .0
-                .drop
-                .is_empty()
-        })
-        .collect();
-    assert_eq!(dropping, vec![1]);
+    assert_eq!(dropping(&mut map, 1..=4, t1), vec![1]);
 }
 
 /// A full report (sent after any failed one) keeps the server's pending

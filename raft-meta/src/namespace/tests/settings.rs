@@ -6,16 +6,18 @@ use toastyfs_proto::Version;
 
 use super::{mkdir, Fixture};
 
+fn settings(f: &Fixture) -> ClusterSettings {
+    match f.query(Query::Settings).unwrap() {
+        QueryReply::Settings(s) => s,
+        other => panic!("not settings: {other:?}"),
+    }
+}
+
 /// The replication factor is a cluster setting: defaults to 3, bounded,
 /// versioned like everything else.
 #[test]
 fn replication_factor_is_a_versioned_cluster_setting() {
-    use toastyfs_proto::namespace::{ClusterSettings, DEFAULT_REPLICATION_FACTOR};
     let mut f = Fixture::new();
-    let settings = |f: &Fixture| match f.query(Query::Settings).unwrap() {
-        QueryReply::Settings(s) => s,
-        other => panic!("not settings: {other:?}"),
-    };
     assert_eq!(settings(&f).replication_factor, DEFAULT_REPLICATION_FACTOR);
     for factor in [0, 17] {
         let refused = f.run(Command::SetReplicationFactor {
@@ -53,10 +55,6 @@ fn replication_factor_is_a_versioned_cluster_setting() {
 #[test]
 fn min_copies_is_a_versioned_cluster_setting() {
     let mut f = Fixture::new();
-    let settings = |f: &Fixture| match f.query(Query::Settings).unwrap() {
-        QueryReply::Settings(s) => s,
-        other => panic!("not settings: {other:?}"),
-    };
     assert_eq!(settings(&f).min_copies, DEFAULT_MIN_COPIES);
     for copies in [0, 17] {
         let refused = f.run(Command::SetMinCopies {
