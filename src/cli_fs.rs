@@ -53,8 +53,8 @@ pub enum FsCommand {
         /// Only if the file's version is V (0: only if it does not exist).
         #[arg(long)]
         if_version: Option<u64>,
-        /// Chunk size for a new file, in bytes.
-        #[arg(long)]
+        /// Chunk size for a new file, in bytes (4096..=67108864).
+        #[arg(long, value_parser = parse_chunk_size)]
         chunk_size: Option<u32>,
     },
     /// Copy a ToastyFS file to a local file (or `-` for stdout).
@@ -85,6 +85,16 @@ pub enum FsCommand {
         #[arg(default_value = "/")]
         path: String,
     },
+}
+
+/// `--chunk-size`: a number in the range every file's chunk size must be
+/// in (out of range is a usage error, exit 2, before anything is sent).
+fn parse_chunk_size(text: &str) -> Result<u32, String> {
+    let size: u32 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of bytes"))?;
+    toastyfs_proto::namespace::check_chunk_size(size).map_err(|e| e.to_string())?;
+    Ok(size)
 }
 
 /// A failure, printed once with advice and mapped to an exit code.
@@ -175,7 +185,7 @@ pub async fn run(command: FsCommand, connection: &Connection) -> Result<(), Fail
             if_version,
             chunk_size,
         } => {
-            let remote = fs_path(&remote)?;
+            let remote = put_target(&client, &local, &remote).await?;
             put(
                 &client,
                 &local,
@@ -262,6 +272,35 @@ fn print_entry(entry: &toastyfs_proto::namespace::EntryInfo, long: bool) {
     }
 }
 
+/// Where a put writes, like `cp`: onto an existing directory (or a target
+/// ending in `/`) it writes `DIR/<local file name>`. Decided before
+/// anything is uploaded.
+async fn put_target(client: &Client, local: &str, remote: &str) -> Result<FsPath, Failure> {
+    let trimmed = remote.trim_end_matches('/');
+    let dir_syntax = trimmed.len() < remote.len();
+    let path = fs_path(if trimmed.is_empty() { "/" } else { trimmed })?;
+    let into_dir = dir_syntax
+        || path.is_root()
+        || matches!(client.stat(&path).await, Ok(info) if info.kind == EntryKind::Dir);
+    if !into_dir {
+        return Ok(path);
+    }
+    let name = std::path::Path::new(local)
+        .file_name()
+        .and_then(|n| n.to_str())
+        .filter(|_| local != "-")
+        .ok_or_else(|| Failure {
+            message: format!(
+                "{remote} is a directory: name the file to write inside it (standard input has no name)"
+            ),
+            code: 2,
+        })?;
+    path.join(name).map_err(|e| Failure {
+        message: format!("cannot write {name:?} into {remote}: {e}"),
+        code: 2,
+    })
+}
+
 async fn put(
     client: &Client,
     local: &str,
@@ -329,10 +368,14 @@ async fn get(
     length: Option<u64>,
 ) -> Result<(), Failure> {
     if local == "-" {
-        client
+        return match client
             .read_to(remote, offset, length, tokio::io::stdout(), None)
-            .await?;
-        return Ok(());
+            .await
+        {
+            // The reader went away (`| head`): end quietly, like cat.
+            Err(ClientError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other.map(|_| ()).map_err(Failure::from),
+        };
     }
     let info = client.stat(remote).await?;
     let (progress, bar) = progress_bar(Some(length.unwrap_or(info.length.saturating_sub(offset))));

@@ -135,6 +135,8 @@ impl Client {
         options: WriteOptions,
     ) -> Result<WriteOutcome> {
         let cs = self.chunk_size_for(path, &options).await?;
+        // Refused before anything is read or divided by it.
+        toastyfs_proto::namespace::check_chunk_size(cs)?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Window>(1);
         let produce = async move {
             let mut at = offset;

@@ -17,6 +17,15 @@ use crate::record::Record;
 pub const MIN_CHUNK_SIZE: u32 = 4 << 10;
 /// Largest chunk size a file may be created with (64 MiB).
 pub const MAX_CHUNK_SIZE: u32 = 64 << 20;
+
+/// A chunk size a file may have: [`MIN_CHUNK_SIZE`]..=[`MAX_CHUNK_SIZE`].
+/// One rule for the state machine, the client and the CLI.
+pub fn check_chunk_size(size: u32) -> Result<(), FsError> {
+    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&size) {
+        return Err(FsError::InvalidChunkSize { size });
+    }
+    Ok(())
+}
 /// Chunk size used when the caller does not choose one (4 MiB).
 pub const DEFAULT_CHUNK_SIZE: u32 = 4 << 20;
 /// Most chunk hashes one write commit or one read plan carries.

@@ -393,3 +393,68 @@ async fn cli_round_trip_and_error_messages() {
         );
     }
 }
+
+/// The CLI's usage errors, puts onto directories and a closed pipe: an
+/// out-of-range `--chunk-size` is a usage error (exit 2) instead of a
+/// panic (exit 101); a put onto an existing directory, or a target ending
+/// in `/`, writes `DIR/<local name>` like `cp`; `cat | head` ends quietly
+/// (exit 0) instead of "Broken pipe" and exit 1.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_usage_errors_puts_into_directories_and_closed_pipes() {
+    use std::io::Read;
+    let cluster = start().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let local = dir.path().join("in.txt");
+    std::fs::write(&local, b"into a directory").expect("local file");
+    let local = local.to_str().expect("utf-8 path");
+    let c = Some(&cluster);
+    let code = |args: &[&str]| {
+        let mut command = Process::new(crate::harness::binary());
+        command
+            .args(args)
+            .env("HOME", std::env::temp_dir())
+            .env("TOASTYFS_META", cluster.addrs().join(","));
+        let output = command.output().expect("run the CLI");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (status, text) = code(&["put", local, "/cs", "--chunk-size", "0"]);
+    assert_eq!(status, Some(2), "{text}");
+    assert!(
+        text.contains("chunk size") && !text.contains("panicked"),
+        "{text}"
+    );
+
+    assert!(cli(c, &["mkdir", "-p", "/d/sub"]).0);
+    let (ok, text) = cli(c, &["put", local, "/d/sub"]);
+    assert!(ok, "{text}");
+    let (ok, text) = cli(c, &["put", local, "/d/"]);
+    assert!(ok, "{text}");
+    let client = client(&cluster, MIN_CHUNK_SIZE);
+    assert_eq!(get(&client, "/d/sub/in.txt").await, b"into a directory");
+    assert_eq!(get(&client, "/d/in.txt").await, b"into a directory");
+    let (status, text) = code(&["put", "-", "/d/sub"]);
+    assert_eq!(status, Some(2), "{text}");
+
+    put(&client, "/big", &pattern(8 << 20, 9)).await;
+    let mut cat = Process::new(crate::harness::binary())
+        .args(["cat", "/big"])
+        .env("HOME", std::env::temp_dir())
+        .env("TOASTYFS_META", cluster.addrs().join(","))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run cat");
+    let mut first = [0u8; 10];
+    cat.stdout
+        .take()
+        .expect("stdout")
+        .read_exact(&mut first)
+        .expect("the first bytes");
+    let output = cat.wait_with_output().expect("cat ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+}

@@ -1,6 +1,6 @@
 //! Creating directories (optionally with their parents) and empty files.
 
-use toastyfs_proto::namespace::{EntryKind, FsError, Outcome, MAX_CHUNK_SIZE, MIN_CHUNK_SIZE};
+use toastyfs_proto::namespace::{EntryKind, FsError, Outcome};
 use toastyfs_proto::{FsPath, InodeId, Version};
 
 use super::keys;
@@ -99,10 +99,7 @@ pub fn insert_file<S: KvStore + ?Sized>(
 }
 
 pub fn check_chunk_size(size: u32) -> OpResult<()> {
-    if !(MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&size) {
-        return Err(FsError::InvalidChunkSize { size }.into());
-    }
-    Ok(())
+    Ok(toastyfs_proto::namespace::check_chunk_size(size)?)
 }
 
 /// Splits a non-root path into parent and name.
