@@ -2,8 +2,13 @@
 //! and 3 chunk servers as child processes, data and logs under one
 //! directory, fixed loopback ports kept in `DIR/dev.json` so a restart
 //! finds the same cluster. Writes the CLI's config file so `toastyfs ls`
-//! and friends need no flag. Ctrl-C stops every child.
+//! and friends need no flag. Ctrl-C, SIGTERM and SIGHUP stop every child;
+//! children also die with their parent (`PR_SET_PDEATHSIG`), so a killed
+//! dev leaves nothing running. The directory is locked (`DIR/dev.lock`):
+//! a second dev on it says where the first runs and exits.
 
+use std::io::Write;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -62,13 +67,53 @@ fn spawn(dir: &Path, name: &str, args: &[String]) -> anyhow::Result<Child> {
         .create(true)
         .append(true)
         .open(&log_path)?;
-    Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .args(args)
         .stdin(Stdio::null())
         .stdout(log.try_clone()?)
-        .stderr(log)
+        .stderr(log);
+    // SAFETY: prctl is async-signal-safe and touches no memory of ours; it
+    // runs in the child between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            // Die with the parent (dev killed with -9 included).
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) == -1 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
         .spawn()
         .with_context(|| format!("cannot start {name}"))
+}
+
+/// Holds `DIR/dev.lock` for as long as this dev runs (the kernel releases
+/// it when the process ends, however it ends). A second dev on the same
+/// directory is refused, naming the process that holds it.
+fn lock_dir(dir: &Path) -> anyhow::Result<std::fs::File> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("dev.lock");
+    let mut file = std::fs::File::options()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: flock on a file descriptor we own.
+    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let holder = std::fs::read_to_string(&path).unwrap_or_default();
+        bail!(
+            "a dev cluster is already running on {} (pid {}); stop it first, or pass another --dir",
+            dir.display(),
+            holder.trim()
+        );
+    }
+    file.set_len(0)?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
 }
 
 pub async fn run(args: DevArgs) -> anyhow::Result<()> {
@@ -79,6 +124,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     };
     std::fs::create_dir_all(dir.join("logs"))?;
     let dir = dir.canonicalize()?;
+    let _lock = lock_dir(&dir)?;
     let layout = layout(&dir, args.base_port)?;
     let meta_addrs: Vec<String> = layout.meta.iter().map(|(_, a)| a.clone()).collect();
     let mut children: Vec<(String, Child)> = Vec::new();
@@ -177,10 +223,24 @@ fn print_banner(dir: &Path, layout: &Layout, config: &Path) {
 }
 
 async fn supervise(children: &mut [(String, Child)]) {
+    use tokio::signal::unix::{signal, SignalKind};
     let mut reported = std::collections::BTreeSet::new();
+    let (mut term, mut hangup) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::hangup()),
+    ) {
+        (Ok(term), Ok(hangup)) => (term, hangup),
+        _ => {
+            eprintln!("error: cannot watch for SIGTERM and SIGHUP; stopping the dev cluster");
+            stop(children);
+            return;
+        }
+    };
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hangup.recv() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 for (name, child) in children.iter_mut() {
                     if let Ok(Some(status)) = child.try_wait() {
@@ -198,11 +258,14 @@ async fn supervise(children: &mut [(String, Child)]) {
 
 fn stop(children: &mut [(String, Child)]) {
     for (_, child) in children.iter_mut() {
-        // SIGINT first so the nodes stop cleanly, then make sure.
-        let _ = Command::new("kill")
-            .arg("-INT")
-            .arg(child.id().to_string())
-            .status();
+        // SIGINT first so the nodes stop cleanly, then make sure. A child
+        // that already exited is skipped (no "No such process" noise).
+        if let Ok(None) = child.try_wait() {
+            if let Ok(pid) = libc::pid_t::try_from(child.id()) {
+                // SAFETY: signalling our own child by its pid.
+                unsafe { libc::kill(pid, libc::SIGINT) };
+            }
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(5);
     for (_, child) in children.iter_mut() {

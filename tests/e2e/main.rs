@@ -4,5 +4,6 @@
 
 mod chunks;
 mod client;
+mod dev;
 mod harness;
 mod meta;
