@@ -31,6 +31,9 @@ pub enum FsCommand {
         /// Long format: kind, size, version, chunk size, name.
         #[arg(short, long)]
         long: bool,
+        /// Also show the temporaries of puts in progress.
+        #[arg(short, long)]
+        all: bool,
     },
     /// Create a directory.
     Mkdir {
@@ -172,7 +175,7 @@ fn progress_bar(total: Option<u64>) -> (Option<Progress>, Option<indicatif::Prog
 pub async fn run(command: FsCommand, connection: &Connection) -> Result<(), Failure> {
     let client = client(connection)?;
     match command {
-        FsCommand::Ls { path, long } => ls(&client, &fs_path(&path)?, long).await,
+        FsCommand::Ls { path, long, all } => ls(&client, &fs_path(&path)?, long, all).await,
         FsCommand::Mkdir { path, parents } => {
             client.mkdir(&fs_path(&path)?, parents).await?;
             Ok(())
@@ -232,7 +235,7 @@ pub async fn run(command: FsCommand, connection: &Connection) -> Result<(), Fail
     }
 }
 
-async fn ls(client: &Client, path: &FsPath, long: bool) -> Result<(), Failure> {
+async fn ls(client: &Client, path: &FsPath, long: bool, all: bool) -> Result<(), Failure> {
     let info = client.stat(path).await?;
     if info.kind == EntryKind::File {
         print_entry(&info, long);
@@ -241,7 +244,11 @@ async fn ls(client: &Client, path: &FsPath, long: bool) -> Result<(), Failure> {
     let mut after = None;
     loop {
         let page = client.list(path, after, MAX_LIST_PAGE).await?;
-        for entry in &page.entries {
+        for entry in page
+            .entries
+            .iter()
+            .filter(|e| all || !toastyfs_client::is_upload_temp(&e.name))
+        {
             print_entry(entry, long);
         }
         match page.next {
@@ -301,6 +308,23 @@ async fn put_target(client: &Client, local: &str, remote: &str) -> Result<FsPath
     })
 }
 
+/// `.NAME.toastyfs-download-<pid>` beside `path`.
+fn download_temp_path(path: &std::path::Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.toastyfs-download-{}", std::process::id()))
+}
+
+/// Ctrl-C: exit 130, as shells report an interrupted command.
+fn interrupted(what: &str) -> Failure {
+    Failure {
+        message: format!("interrupted; {what}"),
+        code: 130,
+    }
+}
+
 async fn put(
     client: &Client,
     local: &str,
@@ -346,9 +370,16 @@ async fn put(
         }
         written
     } else {
-        client
-            .put(remote, reader, no_clobber, chunk_size, progress)
-            .await?
+        let temp = toastyfs_client::upload_temp_path(remote)?;
+        let upload = client.put_via(remote, &temp, reader, no_clobber, chunk_size, progress);
+        tokio::select! {
+            result = upload => result?,
+            _ = tokio::signal::ctrl_c() => {
+                // The abandoned put's temporary goes with it.
+                let _ = client.delete(&temp, false, None).await;
+                return Err(interrupted("the partial upload was removed"));
+            }
+        }
     };
     if let Some(bar) = bar {
         bar.finish_and_clear();
@@ -380,14 +411,39 @@ async fn get(
     let info = client.stat(remote).await?;
     let (progress, bar) = progress_bar(Some(length.unwrap_or(info.length.saturating_sub(offset))));
     let path = PathBuf::from(local);
-    let file = tokio::fs::File::create(&path).await.map_err(|e| Failure {
-        message: format!("cannot write {local}: {e}"),
+    // Written beside the target and renamed over it at the end, so an
+    // interrupted or failed get never leaves a partial file under the name.
+    let temp = download_temp_path(&path);
+    let file = tokio::fs::File::create(&temp).await.map_err(|e| Failure {
+        message: format!("cannot write {}: {e}", temp.display()),
         code: 1,
     })?;
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-    let outcome = client
-        .read_to(remote, offset, length, &mut out, progress)
-        .await?;
+    let read = async {
+        let outcome = client
+            .read_to(remote, offset, length, &mut out, progress)
+            .await?;
+        tokio::io::AsyncWriteExt::flush(&mut out).await?;
+        Ok::<_, ClientError>(outcome)
+    };
+    let outcome = tokio::select! {
+        result = read => result,
+        _ = tokio::signal::ctrl_c() => {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(interrupted("the partial download was removed"));
+        }
+    };
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e.into());
+        }
+    };
+    tokio::fs::rename(&temp, &path).await.map_err(|e| Failure {
+        message: format!("cannot move {} to {local}: {e}", temp.display()),
+        code: 1,
+    })?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -145,6 +145,9 @@ fn main() -> ExitCode {
             Commands::Fs(command) => cli_fs::run(command, &cli.connection).await,
         }
     });
+    // Do not wait for blocking reads still in flight (a put from a pipe
+    // interrupted with Ctrl-C has a read of standard input pending forever).
+    runtime.shutdown_timeout(std::time::Duration::from_millis(100));
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

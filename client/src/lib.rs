@@ -210,22 +210,30 @@ impl Client {
         chunk_size: Option<u32>,
         progress: Option<Progress>,
     ) -> Result<WriteOutcome> {
-        let (parent, name) = path
-            .split_last()
-            .ok_or_else(|| ClientError::Refused(FsError::IsADirectory { path: "/".into() }))?;
+        let temp = upload_temp_path(path)?;
+        self.put_via(path, &temp, reader, no_clobber, chunk_size, progress)
+            .await
+    }
+
+    /// [`Client::put`] through the temporary `temp` (from
+    /// [`upload_temp_path`]), so a caller that abandons the put (Ctrl-C)
+    /// knows what to delete.
+    pub async fn put_via<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        path: &FsPath,
+        temp: &FsPath,
+        reader: R,
+        no_clobber: bool,
+        chunk_size: Option<u32>,
+        progress: Option<Progress>,
+    ) -> Result<WriteOutcome> {
         if no_clobber && self.stat(path).await.is_ok() {
             return Err(FsError::AlreadyExists {
                 path: path.to_string(),
             }
             .into());
         }
-        let temp_name = format!(
-            ".{name}.toastyfs-upload-{:016x}",
-            ChunkHash::of(name.as_bytes()).0[0] as u64 ^ nonce()
-        );
-        let temp = parent
-            .join(&temp_name)
-            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let temp = temp.clone();
         let options = WriteOptions {
             expect: Some(Version(0)),
             create_with_chunk_size: Some(chunk_size.unwrap_or(self.config.chunk_size)),
@@ -327,6 +335,29 @@ impl Client {
         .await?;
         Ok((check, Some(cut)))
     }
+}
+
+/// Marks a name as a put's temporary (`ls` hides them).
+pub const UPLOAD_TEMP_MARK: &str = ".toastyfs-upload-";
+
+/// Whether `name` is a put's temporary.
+pub fn is_upload_temp(name: &str) -> bool {
+    name.starts_with('.') && name.contains(UPLOAD_TEMP_MARK)
+}
+
+/// A fresh temporary beside `path` for a put to write before renaming it
+/// over `path`: `.NAME.toastyfs-upload-<nonce>`.
+pub fn upload_temp_path(path: &FsPath) -> Result<FsPath> {
+    let (parent, name) = path
+        .split_last()
+        .ok_or_else(|| ClientError::Refused(FsError::IsADirectory { path: "/".into() }))?;
+    let temp_name = format!(
+        ".{name}{UPLOAD_TEMP_MARK}{:016x}",
+        ChunkHash::of(name.as_bytes()).0[0] as u64 ^ nonce()
+    );
+    parent
+        .join(&temp_name)
+        .map_err(|e| ClientError::Protocol(e.to_string()))
 }
 
 fn nonce() -> u64 {

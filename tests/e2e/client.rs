@@ -458,3 +458,98 @@ async fn cli_usage_errors_puts_into_directories_and_closed_pipes() {
     assert_eq!(output.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("Broken pipe"), "{stderr}");
 }
+
+/// A put or a get interrupted with Ctrl-C leaves nothing behind: the put
+/// removes its temporary (which `ls` hides meanwhile, `ls -a` shows) and
+/// exits 130; a get writes beside the target and renames at the end, so
+/// the target is whole or absent. Before, the temporary stayed in the
+/// namespace forever and a get left a partial file under the final name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interrupted_puts_and_gets_leave_nothing_behind() {
+    use std::io::Write;
+    let cluster = start().await;
+    let client = client(&cluster, MIN_CHUNK_SIZE);
+    client.mkdir(&p("/in"), true).await.expect("mkdir");
+    let cli_process = |args: &[&str]| {
+        let mut command = Process::new(crate::harness::binary());
+        command
+            .args(args)
+            .env("HOME", std::env::temp_dir())
+            .env("TOASTYFS_META", cluster.addrs().join(","))
+            .stderr(std::process::Stdio::piped());
+        command
+    };
+    let names = |listing: toastyfs_proto::namespace::Listing| -> Vec<String> {
+        listing.entries.into_iter().map(|e| e.name).collect()
+    };
+    // A put from a pipe kept open: its first windows commit, then it waits.
+    let mut put_cmd = cli_process(&["put", "-", "/in/f", "--chunk-size", "4096"]);
+    let mut put_child = put_cmd
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("run put");
+    let mut stdin = put_child.stdin.take().expect("stdin");
+    stdin.write_all(&pattern(200_000, 4)).expect("feed the put");
+    let listed =
+        crate::harness::wait_for("the put's temporary", Duration::from_secs(30), || async {
+            let entries = names(client.list(&p("/in"), None, 100).await.ok()?);
+            (!entries.is_empty()).then_some(entries)
+        })
+        .await;
+    assert!(
+        listed.iter().all(|n| toastyfs_client::is_upload_temp(n)),
+        "{listed:?}"
+    );
+    let (ok, shown) = cli(Some(&cluster), &["ls", "/in"]);
+    assert!(
+        ok && !shown.contains("toastyfs-upload"),
+        "ls shows a temporary: {shown}"
+    );
+    let (ok, shown) = cli(Some(&cluster), &["ls", "-a", "/in"]);
+    assert!(ok && shown.contains("toastyfs-upload"), "ls -a: {shown}");
+    let interrupt = |child: &std::process::Child| {
+        Process::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .expect("kill -INT")
+    };
+    interrupt(&put_child);
+    let status = put_child.wait().expect("put ends");
+    drop(stdin);
+    assert_eq!(status.code(), Some(130));
+    let left = names(client.list(&p("/in"), None, 100).await.expect("list"));
+    assert!(left.is_empty(), "an interrupted put left {left:?}");
+
+    let content = pattern(48 << 20, 6);
+    put(&self::client(&cluster, 1 << 20), "/big", &content).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let target = dir.path().join("big.bin");
+    let target_str = target.to_str().expect("utf-8 path").to_owned();
+    let mut get_child = cli_process(&["get", "/big", &target_str])
+        .spawn()
+        .expect("run get");
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(30) {
+        let busy = std::fs::read_dir(dir.path())
+            .map(|d| d.count() > 0)
+            .unwrap_or(false);
+        if busy || get_child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    interrupt(&get_child);
+    let _ = get_child.wait();
+    let files: Vec<String> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    match std::fs::read(&target) {
+        Ok(bytes) => assert!(bytes == content, "a partial file under the final name"),
+        Err(_) => assert!(files.is_empty(), "an interrupted get left {files:?}"),
+    }
+    assert!(
+        files.iter().all(|f| f == "big.bin"),
+        "a temporary was left: {files:?}"
+    );
+}
