@@ -52,6 +52,10 @@ fn parse_member(s: &str) -> anyhow::Result<(u64, String)> {
 
 pub async fn run(args: ClusterArgs, connection: &Connection) -> Result<(), Failure> {
     let meta = crate::config::resolve(&connection.meta).unwrap_or_default();
+    let needs_address = !matches!(args.command, ClusterCommand::Init { .. });
+    if needs_address && meta.is_empty() {
+        return Err(crate::cli_fs::no_address());
+    }
     let result = match args.command {
         ClusterCommand::Init { members } => init(members).await,
         ClusterCommand::Status => status(&meta, connection).await,
@@ -62,9 +66,14 @@ pub async fn run(args: ClusterArgs, connection: &Connection) -> Result<(), Failu
         }
         ClusterCommand::SetMinCopies { copies } => return set_min_copies(connection, copies).await,
     };
-    result.map_err(|e| Failure {
-        message: format!("{e:#}"),
-        code: 1,
+    // The cluster's own failures get the file commands' exit codes (3: the
+    // cluster cannot be reached, 4: outcome unknown, ...).
+    result.map_err(|e| match e.downcast::<ClientError>() {
+        Ok(client_error) => Failure::from(client_error),
+        Err(e) => Failure {
+            message: format!("{e:#}"),
+            code: 1,
+        },
     })
 }
 
@@ -149,10 +158,11 @@ async fn status(meta: &[String], connection: &Connection) -> anyhow::Result<()> 
         }
     }
     if nodes.is_empty() {
-        bail!(
-            "no metadata node at {} answered; is the cluster running?",
-            meta.join(",")
-        );
+        return Err(ClientError::Unavailable {
+            addrs: meta.join(","),
+            detail: "no metadata node answered a status request".into(),
+        }
+        .into());
     }
     println!(
         "{:>4}  {:<22} {:<10} {:>5} {:>6} {:>10} {:>10} {:>10}  digest",

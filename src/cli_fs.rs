@@ -140,11 +140,16 @@ fn fs_path(s: &str) -> Result<FsPath, Failure> {
     })
 }
 
-pub fn client(connection: &Connection) -> Result<Client, Failure> {
-    let meta = crate::config::resolve(&connection.meta).ok_or_else(|| Failure {
+/// No metadata address anywhere: exit 3, like an unreachable cluster.
+pub fn no_address() -> Failure {
+    Failure {
         message: "no cluster address: pass --meta ADDR[,ADDR...], set TOASTYFS_META, or start a local cluster with `toastyfs dev`".into(),
         code: 3,
-    })?;
+    }
+}
+
+pub fn client(connection: &Connection) -> Result<Client, Failure> {
+    let meta = crate::config::resolve(&connection.meta).ok_or_else(no_address)?;
     let mut config = ClientConfig::new(meta);
     config.parallelism = connection.parallelism.max(1);
     Ok(Client::new(config))

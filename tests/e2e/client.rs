@@ -386,6 +386,17 @@ async fn cli_round_trip_and_error_messages() {
     let (ok, text) = cli(None, &["ls", "/"]);
     assert!(!ok && text.contains("cannot reach"), "{text}");
     errors.push(text);
+    // cluster status exits like the file commands for the same cluster.
+    let status = Process::new(crate::harness::binary())
+        .args(["cluster", "status"])
+        .env("HOME", std::env::temp_dir())
+        .env("TOASTYFS_META", "127.0.0.1:1")
+        .output()
+        .expect("run the CLI");
+    let text = String::from_utf8_lossy(&status.stderr).into_owned();
+    assert_eq!(status.status.code(), Some(3), "{text}");
+    assert!(text.contains("toastyfs dev"), "{text}");
+    errors.push(text);
     for text in errors {
         assert!(
             !text.contains("panicked") && !text.contains("Error {"),
