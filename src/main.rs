@@ -128,6 +128,8 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| default_log_filter(&cli.command).into()),
         )
         .with_writer(std::io::stderr)
+        // Colour only on a terminal: log files (dev's, a service's) stay text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -159,7 +161,7 @@ fn main() -> ExitCode {
 
 fn failure(e: anyhow::Error) -> cli_fs::Failure {
     cli_fs::Failure {
-        message: format!("{e:#}"),
+        message: error_chain(&e),
         code: 1,
     }
 }
@@ -205,4 +207,19 @@ async fn run_chunk(args: ChunkArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The error and its causes, each once: an error whose message already
+/// quotes its source (`cannot listen on X: Address already in use`) does
+/// not print that source again.
+pub fn error_chain(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }

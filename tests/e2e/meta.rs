@@ -519,3 +519,31 @@ fn corrupt_wal(db_dir: &std::path::Path) -> bool {
     std::fs::write(wal, bytes).expect("write wal");
     true
 }
+
+/// Errors and logs read cleanly: a node that cannot listen says why once
+/// (before: `Address already in use (os error 98): Address already in use
+/// (os error 98)`), and a node's log file holds no ANSI colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn errors_name_their_cause_once_and_logs_are_plain_text() {
+    let cluster = crate::harness::start(1, &[]).await;
+    let log = cluster.log_of(1);
+    assert!(!log.is_empty(), "the node logged nothing");
+    assert!(!log.contains('\u{1b}'), "ANSI codes in the log: {log:?}");
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = taken.local_addr().expect("addr").to_string();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let output = std::process::Command::new(crate::harness::binary())
+        .args(["meta", "--id", "1", "--listen", &addr, "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run meta");
+    let text = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{text}");
+    assert_eq!(
+        text.matches("in use").count(),
+        1,
+        "the cause is not printed exactly once: {text}"
+    );
+    assert!(!text.contains('\u{1b}'), "ANSI codes on a pipe: {text:?}");
+}
