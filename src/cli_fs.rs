@@ -322,6 +322,14 @@ fn download_temp_path(path: &std::path::Path) -> PathBuf {
     path.with_file_name(format!(".{name}.toastyfs-download-{}", std::process::id()))
 }
 
+/// Takes over SIGINT from now on (the watch is armed when this returns).
+fn interrupt_watch() -> Result<tokio::signal::unix::Signal, Failure> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).map_err(|e| Failure {
+        message: format!("cannot watch for Ctrl-C: {e}"),
+        code: 1,
+    })
+}
+
 /// Ctrl-C: exit 130, as shells report an interrupted command.
 fn interrupted(what: &str) -> Failure {
     Failure {
@@ -376,10 +384,11 @@ async fn put(
         written
     } else {
         let temp = toastyfs_client::upload_temp_path(remote)?;
+        let mut interrupt = interrupt_watch()?;
         let upload = client.put_via(remote, &temp, reader, no_clobber, chunk_size, progress);
         tokio::select! {
             result = upload => result?,
-            _ = tokio::signal::ctrl_c() => {
+            _ = interrupt.recv() => {
                 // The abandoned put's temporary goes with it.
                 let _ = client.delete(&temp, false, None).await;
                 return Err(interrupted("the partial upload was removed"));
@@ -419,6 +428,9 @@ async fn get(
     // Written beside the target and renamed over it at the end, so an
     // interrupted or failed get never leaves a partial file under the name.
     let temp = download_temp_path(&path);
+    // Watch for Ctrl-C before the temporary exists, so no interrupt can
+    // land between its creation and the watch.
+    let mut interrupt = interrupt_watch()?;
     let file = tokio::fs::File::create(&temp).await.map_err(|e| Failure {
         message: format!("cannot write {}: {e}", temp.display()),
         code: 1,
@@ -433,7 +445,7 @@ async fn get(
     };
     let outcome = tokio::select! {
         result = read => result,
-        _ = tokio::signal::ctrl_c() => {
+        _ = interrupt.recv() => {
             let _ = tokio::fs::remove_file(&temp).await;
             return Err(interrupted("the partial download was removed"));
         }
