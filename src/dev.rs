@@ -25,9 +25,10 @@ pub struct DevArgs {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// First port: metadata nodes listen on PORT+1..=PORT+3, chunk servers
-    /// on PORT+11..=PORT+13.
-    #[arg(long, default_value_t = 7100)]
-    base_port: u16,
+    /// on PORT+11..=PORT+13 [default: 7100]. A directory keeps the ports it
+    /// was created with (in `DIR/dev.json`).
+    #[arg(long)]
+    base_port: Option<u16>,
 }
 
 struct Layout {
@@ -35,19 +36,31 @@ struct Layout {
     chunk: Vec<String>,
 }
 
-fn layout(dir: &Path, base_port: u16) -> anyhow::Result<Layout> {
+/// The default first port of a new dev directory.
+const DEFAULT_BASE_PORT: u16 = 7100;
+
+fn layout(dir: &Path, base_port: Option<u16>) -> anyhow::Result<Layout> {
     let file = dir.join("dev.json");
     let base = match std::fs::read_to_string(&file) {
         Ok(text) => {
             let v: serde_json::Value =
                 serde_json::from_str(&text).context("dev.json is corrupt")?;
-            v["base_port"]
+            let kept = v["base_port"]
                 .as_u64()
-                .context("dev.json lacks base_port")? as u16
+                .and_then(|p| u16::try_from(p).ok())
+                .context("dev.json lacks a valid base_port")?;
+            if let Some(asked) = base_port.filter(|asked| *asked != kept) {
+                eprintln!(
+                    "note: {} keeps base port {kept} (its cluster's addresses); ignoring --base-port {asked}. Use another --dir for a new cluster.",
+                    dir.display()
+                );
+            }
+            kept
         }
         Err(_) => {
-            std::fs::write(&file, json!({ "base_port": base_port }).to_string())?;
-            base_port
+            let base = base_port.unwrap_or(DEFAULT_BASE_PORT);
+            std::fs::write(&file, json!({ "base_port": base }).to_string())?;
+            base
         }
     };
     Ok(Layout {

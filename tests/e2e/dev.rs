@@ -144,10 +144,20 @@ async fn dev_locks_its_directory_and_never_leaves_children_behind() {
     assert!(exited.is_some(), "dev did not stop on SIGTERM");
     wait_all_stopped(base, "SIGTERM to stop every child").await;
 
-    // The lock went with the process: dev starts again on the same data.
-    let mut again = Running(dev(dir.path(), base).spawn().expect("restart dev"));
+    // The lock went with the process: dev starts again on the same data,
+    // on the ports the directory keeps, and says so when asked for others.
+    let mut again = Running(dev(dir.path(), base + 1).spawn().expect("restart dev"));
     wait_running(base).await;
     signal(&again.0, "-KILL");
     assert!(wait_exit(&mut again.0, Duration::from_secs(10)).is_some());
+    let mut said = String::new();
+    if let Some(mut stderr) = again.0.stderr.take() {
+        use std::io::Read;
+        let _ = stderr.read_to_string(&mut said);
+    }
+    assert!(
+        said.contains(&format!("keeps base port {base}")),
+        "no word about the kept port: {said}"
+    );
     wait_all_stopped(base, "the children to die with a SIGKILLed dev").await;
 }
