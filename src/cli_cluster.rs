@@ -71,7 +71,7 @@ pub async fn run(args: ClusterArgs, connection: &Connection) -> Result<(), Failu
     result.map_err(|e| match e.downcast::<ClientError>() {
         Ok(client_error) => Failure::from(client_error),
         Err(e) => Failure {
-            message: crate::error_chain(&e),
+            message: toastyfs_client::error::describe(e.as_ref()),
             code: 1,
         },
     })

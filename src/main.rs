@@ -161,7 +161,7 @@ fn main() -> ExitCode {
 
 fn failure(e: anyhow::Error) -> cli_fs::Failure {
     cli_fs::Failure {
-        message: error_chain(&e),
+        message: toastyfs_client::error::describe(e.as_ref()),
         code: 1,
     }
 }
@@ -207,19 +207,4 @@ async fn run_chunk(args: ChunkArgs) -> anyhow::Result<()> {
             Ok(())
         }
     }
-}
-
-/// The error and its causes, each once: an error whose message already
-/// quotes its source (`cannot listen on X: Address already in use`) does
-/// not print that source again.
-pub fn error_chain(e: &anyhow::Error) -> String {
-    let mut text = e.to_string();
-    for cause in e.chain().skip(1) {
-        let cause = cause.to_string();
-        if !text.contains(&cause) {
-            text.push_str(": ");
-            text.push_str(&cause);
-        }
-    }
-    text
 }

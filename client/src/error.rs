@@ -43,3 +43,41 @@ impl ClientError {
 }
 
 pub type Result<T> = std::result::Result<T, ClientError>;
+
+/// An error and its causes, each once: so "connection refused" is not
+/// hidden behind "error sending request", and a message that already
+/// quotes its source (`cannot listen on X: Address already in use`) does
+/// not print it twice.
+pub fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer: {0}")]
+    struct Quoting(#[source] std::io::Error);
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("outer")]
+    struct Silent(#[source] std::io::Error);
+
+    #[test]
+    fn each_cause_is_named_once() {
+        let io = || std::io::Error::other("in use");
+        assert_eq!(describe(&Quoting(io())), "outer: in use");
+        assert_eq!(describe(&Silent(io())), "outer: in use");
+    }
+}

@@ -297,13 +297,9 @@ impl Client {
                 cut_chunk,
                 expect,
             };
-            match self.meta.write(write::guard(checks, command)).await {
-                Err(ClientError::Refused(FsError::ChunkChanged { .. }))
-                    if started.elapsed() < self.config.retry_for =>
-                {
-                    tokio::time::sleep(limits::REPATCH_BACKOFF.delay(attempt)).await;
-                }
-                outcome => return outcome.map(|o| version_of(&o)),
+            let outcome = self.meta.write(write::guard(checks, command)).await;
+            if !self.redo_patch(&outcome, started, attempt).await {
+                return outcome.map(|o| version_of(&o));
             }
         }
     }

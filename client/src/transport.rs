@@ -286,7 +286,7 @@ fn classify(addr: &str, timeout: Duration, e: reqwest::Error) -> SendError {
     if e.is_connect() || e.is_builder() {
         SendError::NotSent {
             addr: addr.to_owned(),
-            detail: error_chain(&e),
+            detail: crate::error::describe(&e),
         }
     } else if e.is_timeout() {
         SendError::Timeout {
@@ -296,22 +296,9 @@ fn classify(addr: &str, timeout: Duration, e: reqwest::Error) -> SendError {
     } else {
         SendError::Lost {
             addr: addr.to_owned(),
-            detail: error_chain(&e),
+            detail: crate::error::describe(&e),
         }
     }
-}
-
-/// The error and its sources, so "connection refused" is not hidden
-/// behind "error sending request".
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The one bounded-body reader: at most `options.max_response` bytes,

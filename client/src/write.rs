@@ -289,19 +289,14 @@ impl Client {
                 expect,
                 create_with_chunk_size: Some(options.create_with_chunk_size.unwrap_or(cs)),
             };
-            match self
+            let outcome = self
                 .meta
                 .write(guard(window.checks(), Command::WriteCommit(commit)))
-                .await
-            {
-                Err(ClientError::Refused(FsError::ChunkChanged { .. }))
-                    if started.elapsed() < self.config.retry_for =>
-                {
-                    tokio::time::sleep(crate::limits::REPATCH_BACKOFF.delay(attempt)).await;
-                    self.repatch(path, &mut window, cs).await?;
-                }
-                outcome => return Ok((outcome?, uploaded)),
+                .await;
+            if !self.redo_patch(&outcome, started, attempt).await {
+                return Ok((outcome?, uploaded));
             }
+            self.repatch(path, &mut window, cs).await?;
         }
     }
 
@@ -356,6 +351,28 @@ impl Client {
         )
         .await?;
         Ok((Some(hash), bytes))
+    }
+}
+
+impl Client {
+    /// Whether a guarded commit that ended with `outcome` should be redone:
+    /// another writer changed a patched chunk first and the retry budget
+    /// (counted from `started`) is not spent. Waits before saying yes.
+    pub(crate) async fn redo_patch(
+        &self,
+        outcome: &Result<Outcome>,
+        started: std::time::Instant,
+        attempt: u32,
+    ) -> bool {
+        let changed = matches!(
+            outcome,
+            Err(ClientError::Refused(FsError::ChunkChanged { .. }))
+        );
+        if !changed || started.elapsed() >= self.config.retry_for {
+            return false;
+        }
+        tokio::time::sleep(crate::limits::REPATCH_BACKOFF.delay(attempt)).await;
+        true
     }
 }
 
