@@ -79,6 +79,11 @@ struct MetaArgs {
     /// any deletion.
     #[arg(long, default_value_t = 20_000)]
     chunk_server_timeout_ms: u64,
+    /// An upload whose write has not committed within this long may be
+    /// condemned as garbage (its commit is then refused and redone); a new
+    /// leader also waits this long before condemning any.
+    #[arg(long, default_value_t = 120_000)]
+    placement_ttl_ms: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -180,6 +185,7 @@ async fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
     config.snapshot_every = args.snapshot_every;
     config.keep_logs = args.keep_logs;
     config.chunks.server_timeout = std::time::Duration::from_millis(args.chunk_server_timeout_ms);
+    config.chunks.placement_ttl = std::time::Duration::from_millis(args.placement_ttl_ms);
     tokio::select! {
         result = server::run(config) => result.map_err(Into::into),
         _ = tokio::signal::ctrl_c() => {

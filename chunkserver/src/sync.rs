@@ -275,10 +275,11 @@ impl Syncer {
         lost.append(&mut self.deleted);
         lost.sort_unstable();
         lost.dedup();
-        (added, lost)
+        (added, still_missing(&self.store, lost))
     }
 
-    /// A report with this server's identity and usage and no hashes.
+    /// A report with this server's identity, usage and pending drops, and
+    /// no added or lost hashes.
     async fn template(&self) -> ChunkReport {
         let usage = match self.store.blocking(|s| s.usage()).await {
             Ok(usage) => usage,
@@ -296,6 +297,7 @@ impl Syncer {
             chunks: usage.chunks,
             used_bytes: usage.bytes,
             free_bytes: usage.free_bytes,
+            dropping: lock(&self.drops).pending_hashes(),
         }
     }
 
@@ -344,6 +346,18 @@ impl Syncer {
             delete_due(&store, &drops, due)
         }));
     }
+}
+
+/// The chunks of `lost` the store does not hold now: one deleted (or
+/// found corrupt) and then stored again before this report is held, and
+/// reporting it lost would make the leader forget a good copy.
+fn still_missing(store: &ChunkStore, lost: Vec<ChunkHash>) -> Vec<ChunkHash> {
+    let held = store.contains(&lost);
+    lost.into_iter()
+        .zip(held)
+        .filter(|(_, held)| !held)
+        .map(|(hash, _)| hash)
+        .collect()
 }
 
 fn lock(drops: &Mutex<DropSchedule>) -> MutexGuard<'_, DropSchedule> {

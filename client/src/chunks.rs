@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use toastyfs_proto::chunks::{LocateRequest, PlacementRequest};
-use toastyfs_proto::namespace::MAX_CHUNK_SIZE;
+use toastyfs_proto::namespace::{Command, MAX_CHUNK_SIZE};
 use toastyfs_proto::ChunkHash;
 
 use crate::error::{ClientError, Result};
@@ -84,13 +84,14 @@ pub async fn hash_all(contents: Vec<Vec<u8>>) -> Result<Vec<(ChunkHash, bytes::B
 /// at a time, to every target. A chunk counts as stored once the cluster's
 /// `min_copies` targets (named in the placement reply) hold a durable copy;
 /// the leader's replication manager brings it to the replication factor.
-/// Returns the number of bytes actually uploaded.
+/// Returns the bytes actually uploaded and the placement's index, which
+/// the commit carries ([`placed`]).
 pub async fn store(
     meta: &Meta,
     transport: &Transport,
     chunks: &[(ChunkHash, bytes::Bytes)],
     parallel: usize,
-) -> Result<u64> {
+) -> Result<Stored> {
     let mut unique: BTreeMap<ChunkHash, bytes::Bytes> = BTreeMap::new();
     for (hash, bytes) in chunks {
         unique.entry(*hash).or_insert_with(|| bytes.clone());
@@ -100,6 +101,7 @@ pub async fn store(
     };
     let reply = meta.placement(&request).await?;
     let needed = reply.min_copies.max(1) as usize;
+    let placed_at = reply.placed_at;
     let uploads: Vec<(ChunkHash, bytes::Bytes, Vec<String>)> = reply
         .placements
         .into_iter()
@@ -113,7 +115,28 @@ pub async fn store(
         .buffer_unordered(parallel.max(1))
         .try_collect::<Vec<u64>>()
         .await?;
-    Ok(sizes.iter().sum())
+    Ok(Stored {
+        uploaded: sizes.iter().sum(),
+        placed_at,
+    })
+}
+
+/// What [`store`] did.
+#[derive(Debug, Clone, Copy)]
+pub struct Stored {
+    /// Bytes uploaded (chunks the cluster already held are not).
+    pub uploaded: u64,
+    /// The placement's index: the commit is refused for a chunk collected
+    /// after it.
+    pub placed_at: u64,
+}
+
+/// `command` (a write or truncation) carrying the placement of its chunks.
+pub fn placed(placed_at: u64, command: Command) -> Command {
+    Command::Placed {
+        placed_at,
+        command: Box::new(command),
+    }
 }
 
 async fn upload_one(

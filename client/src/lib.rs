@@ -84,7 +84,10 @@ pub(crate) fn version_of(outcome: &Outcome) -> Version {
         | Outcome::Renamed { version, .. }
         | Outcome::Truncated { version, .. }
         | Outcome::SettingsChanged { version } => *version,
-        Outcome::Reclaimed { .. } | Outcome::GarbageForgotten { .. } => Version(0),
+        Outcome::Reclaimed { .. }
+        | Outcome::GarbageForgotten { .. }
+        | Outcome::Condemned { .. }
+        | Outcome::Pardoned { .. } => Version(0),
     }
 }
 
@@ -285,33 +288,40 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
-            let (checks, cut_chunk) = if length < current && !length.is_multiple_of(cs) {
+            let (checks, cut) = if length < current && !length.is_multiple_of(cs) {
                 let (check, cut) = self.cut_chunk(path, length, cs).await?;
                 (vec![check], cut)
             } else {
                 (Vec::new(), None)
             };
+            let cut_chunk = cut.map(|(hash, _)| hash);
             let command = Command::Truncate {
                 path: path.clone(),
                 length,
                 cut_chunk,
                 expect,
             };
-            let outcome = self.meta.write(write::guard(checks, command)).await;
-            if !self.redo_patch(&outcome, started, attempt).await {
+            let command = write::guard(checks, command);
+            let command = match cut {
+                Some((_, placed_at)) => chunks::placed(placed_at, command),
+                None => command,
+            };
+            let outcome = self.meta.write(command).await;
+            if self.redo(&outcome, started, attempt).await == write::Redo::Done {
                 return outcome.map(|o| version_of(&o));
             }
         }
     }
 
-    /// The chunk holding byte `length` cut at `length`, stored, and what its
-    /// slot held; no cut chunk if that slot is a hole.
+    /// The chunk holding byte `length` cut at `length`, stored (with its
+    /// placement index), and what its slot held; no cut chunk if that slot
+    /// is a hole.
     async fn cut_chunk(
         &self,
         path: &FsPath,
         length: u64,
         cs: u64,
-    ) -> Result<(SlotCheck, Option<ChunkHash>)> {
+    ) -> Result<(SlotCheck, Option<(ChunkHash, u64)>)> {
         let index = length / cs;
         let chunk_size = u32::try_from(cs)
             .map_err(|_| ClientError::Protocol(format!("chunk size {cs} out of range")))?;
@@ -322,14 +332,14 @@ impl Client {
         }
         content.truncate((length - index * cs) as usize);
         let cut = ChunkHash::of(&content);
-        chunks::store(
+        let stored = chunks::store(
             &self.meta,
             &self.transport,
             &[(cut, bytes::Bytes::from(content))],
             1,
         )
         .await?;
-        Ok((check, Some(cut)))
+        Ok((check, Some((cut, stored.placed_at))))
     }
 }
 

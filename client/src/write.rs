@@ -11,6 +11,12 @@
 //! silently reverted. When the cluster answers `ChunkChanged`, the window
 //! reads those chunks again, patches them anew and commits again, within
 //! the client's retry budget.
+//!
+//! Every commit carries the index its chunks were placed at
+//! ([`Command::Placed`]). When the cluster answers `ChunkCollected` (a
+//! chunk no file referenced was condemned as garbage after the
+//! placement), the window places and uploads its chunks again and commits
+//! again, within the same budget.
 
 use std::collections::BTreeMap;
 
@@ -274,13 +280,14 @@ impl Client {
         let mut attempt = 0u32;
         loop {
             attempt = attempt.saturating_add(1);
-            uploaded += chunks::store(
+            let stored = chunks::store(
                 &self.meta,
                 &self.transport,
                 &window.chunks,
                 self.config.parallelism,
             )
             .await?;
+            uploaded += stored.uploaded;
             let commit = WriteCommit {
                 path: path.clone(),
                 offset: window.at,
@@ -289,14 +296,16 @@ impl Client {
                 expect,
                 create_with_chunk_size: Some(options.create_with_chunk_size.unwrap_or(cs)),
             };
+            let command = guard(window.checks(), Command::WriteCommit(commit));
             let outcome = self
                 .meta
-                .write(guard(window.checks(), Command::WriteCommit(commit)))
+                .write(chunks::placed(stored.placed_at, command))
                 .await;
-            if !self.redo_patch(&outcome, started, attempt).await {
-                return Ok((outcome?, uploaded));
+            match self.redo(&outcome, started, attempt).await {
+                Redo::Done => return Ok((outcome?, uploaded)),
+                Redo::Repatch => self.repatch(path, &mut window, cs).await?,
+                Redo::Reupload => {}
             }
-            self.repatch(path, &mut window, cs).await?;
         }
     }
 
@@ -354,25 +363,41 @@ impl Client {
     }
 }
 
+/// What to do after a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Redo {
+    /// Nothing: it applied, or failed for good.
+    Done,
+    /// Another writer changed a patched chunk first: read it again,
+    /// patch anew, store and commit.
+    Repatch,
+    /// A chunk was collected after its placement: store and commit again.
+    Reupload,
+}
+
 impl Client {
-    /// Whether a guarded commit that ended with `outcome` should be redone:
-    /// another writer changed a patched chunk first and the retry budget
-    /// (counted from `started`) is not spent. Waits before saying yes.
-    pub(crate) async fn redo_patch(
+    /// Whether a commit that ended with `outcome` should be redone, and
+    /// how, while the retry budget (counted from `started`) is not spent.
+    /// Waits before saying to redo.
+    pub(crate) async fn redo(
         &self,
         outcome: &Result<Outcome>,
         started: std::time::Instant,
         attempt: u32,
-    ) -> bool {
-        let changed = matches!(
-            outcome,
-            Err(ClientError::Refused(FsError::ChunkChanged { .. }))
-        );
-        if !changed || started.elapsed() >= self.config.retry_for {
-            return false;
+    ) -> Redo {
+        let redo = match outcome {
+            Err(ClientError::Refused(FsError::ChunkChanged { .. })) => Redo::Repatch,
+            Err(ClientError::Refused(FsError::ChunkCollected { hash })) => {
+                tracing::debug!(%hash, "a chunk was collected after its placement; uploading it again");
+                Redo::Reupload
+            }
+            _ => return Redo::Done,
+        };
+        if started.elapsed() >= self.config.retry_for {
+            return Redo::Done;
         }
         tokio::time::sleep(crate::limits::REPATCH_BACKOFF.delay(attempt)).await;
-        true
+        redo
     }
 }
 

@@ -31,10 +31,28 @@ pub struct ChunkReport {
     pub chunks: u64,
     pub used_bytes: u64,
     pub free_bytes: u64,
+    /// Every chunk this server has a pending drop of (it may delete it
+    /// soon, perhaps on an order the leader never sent): the leader does
+    /// not count those copies as safe when it picks extra copies to drop.
+    /// Every message of a split report carries the whole set.
+    pub dropping: Vec<ChunkHash>,
+}
+
+/// Version 1 of [`ChunkReport`]: before `dropping`.
+#[derive(Deserialize)]
+struct ChunkReportV1 {
+    server: ChunkServerId,
+    addr: String,
+    full: bool,
+    added: Vec<ChunkHash>,
+    lost: Vec<ChunkHash>,
+    chunks: u64,
+    used_bytes: u64,
+    free_bytes: u64,
 }
 
 /// One chunk a server should fetch, and from whom.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FetchOrder {
     pub hash: ChunkHash,
     /// Addresses of servers that hold it, best first.
@@ -76,6 +94,11 @@ pub struct PlacementReply {
     /// Targets that must store a chunk before the write may commit it
     /// (the cluster's `min_copies`, capped at its replication factor).
     pub min_copies: u32,
+    /// The leader had applied the log up to here when it decided which
+    /// chunks are present: the commit carries it
+    /// ([`crate::namespace::Command::Placed`]), so a chunk collected
+    /// after this point is refused rather than committed.
+    pub placed_at: u64,
 }
 
 /// Version 1 of [`PlacementReply`]: before `min_copies` (one copy was
@@ -83,6 +106,13 @@ pub struct PlacementReply {
 #[derive(Deserialize)]
 struct PlacementReplyV1 {
     placements: Vec<Placement>,
+}
+
+/// Version 2 of [`PlacementReply`]: before `placed_at`.
+#[derive(Deserialize)]
+struct PlacementReplyV2 {
+    placements: Vec<Placement>,
+    min_copies: u32,
 }
 
 /// Client → leader: who holds these chunks?
@@ -117,20 +147,54 @@ macro_rules! record {
     };
 }
 
-record!(ChunkReport, kinds::CHUNK_REPORT);
+impl Record for ChunkReport {
+    const KIND: u8 = kinds::CHUNK_REPORT;
+    const VERSION: u8 = 2;
+    const MAX_BODY_BYTES: usize = 16 << 20;
+
+    /// A version-1 server names no pending drops.
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, RecordError> {
+        match version {
+            1 => decode_body::<ChunkReportV1>(body).map(|old| ChunkReport {
+                server: old.server,
+                addr: old.addr,
+                full: old.full,
+                added: old.added,
+                lost: old.lost,
+                chunks: old.chunks,
+                used_bytes: old.used_bytes,
+                free_bytes: old.free_bytes,
+                dropping: Vec::new(),
+            }),
+            found => Err(RecordError::UnknownVersion {
+                kind: Self::KIND,
+                found,
+                supported: Self::VERSION,
+            }),
+        }
+    }
+}
 record!(ChunkOrders, kinds::CHUNK_ORDERS);
 record!(PlacementRequest, kinds::PLACEMENT_REQUEST);
 
 impl Record for PlacementReply {
     const KIND: u8 = kinds::PLACEMENT_REPLY;
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
     const MAX_BODY_BYTES: usize = 16 << 20;
 
+    /// Older replies carry no `placed_at`: 0 is the conservative value
+    /// (any collection since the log began refuses the commit).
     fn upgrade(version: u8, body: &[u8]) -> Result<Self, RecordError> {
         match version {
             1 => decode_body::<PlacementReplyV1>(body).map(|old| PlacementReply {
                 placements: old.placements,
                 min_copies: 1,
+                placed_at: 0,
+            }),
+            2 => decode_body::<PlacementReplyV2>(body).map(|old| PlacementReply {
+                placements: old.placements,
+                min_copies: old.min_copies,
+                placed_at: 0,
             }),
             found => Err(RecordError::UnknownVersion {
                 kind: Self::KIND,
@@ -161,6 +225,7 @@ mod tests {
             chunks: 1,
             used_bytes: 10,
             free_bytes: 20,
+            dropping: vec![h],
         });
         assert_tamper_evident(&ChunkOrders {
             fetch: vec![FetchOrder {
@@ -177,6 +242,7 @@ mod tests {
                 targets: vec!["a:1".into()],
             }],
             min_copies: 2,
+            placed_at: 41,
         });
         assert_tamper_evident(&LocateReply {
             holders: vec![vec!["a:1".into()]],
@@ -208,8 +274,31 @@ mod tests {
             reply,
             PlacementReply {
                 placements,
-                min_copies: 1
+                min_copies: 1,
+                placed_at: 0,
             }
         );
+    }
+
+    /// A version-2 placement reply (before `placed_at`) decodes as placed
+    /// at 0, which refuses a commit of any chunk collected since.
+    #[test]
+    fn a_version_2_placement_reply_upgrades_to_placed_at_zero() {
+        #[derive(Serialize, Deserialize)]
+        struct V2 {
+            placements: Vec<Placement>,
+            min_copies: u32,
+        }
+        impl Record for V2 {
+            const KIND: u8 = kinds::PLACEMENT_REPLY;
+            const VERSION: u8 = 2;
+        }
+        let old = crate::record::encode(&V2 {
+            placements: vec![],
+            min_copies: 3,
+        })
+        .expect("encode");
+        let reply: PlacementReply = crate::record::decode(&old).expect("upgrades");
+        assert_eq!((reply.min_copies, reply.placed_at), (3, 0));
     }
 }

@@ -114,6 +114,32 @@ pub enum Command {
         copies: u32,
         expect: Option<Version>,
     },
+    /// Decide that these chunks may be deleted (proposed by the leader for
+    /// chunks that chunk servers hold but no file references, once no
+    /// recent placement protects them). A hash that is referenced or
+    /// already condemned is left alone. Chunk servers delete only
+    /// condemned chunks (and extra copies of referenced ones). At most
+    /// [`MAX_CHUNKS_PER_OP`] hashes.
+    Condemn { hashes: Vec<ChunkHash> },
+    /// Lift the condemnation of unreferenced chunks a client is about to
+    /// upload again (proposed by the leader before it answers such a
+    /// placement). Commits placed before the pardon are still refused for
+    /// them: copies from before it may be deleted by earlier orders. At
+    /// most [`MAX_CHUNKS_PER_OP`] hashes.
+    Pardon { hashes: Vec<ChunkHash> },
+    /// Apply `command` (a [`Command::WriteCommit`], a [`Command::Truncate`]
+    /// or a [`Command::Guarded`] one of them) whose new chunks were placed
+    /// when the leader had applied the log up to `placed_at` (from the
+    /// [`crate::chunks::PlacementReply`]). A chunk the command references
+    /// that no file references now is accepted only if it was not
+    /// condemned, pardoned or forgotten after `placed_at`; otherwise the
+    /// command is refused with [`FsError::ChunkCollected`] and the client
+    /// places and uploads it again. An unwrapped write is checked as if
+    /// placed at 0.
+    Placed {
+        placed_at: u64,
+        command: Box<Command>,
+    },
 }
 
 /// Most slot checks one [`Command::Guarded`] carries (a write patches at
@@ -295,6 +321,10 @@ pub enum Outcome {
     SettingsChanged { version: Version },
     /// This many garbage records were forgotten.
     GarbageForgotten { count: u64 },
+    /// This many chunks were condemned (may now be deleted).
+    Condemned { count: u64 },
+    /// This many condemned chunks were pardoned.
+    Pardoned { count: u64 },
 }
 
 impl Outcome {
@@ -303,7 +333,9 @@ impl Outcome {
         match self {
             Outcome::Created { .. }
             | Outcome::SettingsChanged { .. }
-            | Outcome::GarbageForgotten { .. } => &[],
+            | Outcome::GarbageForgotten { .. }
+            | Outcome::Condemned { .. }
+            | Outcome::Pardoned { .. } => &[],
             Outcome::Deleted { freed, .. }
             | Outcome::Written { freed, .. }
             | Outcome::Renamed { freed, .. }
@@ -381,6 +413,10 @@ pub enum FsError {
     ChunkChanged { path: String, index: u64 },
     #[error("invalid guarded command: {reason}")]
     InvalidGuard { reason: String },
+    /// A chunk the command references may have been deleted as garbage
+    /// since it was placed: place and upload it again, then commit again.
+    #[error("chunk {hash} was collected as garbage after this write placed it; upload it again and commit again")]
+    ChunkCollected { hash: ChunkHash },
 }
 
 /// What applying a proposal produced.

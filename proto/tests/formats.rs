@@ -35,6 +35,9 @@ fn fixture_name(command: &Command) -> &'static str {
         Command::ForgetGarbage { .. } => "proposal-forget-garbage",
         Command::Guarded { .. } => "proposal-guarded",
         Command::SetMinCopies { .. } => "proposal-set-min-copies",
+        Command::Condemn { .. } => "proposal-condemn",
+        Command::Pardon { .. } => "proposal-pardon",
+        Command::Placed { .. } => "proposal-placed",
     }
 }
 
@@ -92,6 +95,21 @@ fn commands() -> Vec<Command> {
         Command::SetMinCopies {
             copies: 3,
             expect: Some(Version(4)),
+        },
+        Command::Condemn {
+            hashes: vec![ChunkHash::of(b"c1")],
+        },
+        Command::Pardon {
+            hashes: vec![ChunkHash::of(b"c2"), ChunkHash::of(b"c3")],
+        },
+        Command::Placed {
+            placed_at: 77,
+            command: Box::new(Command::Truncate {
+                path: p("/a/f"),
+                length: 1,
+                cut_chunk: Some(ChunkHash::of(b"cut")),
+                expect: None,
+            }),
         },
         Command::Guarded {
             checks: vec![

@@ -3,14 +3,17 @@
 //! this into orders (copy a chunk here, drop that one there) and into
 //! placements for new chunks.
 //!
-//! None of this is in the Raft log. A node that becomes leader starts with
-//! an empty map and rebuilds it from the chunk servers' next reports (each
-//! is asked for a full inventory); it orders no deletion until it has led
-//! for at least one server timeout, so every live server has reported.
+//! None of this is in the Raft log, but no deletion is decided here: only
+//! chunks the log condemned are dropped (besides extra copies of
+//! referenced ones), and a placement answers "present" only for chunks a
+//! file references. A node that becomes leader starts with an empty map
+//! and rebuilds it from the chunk servers' next reports (each is asked for
+//! a full inventory); it orders no deletion until it has led for at least
+//! one server timeout, so every live server has reported.
 //!
 //! The map is deterministic given its inputs: time is passed in as
-//! `Instant`s and "is this chunk referenced?" as a closure over the
-//! namespace store, so the replication rules are unit-tested without a
+//! `Instant`s and "is this chunk referenced or condemned?" as a closure
+//! over the namespace store, so the replication rules are unit-tested without a
 //! cluster. Every answer to a report carries the server's complete current
 //! drop set: a chunk missing from it is no longer to be dropped (the chunk
 //! server cancels its pending deletion).
@@ -33,9 +36,9 @@ mod placement;
 mod reports;
 mod scan;
 
-pub use placement::NotReady;
+pub use placement::{NotReady, PlaceError};
 pub use reports::ServerEvent;
-pub use scan::ScanSummary;
+pub use scan::{Collection, ScanOutcome, ScanSummary};
 
 use crate::limits::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_PLACEMENT_TTL, DEFAULT_REPLICATION_FACTOR,
@@ -43,7 +46,7 @@ use crate::limits::{
 };
 
 /// How the replication manager behaves.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Hash)]
 pub struct ChunkMapConfig {
     /// Copies every referenced chunk should have: the cluster setting, kept
     /// up to date from the namespace state by [`crate::replication`].
@@ -72,7 +75,7 @@ impl Default for ChunkMapConfig {
 }
 
 /// What the leader knows of one chunk server.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 struct Server {
     addr: String,
     up: bool,
@@ -82,6 +85,9 @@ struct Server {
     free_bytes: u64,
     /// Chunks this server should drop (recomputed by every scan).
     drops: BTreeSet<ChunkHash>,
+    /// Chunks its latest report says it has a pending drop of (on this
+    /// leader's orders or on older ones).
+    dropping: BTreeSet<ChunkHash>,
     /// Copies ordered here, not yet confirmed, with when they were ordered.
     fetching: BTreeMap<ChunkHash, FetchOrder>,
     ordered_at: BTreeMap<ChunkHash, Instant>,
@@ -101,6 +107,7 @@ impl Server {
             used_bytes: 0,
             free_bytes: 0,
             drops: BTreeSet::new(),
+            dropping: BTreeSet::new(),
             last_loss: None,
             fetching: BTreeMap::new(),
             ordered_at: BTreeMap::new(),
@@ -109,7 +116,7 @@ impl Server {
 }
 
 /// The leader's map of chunk locations and its replication manager.
-#[derive(Debug)]
+#[derive(Debug, Clone, Hash)]
 pub struct ChunkMap {
     config: ChunkMapConfig,
     /// The Raft term this map was built in; a new term starts afresh.
@@ -169,6 +176,27 @@ impl ChunkMap {
 
     fn is_up(&self, id: &ChunkServerId) -> bool {
         self.servers.get(id).is_some_and(|s| s.up)
+    }
+
+    /// The live holders of `hash` whose copy no order but this leader's
+    /// threatens: their latest report names no pending drop of it, or
+    /// only the one this leader ordered. A copy with a pending drop from
+    /// an older order (a previous leader's, or one from before a pardon)
+    /// may vanish at any moment, so it is neither kept on purpose nor
+    /// dropped on purpose until a report shows the drop cancelled.
+    fn steady_holders(&self, hash: &ChunkHash) -> Vec<ChunkServerId> {
+        let Some(holders) = self.holders.get(hash) else {
+            return Vec::new();
+        };
+        holders
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.servers
+                    .get(id)
+                    .is_some_and(|s| !s.dropping.contains(hash) || s.drops.contains(hash))
+            })
+            .collect()
     }
 
     /// Live holders of one chunk (for tests and status).

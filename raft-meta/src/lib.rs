@@ -9,7 +9,8 @@
 //! [`cluster`] (forming the cluster, adding and removing nodes) and
 //! [`limits`] (every limit and timeout). [`chunk_map`] is the leader's
 //! soft state about chunk locations and its replication rules;
-//! [`replication`] runs them in a node.
+//! [`replication`] runs them in a node. `lifecycle_check` (tests) explores
+//! every interleaving of the chunk lifecycle protocol over both.
 
 pub mod api;
 pub mod chunk_map;
@@ -24,3 +25,6 @@ pub mod replication;
 pub mod server;
 pub mod store;
 pub mod types;
+
+#[cfg(test)]
+mod lifecycle_check;

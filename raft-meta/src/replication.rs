@@ -7,9 +7,12 @@
 //! in: [`Replication::map_if_leader`] resets it whenever the term changes,
 //! so a new leader always rebuilds locations from fresh reports. A scan
 //! first confirms leadership with a read index (`ensure_linearizable`), so
-//! the reference counts it reads cover every committed write. Garbage
-//! whose copies are all deleted has its record dropped by a
-//! `ForgetGarbage` command, so the garbage set does not grow forever.
+//! the reference counts and condemnations it reads cover every committed
+//! entry. Held chunks that no file references are proposed for
+//! condemnation (`Condemn`); condemned chunks whose copies are all deleted
+//! have their record lifted by a `ForgetGarbage` command, so the set does
+//! not grow forever. Placement pardons (`Pardon`) condemned chunks a
+//! client is about to upload again before it answers.
 
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -18,7 +21,7 @@ use openraft::ServerState;
 use toastyfs_proto::namespace::{Command, Outcome, Proposal};
 use toastyfs_proto::ChunkHash;
 
-use crate::chunk_map::{ChunkMap, ChunkMapConfig, ServerEvent};
+use crate::chunk_map::{ChunkMap, ChunkMapConfig, Collection, ServerEvent};
 use crate::namespace;
 use crate::namespace::kv::{KvRead, StoreError};
 use crate::proposer::Proposer;
@@ -142,22 +145,55 @@ pub fn count_lost(db: &Db, map: &ChunkMap) -> Result<u64, StoreError> {
 
 /// Up to [`FORGET_PAGE`] garbage chunks, from `cursor` on, whose copies
 /// are all gone; the cursor moves on and wraps at the end.
-fn forgettable<R: KvRead>(
+pub(crate) fn forgettable<R: KvRead>(
     reader: &R,
     map: &ChunkMap,
     cursor: &mut Option<ChunkHash>,
+    now: Instant,
 ) -> Result<Vec<ChunkHash>, StoreError> {
     let (page, next) = namespace::garbage_page(reader, *cursor, FORGET_PAGE)?;
     *cursor = next;
-    let now = Instant::now();
     Ok(page
         .into_iter()
         .filter(|hash| map.may_forget(hash, now))
         .collect())
 }
 
+/// What the namespace says of `hash`.
+pub fn collection<R: KvRead>(reader: &R, hash: &ChunkHash) -> Result<Collection, StoreError> {
+    Ok(if namespace::is_referenced(reader, hash)? {
+        Collection::Referenced
+    } else if namespace::is_condemned(reader, hash)? {
+        Collection::Condemned
+    } else {
+        Collection::Unclaimed
+    })
+}
+
+/// The condemned chunks among `hashes` (a placement pardons them first).
+pub fn condemned_among<R: KvRead>(
+    reader: &R,
+    hashes: &[ChunkHash],
+) -> Result<Vec<ChunkHash>, StoreError> {
+    let mut condemned = Vec::new();
+    for hash in hashes {
+        if namespace::is_condemned(reader, hash)? {
+            condemned.push(*hash);
+        }
+    }
+    Ok(condemned)
+}
+
+/// What a scan asks the log for.
+#[derive(Debug, Default)]
+struct Proposals {
+    condemn: Vec<ChunkHash>,
+    forget: Vec<ChunkHash>,
+}
+
 /// Runs the replication scan every [`SCAN_INTERVAL`] while this node leads,
-/// and proposes `ForgetGarbage` for garbage whose copies are all deleted.
+/// and proposes `Condemn` for held chunks no file references and
+/// `ForgetGarbage` for condemned chunks whose copies are all deleted.
 pub async fn run(replication: &Replication, raft: &Raft, db: &Db, proposer: &Proposer) {
     let mut cursor = None;
     loop {
@@ -173,61 +209,86 @@ pub async fn run(replication: &Replication, raft: &Raft, db: &Db, proposer: &Pro
             }
             continue;
         }
-        let forget = scan_once(replication, raft, db, &mut cursor);
-        if !forget.is_empty() {
-            propose_forget(proposer, forget).await;
+        let proposals = scan_once(replication, raft, db, &mut cursor);
+        if !proposals.condemn.is_empty() {
+            let command = Command::Condemn {
+                hashes: proposals.condemn,
+            };
+            propose_collection(proposer, command).await;
+        }
+        if !proposals.forget.is_empty() {
+            let command = Command::ForgetGarbage {
+                hashes: proposals.forget,
+            };
+            propose_collection(proposer, command).await;
         }
     }
 }
 
 /// One scan under the map's lock (never held across an await); returns
-/// the garbage chunks to forget.
+/// the chunks to condemn and the condemned chunks to forget.
 fn scan_once(
     replication: &Replication,
     raft: &Raft,
     db: &Db,
     cursor: &mut Option<ChunkHash>,
-) -> Vec<ChunkHash> {
+) -> Proposals {
     let Some(mut map) = replication.map_if_leader(raft) else {
-        return Vec::new();
+        return Proposals::default();
     };
     let reader = DbReader::new(db);
     if let Err(e) = follow_settings(&reader, &mut map) {
         tracing::warn!(error = %e, "replication scan could not read the cluster settings");
-        return Vec::new();
+        return Proposals::default();
     }
-    match map.scan(Instant::now(), |hash| {
-        namespace::is_referenced(&reader, hash)
-    }) {
-        Ok((summary, events)) => {
-            log_events(&events);
-            crate::metrics::record_replication(&summary, map.servers_up());
+    let condemn = match map.scan(Instant::now(), |hash| collection(&reader, hash)) {
+        Ok(outcome) => {
+            log_events(&outcome.events);
+            crate::metrics::record_replication(&outcome.summary, map.servers_up());
+            outcome.condemn
         }
         Err(e) => {
             tracing::warn!(error = %e, "replication scan could not read the namespace");
-            return Vec::new();
+            return Proposals::default();
         }
-    }
-    forgettable(&reader, &map, cursor).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "cannot read the garbage records");
+    };
+    let forget = forgettable(&reader, &map, cursor, Instant::now()).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "cannot read the condemned chunks");
         Vec::new()
-    })
+    });
+    Proposals { condemn, forget }
 }
 
-async fn propose_forget(proposer: &Proposer, hashes: Vec<ChunkHash>) {
-    let count = hashes.len();
+/// Proposes one of the leader's collection commands (`Condemn`, `Pardon`,
+/// `ForgetGarbage`); returns whether it applied.
+pub async fn propose_collection(proposer: &Proposer, command: Command) -> bool {
     let proposal = Proposal {
         session: None,
         time_ms: 0,
-        command: Command::ForgetGarbage { hashes },
+        command,
     };
     match proposer.propose(proposal).await {
         Ok(Ok(Outcome::GarbageForgotten { count })) => {
-            tracing::debug!(count, "forgot deleted garbage chunks");
+            tracing::debug!(count, "forgot deleted condemned chunks");
             crate::metrics::record_garbage_forgotten(count);
+            true
         }
-        Ok(result) => tracing::warn!(count, ?result, "ForgetGarbage was refused"),
-        Err(e) => tracing::debug!(error = ?e, "ForgetGarbage proposal failed"),
+        Ok(Ok(Outcome::Condemned { count })) => {
+            tracing::debug!(count, "condemned unreferenced chunks");
+            true
+        }
+        Ok(Ok(Outcome::Pardoned { count })) => {
+            tracing::debug!(count, "pardoned condemned chunks a client uploads again");
+            true
+        }
+        Ok(result) => {
+            tracing::warn!(?result, "a chunk collection command was refused");
+            false
+        }
+        Err(e) => {
+            tracing::debug!(error = ?e, "a chunk collection proposal failed");
+            false
+        }
     }
 }
 

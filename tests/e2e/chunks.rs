@@ -12,7 +12,12 @@ use toastyfs_proto::{ChunkHash, FsPath};
 use crate::harness::{wait_for, Cluster};
 
 /// Meta flags: chunk servers silent for 2 s are down.
-const META_ARGS: &[&str] = &["--chunk-server-timeout-ms", "2000"];
+const META_ARGS: &[&str] = &[
+    "--chunk-server-timeout-ms",
+    "2000",
+    "--placement-ttl-ms",
+    "2000",
+];
 /// Chunk server flags: report often, drop garbage after 4 s, scrub fast.
 const CHUNK_ARGS: &[&str] = &[
     "--report-interval-ms",

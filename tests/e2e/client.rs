@@ -11,7 +11,7 @@ use toastyfs_client::{Client, ClientConfig, ClientError, WriteOptions};
 use toastyfs_proto::namespace::{FsError, MIN_CHUNK_SIZE};
 use toastyfs_proto::{FsPath, Version};
 
-use crate::harness::Cluster;
+use crate::harness::{pattern, Cluster};
 
 const CHUNK_ARGS: &[&str] = &["--report-interval-ms", "200"];
 
@@ -33,19 +33,6 @@ fn client(cluster: &Cluster, chunk_size: u32) -> Client {
 
 fn p(s: &str) -> FsPath {
     FsPath::new(s).expect("valid path")
-}
-
-/// Deterministic, incompressible-looking bytes.
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
 }
 
 async fn put(client: &Client, path: &str, bytes: &[u8]) -> toastyfs_client::WriteOutcome {

@@ -16,3 +16,16 @@ pub fn binary() -> PathBuf {
 pub async fn start(n: u64, extra_args: &[&str]) -> Cluster {
     Cluster::start(binary(), n, extra_args).await
 }
+
+/// Deterministic, incompressible-looking bytes (different in every chunk).
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}

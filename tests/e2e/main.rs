@@ -4,6 +4,7 @@
 
 mod chunks;
 mod client;
+mod collect;
 mod dev;
 mod harness;
 mod meta;

@@ -104,6 +104,12 @@ impl DropSchedule {
         self.pending.remove(&hash);
     }
 
+    /// The pending drops, sorted (a report names them, so the leader
+    /// knows which copies may vanish).
+    pub fn pending_hashes(&self) -> Vec<ChunkHash> {
+        self.pending.keys().copied().collect()
+    }
+
     /// How many drops are pending.
     pub fn len(&self) -> usize {
         self.pending.len()

@@ -330,6 +330,7 @@ fn large_reports_are_split() {
         chunks: 5,
         used_bytes: 0,
         free_bytes: 0,
+        dropping: vec![],
     };
     let hashes: Vec<ChunkHash> = (0..5u8).map(|i| ChunkHash::of(&[i])).collect();
     let parts = split_report(&template, true, hashes.clone(), vec![hashes[0]], 2);

@@ -15,15 +15,17 @@ use toastyfs_client::transport::SendOptions;
 use toastyfs_proto::chunks::{
     ChunkReport, LocateRequest, PlacementRequest, MAX_HASHES_PER_MESSAGE,
 };
+use toastyfs_proto::namespace::{Command, MAX_CHUNKS_PER_OP};
 use toastyfs_proto::record::{self, Record};
 use toastyfs_proto::routes;
 
 use super::forward::{self, Forward};
 use super::reply::{record_response, ApiError};
 use super::AppState;
-use crate::chunk_map::{ChunkMap, NotReady};
+use crate::chunk_map::{ChunkMap, NotReady, PlaceError};
 use crate::limits::{CHUNK_STATUS_FORWARD_TIMEOUT, FORWARD_TIMEOUT};
 use crate::metrics::record_request;
+use crate::namespace;
 use crate::node::Node;
 use crate::replication;
 use crate::store::state::DbReader;
@@ -76,6 +78,7 @@ pub async fn report(
 ) -> Result<Response, ApiError> {
     let report: ChunkReport = record::decode(&body)?;
     check_count(report.added.len() + report.lost.len())?;
+    check_count(report.dropping.len())?;
     let path = routes::CHUNK_REPORT;
     on_leader(&node, &headers, body, path, "chunk_report", |map| {
         let (orders, event) = map.report(report, Instant::now());
@@ -86,7 +89,9 @@ pub async fn report(
 }
 
 /// [`routes::CHUNK_PLACEMENT`]: which new chunks the cluster already
-/// holds, and where the others go.
+/// holds, and where the others go. Condemned chunks among them are
+/// pardoned first (the client uploads them again), and the reply names
+/// the applied index the answer was decided at, which the commit carries.
 pub async fn placement(
     State(node): State<AppState>,
     headers: HeaderMap,
@@ -94,14 +99,43 @@ pub async fn placement(
 ) -> Result<Response, ApiError> {
     let request: PlacementRequest = record::decode(&body)?;
     check_count(request.hashes.len())?;
+    if node.replication.confirm_lead(&node.raft).await {
+        pardon_condemned(&node, &request.hashes).await?;
+    }
     let path = routes::CHUNK_PLACEMENT;
     on_leader(&node, &headers, body, path, "placement", |map| {
-        replication::follow_settings(&DbReader::new(&node.db), map)
-            .map_err(|e| ApiError::Internal(e.to_string()))?;
-        map.place(&request.hashes, Instant::now())
-            .map_err(not_ready)
+        let reader = DbReader::new(&node.db);
+        let internal = |e: crate::namespace::kv::StoreError| ApiError::Internal(e.to_string());
+        replication::follow_settings(&reader, map).map_err(internal)?;
+        let placed_at = namespace::header(&reader).map_err(internal)?.applied_index;
+        let referenced = |hash: &_| namespace::is_referenced(&reader, hash);
+        map.place(&request.hashes, Instant::now(), placed_at, referenced)
+            .map_err(|e| match e {
+                PlaceError::NotReady(e) => not_ready(e),
+                PlaceError::Read(e) => internal(e),
+            })
     })
     .await
+}
+
+/// Lifts the condemnation of the requested chunks that have one, through
+/// the log, before the placement is answered. If the pardon does not
+/// apply, the placement still answers: the commit is then refused for the
+/// chunk still condemned, and the client places it again.
+async fn pardon_condemned(
+    node: &Node,
+    hashes: &[toastyfs_proto::ChunkHash],
+) -> Result<(), ApiError> {
+    let reader = DbReader::new(&node.db);
+    let condemned = replication::condemned_among(&reader, hashes)
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    for batch in condemned.chunks(MAX_CHUNKS_PER_OP) {
+        let command = Command::Pardon {
+            hashes: batch.to_vec(),
+        };
+        replication::propose_collection(&node.proposer, command).await;
+    }
+    Ok(())
 }
 
 /// [`routes::CHUNK_LOCATE`]: the live holders of each chunk.

@@ -26,19 +26,54 @@ pub enum NotReady {
     TooFewServers { up: usize, needed: usize },
 }
 
+/// Why placement could not answer: the leader is not ready, or the
+/// namespace could not be read.
+#[derive(Debug)]
+pub enum PlaceError<E> {
+    NotReady(NotReady),
+    Read(E),
+}
+
 impl ChunkMap {
-    /// Where new chunks go, and which the cluster already holds. A chunk
-    /// whose only copies are being dropped as garbage is not "present":
-    /// the client uploads it again, which renews it on the holder.
-    pub fn place(
+    /// Where new chunks go, and which the cluster already holds.
+    /// `referenced` says whether a file references a chunk in the state
+    /// the leader had applied up to `placed_at` (or later). Only a
+    /// referenced chunk with a live holder is "present": an unreferenced
+    /// one may be condemned at any moment, so the client uploads it again
+    /// (which renews the copy on a holder), and the drop orders this map
+    /// holds for it are withdrawn; the commit's check against `placed_at`
+    /// refuses it if it was condemned meanwhile.
+    pub fn place<E>(
         &mut self,
         hashes: &[ChunkHash],
         now: Instant,
-    ) -> Result<PlacementReply, NotReady> {
+        placed_at: u64,
+        mut referenced: impl FnMut(&ChunkHash) -> Result<bool, E>,
+    ) -> Result<PlacementReply, PlaceError<E>> {
         if self.warming(now) {
-            return Err(NotReady::Warming);
+            return Err(PlaceError::NotReady(NotReady::Warming));
         }
-        let placements: Vec<Placement> = hashes.iter().map(|hash| self.place_one(hash)).collect();
+        let mut placements = Vec::with_capacity(hashes.len());
+        for hash in hashes {
+            let referenced = referenced(hash).map_err(PlaceError::Read)?;
+            placements.push(self.place_one(hash, referenced));
+        }
+        self.check_targets(&placements)
+            .map_err(PlaceError::NotReady)?;
+        for p in placements.iter().filter(|p| !p.present) {
+            let ids = self.ids_of(&p.targets);
+            self.placed.insert(p.hash, (ids, now));
+            self.withdraw_drops_of(&p.hash);
+        }
+        Ok(PlacementReply {
+            placements,
+            min_copies: self.config.copies_to_acknowledge,
+            placed_at,
+        })
+    }
+
+    /// Every chunk to upload has enough targets.
+    fn check_targets(&self, placements: &[Placement]) -> Result<(), NotReady> {
         if placements
             .iter()
             .any(|p| !p.present && p.targets.is_empty())
@@ -55,21 +90,27 @@ impl ChunkMap {
                 needed,
             });
         }
-        for p in placements.iter().filter(|p| !p.present) {
-            let ids = self.ids_of(&p.targets);
-            self.placed.insert(p.hash, (ids, now));
-        }
-        Ok(PlacementReply {
-            placements,
-            min_copies: self.config.copies_to_acknowledge,
-        })
+        Ok(())
     }
 
-    /// One chunk's placement: present if some live holder keeps it, else
-    /// its live holders topped up with the best ranked other servers.
-    fn place_one(&self, hash: &ChunkHash) -> Placement {
+    /// No server is to drop `hash` any more (a client uploads it again).
+    fn withdraw_drops_of(&mut self, hash: &ChunkHash) {
+        for server in self.servers.values_mut() {
+            server.drops.remove(hash);
+        }
+    }
+
+    /// One chunk's placement: present if it is referenced and some steady
+    /// live holder keeps it (no drop order threatens its copy), else its
+    /// live holders topped up with the best ranked other servers.
+    fn place_one(&self, hash: &ChunkHash, referenced: bool) -> Placement {
         let live = self.live_holders(hash);
-        if !live.is_empty() && !self.all_dropping(hash, &live) {
+        let kept = self.steady_holders(hash).into_iter().any(|id| {
+            self.servers
+                .get(&id)
+                .is_some_and(|s| !s.drops.contains(hash))
+        });
+        if referenced && kept {
             return Placement {
                 hash: *hash,
                 present: true,
@@ -86,12 +127,6 @@ impl ChunkMap {
             present: false,
             targets: self.addrs(&targets),
         }
-    }
-
-    /// Whether every one of `ids` has been told to drop `hash`.
-    fn all_dropping(&self, hash: &ChunkHash, ids: &[ChunkServerId]) -> bool {
-        ids.iter()
-            .all(|id| self.servers.get(id).is_some_and(|s| s.drops.contains(hash)))
     }
 
     /// Who holds each chunk: reported live holders first, then servers a

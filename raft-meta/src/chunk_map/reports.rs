@@ -52,6 +52,7 @@ impl ChunkMap {
         server.last_report = now;
         server.used_bytes = report.used_bytes;
         server.free_bytes = report.free_bytes;
+        server.dropping = report.dropping.into_iter().collect();
         if !report.lost.is_empty() {
             server.last_loss = Some(now);
         }

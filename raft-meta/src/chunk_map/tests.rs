@@ -1,5 +1,6 @@
 //! Replication rules of the chunk map, with explicit time and a set of
-//! referenced chunks standing in for the namespace.
+//! referenced chunks standing in for the namespace (an unreferenced chunk
+//! counts as condemned unless a test says otherwise).
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -40,6 +41,7 @@ fn report(id: u64, full: bool, added: &[ChunkHash], lost: &[ChunkHash]) -> Chunk
         chunks: added.len() as u64,
         used_bytes: 0,
         free_bytes: 100 << 30,
+        dropping: vec![],
     }
 }
 
@@ -55,9 +57,39 @@ fn dropping(map: &mut ChunkMap, ids: std::ops::RangeInclusive<u64>, now: Instant
 }
 
 fn scan(map: &mut ChunkMap, now: Instant, live: &BTreeSet<ChunkHash>) -> ScanSummary {
-    map.scan(now, |hash| Ok::<_, Infallible>(live.contains(hash)))
-        .map(|(s, _)| s)
-        .unwrap_or_default()
+    scan_with(map, now, live, Collection::Condemned).summary
+}
+
+/// A scan where unreferenced chunks are `otherwise`.
+fn scan_with(
+    map: &mut ChunkMap,
+    now: Instant,
+    live: &BTreeSet<ChunkHash>,
+    otherwise: Collection,
+) -> ScanOutcome {
+    map.scan(now, |hash| {
+        Ok::<_, Infallible>(if live.contains(hash) {
+            Collection::Referenced
+        } else {
+            otherwise
+        })
+    })
+    .unwrap_or_default()
+}
+
+fn place(
+    map: &mut ChunkMap,
+    hashes: &[ChunkHash],
+    now: Instant,
+    referenced: &BTreeSet<ChunkHash>,
+) -> Result<toastyfs_proto::chunks::PlacementReply, NotReady> {
+    map.place(hashes, now, 7, |hash| {
+        Ok::<_, Infallible>(referenced.contains(hash))
+    })
+    .map_err(|e| match e {
+        PlaceError::NotReady(e) => e,
+        PlaceError::Read(never) => match never {},
+    })
 }
 
 #[test]
@@ -133,9 +165,9 @@ fn a_silent_server_goes_down_and_its_chunks_are_copied_elsewhere() {
     for id in [1, 2, 4] {
         map.report(report(id, false, &[], &[]), t1);
     }
-    let (summary, events) = map
-        .scan(t1, |hash| Ok::<_, Infallible>(live.contains(hash)))
-        .unwrap();
+    let ScanOutcome {
+        summary, events, ..
+    } = scan_with(&mut map, t1, &live, Collection::Condemned);
     assert_eq!(events.len(), 1);
     assert!(matches!(
         events[0],
@@ -197,8 +229,9 @@ fn placement_spreads_over_distinct_servers_and_dedups() {
     }
     map.report(report(1, false, &[h(0)], &[]), t0);
     let hashes: Vec<ChunkHash> = (0..=200).map(h).collect();
-    let reply = map.place(&hashes, t0).expect("placed");
+    let reply = place(&mut map, &hashes, t0, &BTreeSet::from([h(0)])).expect("placed");
     assert!(reply.placements[0].present);
+    assert_eq!(reply.placed_at, 7);
     let mut load = std::collections::BTreeMap::new();
     for p in &reply.placements[1..] {
         assert!(!p.present);
@@ -235,8 +268,7 @@ fn placement_prefers_free_space() {
     map.report(big, t0);
     map.report(small, t0);
     let hashes: Vec<ChunkHash> = (0..=250).map(h).collect();
-    let on_big = map
-        .place(&hashes, t0)
+    let on_big = place(&mut map, &hashes, t0, &BTreeSet::new())
         .expect("placed")
         .placements
         .iter()
@@ -246,53 +278,86 @@ fn placement_prefers_free_space() {
 }
 
 #[test]
-fn a_placed_chunk_is_not_garbage_until_its_placement_expires() {
+fn an_unclaimed_chunk_is_condemned_only_after_its_placement_expires() {
     let t0 = Instant::now();
     // One server: writes wait for one copy.
     let mut map = ChunkMap::new(one_copy(), 1, t0);
-    let t1 = t0 + Duration::from_secs(10);
+    let t1 = t0 + Duration::from_secs(60);
     map.report(report(1, true, &[], &[]), t1);
-    map.place(&[h(1)], t1).expect("placed");
+    place(&mut map, &[h(1)], t1, &BTreeSet::new()).expect("placed");
     map.report(report(1, false, &[h(1)], &[]), t1);
     let none = BTreeSet::new();
     // Uploaded, not committed yet: the write may still commit it.
-    assert_eq!(scan(&mut map, t1, &none).garbage, 0);
-    // Long after, it is an upload whose write never committed.
+    let early = scan_with(&mut map, t1, &none, Collection::Unclaimed);
+    assert_eq!((early.condemn, early.summary.garbage), (vec![], 0));
+    // Long after, it is an upload whose write never committed: it is
+    // proposed for condemnation, and nothing is dropped before the log
+    // condemns it.
     let t2 = t1 + Duration::from_secs(61);
     map.report(report(1, false, &[], &[]), t2);
+    let late = scan_with(&mut map, t2, &none, Collection::Unclaimed);
+    assert_eq!((late.condemn, late.summary.garbage), (vec![h(1)], 0));
+    assert_eq!(dropping(&mut map, 1..=1, t2), Vec::<u64>::new());
     assert_eq!(scan(&mut map, t2, &none).garbage, 1);
+    assert_eq!(dropping(&mut map, 1..=1, t2), vec![1]);
 }
 
 #[test]
-fn a_chunk_being_dropped_is_uploaded_again_rather_than_deduplicated() {
+fn a_new_leader_condemns_nothing_before_old_placements_expire() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(one_copy(), 1, t0);
+    let t1 = t0 + Duration::from_secs(30);
+    map.report(report(1, true, &[h(1)], &[]), t1);
+    let none = BTreeSet::new();
+    assert!(scan_with(&mut map, t1, &none, Collection::Unclaimed)
+        .condemn
+        .is_empty());
+    let t2 = t0 + Duration::from_secs(60);
+    map.report(report(1, false, &[], &[]), t2);
+    assert_eq!(
+        scan_with(&mut map, t2, &none, Collection::Unclaimed).condemn,
+        vec![h(1)]
+    );
+}
+
+#[test]
+fn an_unreferenced_chunk_is_uploaded_again_and_its_drops_withdrawn() {
     let t0 = Instant::now();
     // One server: writes wait for one copy.
     let mut map = ChunkMap::new(one_copy(), 1, t0);
     let t1 = t0 + Duration::from_secs(10);
     map.report(report(1, true, &[h(1)], &[]), t1);
     scan(&mut map, t1, &BTreeSet::new());
-    let reply = map.place(&[h(1)], t1).expect("placed");
+    // Held but unreferenced: never "present", whatever its drop state.
+    let reply = place(&mut map, &[h(1)], t1, &BTreeSet::new()).expect("placed");
     assert!(!reply.placements[0].present);
     assert_eq!(reply.placements[0].targets[0], "cs1:1");
+    // Its drop is withdrawn at once, not at the next scan: the answer to
+    // a report sent after the upload must not carry it.
+    assert_eq!(dropping(&mut map, 1..=1, t1), Vec::<u64>::new());
 }
 
 #[test]
 fn a_new_leader_asks_clients_to_wait_until_servers_report() {
     let t0 = Instant::now();
     let mut map = ChunkMap::new(config(), 1, t0);
-    assert_eq!(map.place(&[h(1)], t0), Err(NotReady::Warming));
+    let none = BTreeSet::new();
+    assert_eq!(place(&mut map, &[h(1)], t0, &none), Err(NotReady::Warming));
     assert_eq!(map.locate(&[h(1)], t0), Err(NotReady::Warming));
     for id in 1..=3 {
         map.report(report(id, true, &[], &[]), t0);
     }
-    assert!(map.place(&[h(1)], t0).is_ok());
+    assert!(place(&mut map, &[h(1)], t0, &none).is_ok());
     // Three servers reported, but a chunk none of them holds may be on a
     // server that has not: still "retry", not "nobody has it".
     assert_eq!(map.locate(&[h(2)], t0), Err(NotReady::Warming));
     // Past the warm-up, an empty answer is the truth.
     let mut lonely = ChunkMap::new(config(), 1, t0);
     let t1 = t0 + Duration::from_secs(10);
-    assert_eq!(lonely.place(&[h(1)], t1), Err(NotReady::NoServers));
+    assert_eq!(
+        place(&mut lonely, &[h(1)], t1, &none),
+        Err(NotReady::NoServers)
+    );
     assert_eq!(
         lonely.locate(&[h(1)], t1).map(|r| r.holders),
         Ok(vec![vec![]])
@@ -325,11 +390,11 @@ fn placement_needs_as_many_live_servers_as_copies_to_acknowledge() {
     let later = t0 + Duration::from_secs(11);
     map.report(report(1, true, &[], &[]), later);
     assert_eq!(
-        map.place(&[h(1)], later),
+        place(&mut map, &[h(1)], later, &BTreeSet::new()),
         Err(NotReady::TooFewServers { up: 1, needed: 2 })
     );
     map.report(report(2, true, &[], &[]), later);
-    let reply = map.place(&[h(1)], later).expect("placed on two servers");
+    let reply = place(&mut map, &[h(1)], later, &BTreeSet::new()).expect("placed on two servers");
     assert_eq!(reply.min_copies, 2);
     assert_eq!(reply.placements[0].targets.len(), 2);
 }

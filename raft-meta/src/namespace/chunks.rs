@@ -10,10 +10,11 @@ use toastyfs_proto::namespace::{
 };
 use toastyfs_proto::{ChunkHash, FsPath, InodeId, Version};
 
+use super::collect;
 use super::create;
 use super::keys;
 use super::kv::{KvStore, StoreError};
-use super::stored::{self, ChunkRef, GarbageSince, RefCount, StoredEntry};
+use super::stored::{self, ChunkRef, RefCount, StoredEntry};
 use super::tree::{self, Found};
 use super::{OpResult, Txn};
 
@@ -66,6 +67,7 @@ pub fn write_commit<S: KvStore + ?Sized>(
             freed: vec![],
         });
     }
+    collect::check_placed(txn, &write.chunks)?;
     let version = txn.bump_version();
     let mut file = match target.existing {
         Some(found) => found,
@@ -237,6 +239,7 @@ pub fn truncate<S: KvStore + ?Sized>(
         }
         _ => {}
     }
+    collect::check_placed(txn, cut_chunk.as_slice())?;
     let version = txn.bump_version();
     if let (Some(index), Some(hash)) = (cut_index, cut_chunk) {
         replace_chunks(txn, file.entry.inode, index, &[hash])?;
@@ -292,7 +295,10 @@ pub fn release_file_chunks<S: KvStore + ?Sized>(
     Ok(n)
 }
 
-/// Counts one more reference to `hash`; a chunk that was garbage is live again.
+/// Counts one more reference to `hash`. A chunk this command freed is
+/// live again; one condemned before it is not referenced here (the
+/// command checked that with [`collect::check_placed`]), but should it be,
+/// its condemnation is lifted.
 pub fn incref<S: KvStore + ?Sized>(
     txn: &mut Txn<'_, S>,
     hash: &ChunkHash,
@@ -300,13 +306,13 @@ pub fn incref<S: KvStore + ?Sized>(
     let key = keys::ref_count(hash);
     let count = stored::read::<RefCount, _>(txn.store, &key)?.map_or(0, |c| c.0);
     if count == 0 {
-        txn.store.delete(&keys::garbage(hash))?;
+        collect::lift(txn, hash)?;
         txn.freed.retain(|h| h != hash);
     }
     stored::write(txn.store, key, &RefCount(count + 1))
 }
 
-/// Drops one reference to `hash`; at zero the chunk becomes garbage and is
+/// Drops one reference to `hash`; at zero the chunk is condemned and
 /// reported in the command's `freed` list.
 pub fn decref<S: KvStore + ?Sized>(
     txn: &mut Txn<'_, S>,
@@ -320,7 +326,7 @@ pub fn decref<S: KvStore + ?Sized>(
     );
     if count == 1 {
         txn.store.delete(&key)?;
-        stored::write(txn.store, keys::garbage(hash), &GarbageSince(txn.index))?;
+        collect::condemn(txn, hash)?;
         txn.freed.push(*hash);
         Ok(())
     } else {
@@ -331,27 +337,4 @@ pub fn decref<S: KvStore + ?Sized>(
 /// Number of chunk keys a file entry may own (for the eager-delete bound).
 pub fn may_own_chunks(entry: &StoredEntry) -> u64 {
     entry.chunk_slots()
-}
-
-/// `ForgetGarbage`: drops the garbage record of each hash that is still
-/// garbage (not referenced again); others are left alone.
-pub fn forget_garbage<S: KvStore + ?Sized>(
-    txn: &mut Txn<'_, S>,
-    hashes: &[ChunkHash],
-) -> OpResult<Outcome> {
-    if hashes.len() > MAX_CHUNKS_PER_OP {
-        return Err(FsError::TooManyChunks {
-            count: hashes.len() as u64,
-        }
-        .into());
-    }
-    let mut count = 0;
-    for hash in hashes {
-        let key = keys::garbage(hash);
-        if txn.store.get(&key)?.is_some() {
-            txn.store.delete(&key)?;
-            count += 1;
-        }
-    }
-    Ok(Outcome::GarbageForgotten { count })
 }

@@ -111,6 +111,9 @@ pub fn check_invariants<S: KvRead + ?Sized>(store: &S) -> Result<Result<(), Stri
             return Ok(Err(format!("chunk {hash} is garbage but still referenced")));
         }
     }
+    if let Err(e) = check_lifts(&all(keys::LIFTED)?, &all(keys::LIFT_EXPIRY)?, store)? {
+        return Ok(Err(e));
+    }
     for (k, _) in all(keys::EXPIRY)? {
         let (index, _) = keys::parse_expiry(&k).unwrap_or_default();
         if index < header.session_floor {
@@ -126,6 +129,42 @@ pub fn check_invariants<S: KvRead + ?Sized>(store: &S) -> Result<Result<(), Stri
         return Ok(Err(format!(
             "session count {} but {sessions} sessions and {expiries} expiry keys",
             header.session_count
+        )));
+    }
+    Ok(Ok(()))
+}
+
+/// Every lift record has its expiry key at the same index and no other;
+/// none lies at or below the fence.
+fn check_lifts<S: KvRead + ?Sized>(
+    lifted: &[(Vec<u8>, Vec<u8>)],
+    expiries: &[(Vec<u8>, Vec<u8>)],
+    store: &S,
+) -> Result<Result<(), String>, StoreError> {
+    let fence =
+        stored::read::<stored::CollectFence, _>(store, keys::COLLECT_FENCE)?.map_or(0, |f| f.0);
+    let mut by_hash = BTreeMap::new();
+    for (k, v) in lifted {
+        let hash = ChunkHash::from_slice(&k[1..]).unwrap_or(ChunkHash([0; 32]));
+        by_hash.insert(hash, stored::decode_value::<stored::Lifted>(k, v)?.0);
+    }
+    let mut from_expiry = BTreeMap::new();
+    for (k, _) in expiries {
+        let Some((index, hash)) = keys::parse_lift_expiry(k) else {
+            return Ok(Err(format!("malformed lift expiry key {k:02x?}")));
+        };
+        if index < fence {
+            return Ok(Err(format!(
+                "lift of {hash} at {index} lies below the fence {fence}"
+            )));
+        }
+        if from_expiry.insert(hash, index).is_some() {
+            return Ok(Err(format!("chunk {hash} has two lift expiry keys")));
+        }
+    }
+    if by_hash != from_expiry {
+        return Ok(Err(format!(
+            "lift records {by_hash:?} differ from their expiry keys {from_expiry:?}"
         )));
     }
     Ok(Ok(()))

@@ -7,7 +7,10 @@
 //! D <parent inode> <name>    directory entry -> StoredEntry
 //! C <file inode> <chunk idx> chunk reference -> ChunkHash
 //! N <hash>                   reference count of a chunk (absent = 0)
-//! G <hash>                   garbage: a chunk whose count fell to 0 -> index
+//! G <hash>                   condemned: unreferenced, may be deleted -> since index
+//! L <hash>                   a condemnation lifted (pardon, forget) -> at index
+//! Y <index> <hash>           lift record expiry order (empty value)
+//! F                          lift fence: every expired lift record was at or below it
 //! T <inode>                  detached subtree awaiting reclaim -> kind
 //! S <client>                 client session -> last seq, index, result
 //! X <index> <client>         session expiry order (empty value)
@@ -19,6 +22,7 @@ use toastyfs_proto::{ChunkHash, ClientId, InodeId};
 pub const HEADER: &[u8] = b"H";
 pub const ROOT: &[u8] = b"R";
 pub const SETTINGS: &[u8] = b"P";
+pub const COLLECT_FENCE: &[u8] = b"F";
 pub const DIR_ENTRY: u8 = b'D';
 pub const CHUNK: u8 = b'C';
 pub const REF_COUNT: u8 = b'N';
@@ -26,6 +30,8 @@ pub const GARBAGE: u8 = b'G';
 pub const TRASH: u8 = b'T';
 pub const SESSION: u8 = b'S';
 pub const EXPIRY: u8 = b'X';
+pub const LIFTED: u8 = b'L';
+pub const LIFT_EXPIRY: u8 = b'Y';
 
 /// The inode of the root directory.
 pub const ROOT_INODE: InodeId = InodeId(1);
@@ -80,6 +86,21 @@ pub fn ref_count(hash: &ChunkHash) -> Vec<u8> {
 
 pub fn garbage(hash: &ChunkHash) -> Vec<u8> {
     tagged(GARBAGE, &[hash.as_bytes()])
+}
+
+pub fn lifted(hash: &ChunkHash) -> Vec<u8> {
+    tagged(LIFTED, &[hash.as_bytes()])
+}
+
+pub fn lift_expiry(index: u64, hash: &ChunkHash) -> Vec<u8> {
+    tagged(LIFT_EXPIRY, &[&index.to_be_bytes(), hash.as_bytes()])
+}
+
+/// The (index, hash) of a lift expiry key.
+pub fn parse_lift_expiry(key: &[u8]) -> Option<(u64, ChunkHash)> {
+    let index = key.get(1..9)?.try_into().ok().map(u64::from_be_bytes)?;
+    let hash = key.get(9..).and_then(ChunkHash::from_slice)?;
+    Some((index, hash))
 }
 
 /// The first key after `<tag> <hash>` (for paging through `N` or `G`).
@@ -141,6 +162,8 @@ mod tests {
         );
         assert_eq!(trash_inode(&trash(InodeId(4))), Some(InodeId(4)));
         let hash = ChunkHash([3; 32]);
+        assert_eq!(parse_lift_expiry(&lift_expiry(8, &hash)), Some((8, hash)));
+        assert!(lift_expiry(8, &ChunkHash([9; 32])) < lift_expiry(9, &hash));
         assert_eq!(key_hash(&garbage(&hash)), Some(hash));
         assert!(garbage(&hash) < hash_key_after(GARBAGE, &hash));
         assert!(hash_key_after(GARBAGE, &hash) < garbage(&ChunkHash([4; 32])));

@@ -45,7 +45,7 @@ pub trait KvStore: KvRead {
 pub type KvPair = (Vec<u8>, Vec<u8>);
 
 /// An in-memory store.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Hash)]
 pub struct MemStore {
     map: BTreeMap<Vec<u8>, Vec<u8>>,
 }

@@ -21,10 +21,12 @@
 //! The key layout (`keys`) and the stored records (`stored`) are private
 //! to this module: the rest of the node reads the state only through the
 //! read-only queries re-exported here ([`header`], [`is_referenced`],
+//! [`is_condemned`],
 //! [`referenced_chunks_page`], [`garbage_page`], [`trash_pending`],
 //! [`settings::read`]), each taking any [`kv::KvRead`].
 
 mod chunks;
+mod collect;
 mod create;
 mod guard;
 pub mod invariants;
@@ -44,7 +46,7 @@ mod tests;
 #[cfg(test)]
 pub(crate) use tests::formats::stored_record_samples;
 
-pub use reads::{garbage_page, is_referenced, referenced_chunks_page, trash_pending};
+pub use reads::{garbage_page, is_condemned, is_referenced, referenced_chunks_page, trash_pending};
 pub use stored::StateHeader;
 
 use sha2::{Digest, Sha256};
@@ -66,8 +68,13 @@ pub struct NamespaceConfig {
     pub max_sessions: u64,
     /// Keys one `Reclaim` (or one eager file delete) may touch.
     pub reclaim_budget: usize,
-    /// Expired sessions removed per applied entry.
+    /// Expired sessions (and expired lift records) removed per applied
+    /// entry.
     pub expire_per_apply: usize,
+    /// A lift record (a chunk's condemnation lifted) is kept for this many
+    /// log entries; a write placed before an expired one is refused for
+    /// every unreferenced chunk.
+    pub lift_ttl_entries: u64,
 }
 
 impl Default for NamespaceConfig {
@@ -77,6 +84,7 @@ impl Default for NamespaceConfig {
             max_sessions: 100_000,
             reclaim_budget: 4096,
             expire_per_apply: 4,
+            lift_ttl_entries: 10_000_000,
         }
     }
 }
@@ -112,6 +120,9 @@ pub(crate) struct Txn<'a, S: KvStore + ?Sized> {
     pub time_ms: u64,
     pub config: &'a NamespaceConfig,
     pub freed: Vec<ChunkHash>,
+    /// The applied index at which the command's chunks were placed
+    /// ([`Command::Placed`]; 0 when it names none).
+    pub placed_at: u64,
 }
 
 impl<S: KvStore + ?Sized> Txn<'_, S> {
@@ -164,12 +175,14 @@ impl Namespace {
             time_ms: proposal.time_ms,
             config: &self.config,
             freed: Vec::new(),
+            placed_at: 0,
         };
         let result = match proposal.session {
             Some(tag) => sessions::run(&mut txn, tag, |txn| execute(txn, &proposal.command))?,
             None => finish(execute(&mut txn, &proposal.command))?,
         };
         sessions::expire(&mut txn)?;
+        collect::expire_lifts(&mut txn)?;
         txn.header.digest = chain_digest(&txn.header.digest, index, proposal, &result)?;
         txn.header.applied_index = index;
         stored::write(txn.store, keys::HEADER.to_vec(), &txn.header)?;
@@ -234,9 +247,12 @@ fn execute<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>, command: &Command) -> OpRe
         Command::SetReplicationFactor { factor, expect } => {
             settings::set_replication_factor(txn, *factor, *expect)
         }
-        Command::ForgetGarbage { hashes } => chunks::forget_garbage(txn, hashes),
+        Command::ForgetGarbage { hashes } => collect::forget(txn, hashes),
         Command::Guarded { checks, command } => guard::guarded(txn, checks, command),
         Command::SetMinCopies { copies, expect } => settings::set_min_copies(txn, *copies, *expect),
+        Command::Condemn { hashes } => collect::condemn_unreferenced(txn, hashes),
+        Command::Pardon { hashes } => collect::pardon(txn, hashes),
+        Command::Placed { placed_at, command } => collect::placed(txn, *placed_at, command),
     }
 }
 

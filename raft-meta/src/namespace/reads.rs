@@ -16,6 +16,12 @@ pub fn is_referenced<S: KvRead + ?Sized>(store: &S, hash: &ChunkHash) -> Result<
     Ok(store.get(&keys::ref_count(hash))?.is_some())
 }
 
+/// Whether the log condemned `hash`: no file references it and chunk
+/// servers may delete it.
+pub fn is_condemned<S: KvRead + ?Sized>(store: &S, hash: &ChunkHash) -> Result<bool, StoreError> {
+    Ok(store.get(&keys::garbage(hash))?.is_some())
+}
+
 /// Up to `limit` referenced chunks after `after` (from the first with
 /// `None`), and the cursor for the next page: `Some` when the page is full.
 pub fn referenced_chunks_page<S: KvRead + ?Sized>(
@@ -26,8 +32,8 @@ pub fn referenced_chunks_page<S: KvRead + ?Sized>(
     hash_page(store, keys::REF_COUNT, after, limit)
 }
 
-/// Up to `limit` garbage chunks (reference count fell to zero, record not
-/// yet forgotten) after `after` (from the first with `None`), and the
+/// Up to `limit` condemned chunks (reference count fell to zero, or
+/// condemned unreferenced; not yet pardoned or forgotten) after `after` (from the first with `None`), and the
 /// cursor for the next page: `Some` when the page is full.
 pub fn garbage_page<S: KvRead + ?Sized>(
     store: &S,

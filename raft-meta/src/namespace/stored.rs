@@ -88,9 +88,17 @@ pub struct ChunkRef(pub ChunkHash);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefCount(pub u64);
 
-/// When (log index) a chunk became garbage.
+/// When (log index) a chunk was condemned (became garbage).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GarbageSince(pub u64);
+
+/// When (log index) a chunk's condemnation was lifted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifted(pub u64);
+
+/// The lift fence: the highest index of an expired lift record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CollectFence(pub u64);
 
 /// The cluster settings (`P` key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +120,8 @@ stored_record!(RefCount, 19);
 stored_record!(GarbageSince, 20);
 stored_record!(TrashEntry, 21);
 stored_record!(SessionRecord, 22);
+stored_record!(Lifted, 24);
+stored_record!(CollectFence, 25);
 
 impl Record for StoredSettings {
     const KIND: u8 = 23;

@@ -85,8 +85,9 @@ fn truncate_rules() {
     );
 }
 
-/// Garbage records are forgotten on request, but only while the chunk is
-/// still garbage.
+/// Condemnation records are forgotten on request, but only while the
+/// chunk is still condemned; a write placed before the forget is refused
+/// for it, one placed after is not.
 #[test]
 fn forget_garbage_drops_only_garbage_records() {
     let mut f = Fixture::new();
@@ -98,9 +99,33 @@ fn forget_garbage_drops_only_garbage_records() {
     });
     assert_eq!(out, Outcome::GarbageForgotten { count: 1 });
     assert!(f.store.get(&keys::garbage(&h(1))).unwrap().is_none());
-    // Still referenced: untouched, and writable again later.
+    // Still referenced: untouched.
     assert!(f.store.get(&keys::ref_count(&h(2))).unwrap().is_some());
-    f.write("/b", 0, 10, &[1]).unwrap();
+    assert_eq!(
+        f.write("/b", 0, 10, &[1]),
+        Err(FsError::ChunkCollected { hash: h(1) })
+    );
+    let placed_at = f.index;
+    f.run(placed(placed_at, write_of("/b", &[1]))).unwrap();
+}
+
+/// A write of chunks `chunks` at offset 0 of a new or existing file.
+pub(super) fn write_of(path: &str, chunks: &[u8]) -> Command {
+    Command::WriteCommit(WriteCommit {
+        path: p(path),
+        offset: 0,
+        length: 10,
+        chunks: chunks.iter().map(|i| h(*i)).collect(),
+        expect: None,
+        create_with_chunk_size: Some(MIN_CHUNK_SIZE),
+    })
+}
+
+pub(super) fn placed(placed_at: u64, command: Command) -> Command {
+    Command::Placed {
+        placed_at,
+        command: Box::new(command),
+    }
 }
 
 fn patch(path: &str, offset: u64, chunk: u8) -> Command {

@@ -7,8 +7,8 @@ use toastyfs_proto::record::Sample;
 use toastyfs_proto::{ChunkHash, InodeId, Seq, Version};
 
 use crate::namespace::stored::{
-    ChunkRef, GarbageSince, RefCount, SessionRecord, StateHeader, StoredEntry, StoredSettings,
-    TrashEntry,
+    ChunkRef, CollectFence, GarbageSince, Lifted, RefCount, SessionRecord, StateHeader,
+    StoredEntry, StoredSettings, TrashEntry,
 };
 
 /// One sample of every stored record type, named by its golden fixture.
@@ -39,6 +39,8 @@ pub(crate) fn stored_record_samples() -> Vec<Sample> {
         Sample::new("chunk-ref", ChunkRef(ChunkHash::of(b"a"))),
         Sample::new("ref-count", RefCount(3)),
         Sample::new("garbage-since", GarbageSince(11)),
+        Sample::new("lifted", Lifted(13)),
+        Sample::new("collect-fence", CollectFence(17)),
         Sample::new(
             "trash-entry",
             TrashEntry {

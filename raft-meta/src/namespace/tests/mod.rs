@@ -4,6 +4,7 @@
 //! step (see [`Fixture::run`]).
 
 mod chunks;
+mod collect;
 pub(super) mod formats;
 mod model;
 mod proptest_model;
@@ -16,7 +17,7 @@ use toastyfs_proto::{ChunkHash, FsPath};
 
 use super::invariants::check_invariants;
 use super::kv::MemStore;
-use super::Namespace;
+use super::{Namespace, NamespaceConfig};
 
 fn p(s: &str) -> FsPath {
     FsPath::new(s).unwrap()
@@ -35,8 +36,12 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
+        Fixture::with_config(NamespaceConfig::default())
+    }
+
+    fn with_config(config: NamespaceConfig) -> Fixture {
         Fixture {
-            ns: Namespace::default(),
+            ns: Namespace::new(config),
             store: MemStore::new(),
             index: 0,
         }

@@ -27,7 +27,14 @@ pub struct Model {
     pub entries: BTreeMap<String, MEntry>,
     pub version: u64,
     pub refs: BTreeMap<ChunkHash, u64>,
+    /// Condemned chunks (unreferenced, may be deleted).
     pub garbage: std::collections::BTreeSet<ChunkHash>,
+    /// When each lifted condemnation was lifted, and the fence of expired
+    /// lift records.
+    pub lifted: BTreeMap<ChunkHash, u64>,
+    pub fence: u64,
+    index: u64,
+    placed_at: u64,
     pub settings: toastyfs_proto::namespace::ClusterSettings,
     pub sessions: BTreeMap<ClientId, (Seq, u64, CommandResult)>,
     freed: Vec<ChunkHash>,
@@ -80,11 +87,20 @@ impl Model {
             version: 0,
             refs: BTreeMap::new(),
             garbage: Default::default(),
+            lifted: BTreeMap::new(),
+            fence: 0,
+            index: 0,
+            placed_at: 0,
             settings: Default::default(),
             sessions: BTreeMap::new(),
             freed: vec![],
             time_ms: 0,
         }
+    }
+
+    /// The index of the last applied proposal.
+    pub fn applied_index(&self) -> u64 {
+        self.index
     }
 
     fn get(&self, p: &str) -> Option<&MEntry> {
@@ -167,9 +183,55 @@ impl Model {
     }
 
     fn incref(&mut self, h: ChunkHash) {
+        if !self.refs.contains_key(&h) {
+            self.lift(h);
+        }
         *self.refs.entry(h).or_default() += 1;
-        self.garbage.remove(&h);
         self.freed.retain(|x| *x != h);
+    }
+
+    /// Lifts a condemnation; whether there was one.
+    fn lift(&mut self, h: ChunkHash) -> bool {
+        let had = self.garbage.remove(&h);
+        if had {
+            self.lifted.insert(h, self.index);
+        }
+        had
+    }
+
+    /// The collection check of a write placed at `self.placed_at`.
+    fn check_placed(&self, hashes: &[ChunkHash]) -> R<()> {
+        for h in hashes {
+            if self.refs.contains_key(h) {
+                continue;
+            }
+            let lifted_after = self.lifted.get(h).is_some_and(|at| *at > self.placed_at);
+            if self.garbage.contains(h) || lifted_after || self.fence > self.placed_at {
+                return Err(FsError::ChunkCollected { hash: *h });
+            }
+        }
+        Ok(())
+    }
+
+    fn expire_lifts(&mut self, index: u64) {
+        let mut order: Vec<(u64, ChunkHash)> = self.lifted.iter().map(|(h, i)| (*i, *h)).collect();
+        order.sort();
+        for (at, h) in order.into_iter().take(self.config.expire_per_apply) {
+            if at.saturating_add(self.config.lift_ttl_entries) >= index {
+                break;
+            }
+            self.lifted.remove(&h);
+            self.fence = self.fence.max(at);
+        }
+    }
+
+    fn batch(hashes: &[ChunkHash]) -> R<()> {
+        if hashes.len() > MAX_CHUNKS_PER_OP {
+            return Err(FsError::TooManyChunks {
+                count: hashes.len() as u64,
+            });
+        }
+        Ok(())
     }
 
     fn decref(&mut self, h: ChunkHash) {
@@ -215,11 +277,14 @@ impl Model {
 
     pub fn apply(&mut self, index: u64, proposal: &Proposal) -> CommandResult {
         self.time_ms = proposal.time_ms;
+        self.index = index;
+        self.placed_at = 0;
         let result = match proposal.session {
             None => self.execute(&proposal.command),
             Some(tag) => self.with_session(index, tag, &proposal.command),
         };
         self.expire(index);
+        self.expire_lifts(index);
         result
     }
 
@@ -349,16 +414,39 @@ impl Model {
                 Ok(()) => return self.execute(command),
                 Err(e) => Err(e),
             },
-            Command::ForgetGarbage { hashes } => {
-                if hashes.len() > toastyfs_proto::namespace::MAX_CHUNKS_PER_OP {
-                    Err(FsError::TooManyChunks {
-                        count: hashes.len() as u64,
+            Command::ForgetGarbage { hashes } => Self::batch(hashes).map(|()| {
+                let count = hashes.iter().filter(|h| self.lift(**h)).count();
+                Outcome::GarbageForgotten {
+                    count: count as u64,
+                }
+            }),
+            Command::Pardon { hashes } => Self::batch(hashes).map(|()| {
+                let count = hashes.iter().filter(|h| self.lift(**h)).count();
+                Outcome::Pardoned {
+                    count: count as u64,
+                }
+            }),
+            Command::Condemn { hashes } => Self::batch(hashes).map(|()| {
+                let mut count = 0;
+                for h in hashes {
+                    if !self.refs.contains_key(h) && self.garbage.insert(*h) {
+                        count += 1;
+                    }
+                }
+                Outcome::Condemned { count }
+            }),
+            Command::Placed { placed_at, command } => {
+                let inner = match &**command {
+                    Command::Guarded { command, .. } => command,
+                    other => other,
+                };
+                if !matches!(inner, Command::WriteCommit(_) | Command::Truncate { .. }) {
+                    Err(FsError::InvalidGuard {
+                        reason: "only a write commit or a truncation carries a placement".into(),
                     })
                 } else {
-                    let count = hashes.iter().filter(|h| self.garbage.remove(h)).count();
-                    Ok(Outcome::GarbageForgotten {
-                        count: count as u64,
-                    })
+                    self.placed_at = *placed_at;
+                    return self.execute(command);
                 }
             }
         };
@@ -542,6 +630,7 @@ impl Model {
                 freed: vec![],
             });
         }
+        self.check_placed(&w.chunks)?;
         let v = self.bump();
         if existing.is_none() {
             let e = self.new_entry(EntryKind::File, v, cs);
@@ -616,6 +705,7 @@ impl Model {
             }
             _ => {}
         }
+        self.check_placed(cut.as_slice())?;
         let v = self.bump();
         if let (Some(i), Some(h)) = (cut_index, cut) {
             let old = self.get_mut(path.as_str()).chunks.insert(i, h);

@@ -35,6 +35,11 @@ enum Op {
     SetReplication(u32, Option<u64>),
     SetMinCopies(u32, Option<u64>),
     Forget(Vec<u8>),
+    Condemn(Vec<u8>),
+    Pardon(Vec<u8>),
+    /// A write or truncation (guarded or not) placed this many entries
+    /// before the last applied one.
+    Placed(Box<Op>, u64),
     /// A guarded command: each check names a slot and either what the
     /// model holds there now (`None`) or a given content (`Some`: a hole
     /// or a hash).
@@ -105,6 +110,8 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0u32..18, expect_strategy()).prop_map(|(c, e)| Op::SetMinCopies(c, e)),
         1 => Just(Op::Settings),
         1 => proptest::collection::vec(0u8..6, 0..4).prop_map(Op::Forget),
+        1 => proptest::collection::vec(0u8..6, 0..4).prop_map(Op::Condemn),
+        2 => proptest::collection::vec(0u8..6, 0..4).prop_map(Op::Pardon),
         2 => path_strategy().prop_map(Op::Stat),
         2 => (dir_strategy(), proptest::option::of(name_strategy()), 0u32..4).prop_map(|(p, a, l)| Op::List(p, a, l)),
         2 => (file_strategy(), 0..6 * cs, 0..8 * cs).prop_map(|(p, o, l)| Op::Plan(p, o, l)),
@@ -123,8 +130,17 @@ fn guard_strategy() -> impl Strategy<Value = Op> {
         .prop_map(|(inner, checks)| Op::Guard(Box::new(inner), checks))
 }
 
+/// A placed command: mostly a write or truncation placed just now, some
+/// placed long ago, a few that cannot carry a placement.
+fn placed_strategy() -> impl Strategy<Value = Op> {
+    let command = prop_oneof![4 => op_strategy(), 1 => guard_strategy()]
+        .prop_filter("a command, not a query", |op| to_query(op).is_none());
+    let back = prop_oneof![6 => Just(0u64), 2 => 1u64..4, 1 => 4u64..40];
+    (command, back).prop_map(|(inner, back)| Op::Placed(Box::new(inner), back))
+}
+
 fn any_op_strategy() -> impl Strategy<Value = Op> {
-    prop_oneof![12 => op_strategy(), 3 => guard_strategy()]
+    prop_oneof![12 => op_strategy(), 3 => guard_strategy(), 8 => placed_strategy()]
 }
 
 fn sender_strategy() -> impl Strategy<Value = Sender> {
@@ -142,6 +158,7 @@ fn small_config() -> NamespaceConfig {
         max_sessions: 3,
         reclaim_budget: 3,
         expire_per_apply: 2,
+        lift_ttl_entries: 12,
     }
 }
 
@@ -215,6 +232,16 @@ fn to_command(op: &Op, model: &Model) -> Option<Command> {
         },
         Op::Forget(hashes) => Command::ForgetGarbage {
             hashes: hashes.iter().map(|i| h(*i)).collect(),
+        },
+        Op::Condemn(hashes) => Command::Condemn {
+            hashes: hashes.iter().map(|i| h(*i)).collect(),
+        },
+        Op::Pardon(hashes) => Command::Pardon {
+            hashes: hashes.iter().map(|i| h(*i)).collect(),
+        },
+        Op::Placed(inner, back) => Command::Placed {
+            placed_at: model.applied_index().saturating_sub(*back),
+            command: Box::new(to_command(inner, model)?),
         },
         Op::Guard(inner, checks) => {
             let command = to_command(inner, model)?;
@@ -399,6 +426,30 @@ fn only_real_garbage(command: Command, store: &MemStore) -> Command {
     }
 }
 
+/// Every chunk hash a command names.
+fn mentioned_hashes(command: &Command) -> Vec<ChunkHash> {
+    match command {
+        Command::WriteCommit(w) => w.chunks.clone(),
+        Command::Truncate { cut_chunk, .. } => cut_chunk.iter().copied().collect(),
+        Command::Guarded { command, .. } | Command::Placed { command, .. } => {
+            mentioned_hashes(command)
+        }
+        Command::ForgetGarbage { hashes }
+        | Command::Condemn { hashes }
+        | Command::Pardon { hashes } => hashes.clone(),
+        _ => vec![],
+    }
+}
+
+/// Whether `command` names a chunk the store still references (its file
+/// awaits reclaim) that the model, which reclaims eagerly, has released:
+/// their collection state may differ until the reclaim is done.
+fn names_unreclaimed_chunk(command: &Command, store: &MemStore, model: &Model) -> bool {
+    mentioned_hashes(command).iter().any(|hash| {
+        !model.refs.contains_key(hash) && store.get(&keys::ref_count(hash)).unwrap().is_some()
+    })
+}
+
 fn trash_is_empty(store: &MemStore) -> bool {
     store.pairs().all(|(k, _)| k.first() != Some(&keys::TRASH))
 }
@@ -421,6 +472,15 @@ proptest! {
                 continue;
             }
             let command = only_real_garbage(to_command(op, &model).unwrap(), &store);
+            if names_unreclaimed_chunk(&command, &store, &model) {
+                for _ in 0..1000 {
+                    if trash_is_empty(&store) { break; }
+                    index += 1;
+                    let reclaim = Proposal { session: None, time_ms: 0, command: Command::Reclaim };
+                    let _ = ns.apply(&mut store, index, &reclaim).unwrap();
+                    let _ = model.apply(index, &reclaim);
+                }
+            }
             index += 1;
             let proposal = driver.proposal(index, *sender, command);
             let settled = trash_is_empty(&store);
