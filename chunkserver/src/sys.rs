@@ -54,5 +54,20 @@ pub fn write_new_synced(path: &Path, bytes: &[u8]) -> io::Result<()> {
 
 /// Fsyncs a directory, making renames and unlinks in it durable.
 pub fn sync_dir(path: &Path) -> io::Result<()> {
+    #[cfg(test)]
+    if FAIL_DIR_SYNCS.with(std::cell::Cell::get) {
+        return Err(io::Error::other("injected directory fsync failure"));
+    }
     File::open(path)?.sync_all()
+}
+
+#[cfg(test)]
+thread_local! {
+    static FAIL_DIR_SYNCS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Tests only: makes every [`sync_dir`] on this thread fail (or work again).
+#[cfg(test)]
+pub fn fail_dir_syncs(fail: bool) {
+    FAIL_DIR_SYNCS.with(|f| f.set(fail));
 }

@@ -376,3 +376,25 @@ fn an_upload_over_an_intact_copy_is_already_present() {
         PutOutcome::AlreadyPresent
     );
 }
+
+/// A directory fsync that fails after a new copy was renamed into place
+/// takes the copy out of the inventory (reported lost, never served) and
+/// fails the upload; the retry stores a durable copy instead of answering
+/// "already present".
+#[test]
+fn a_failed_directory_fsync_takes_the_copy_out_of_the_inventory() {
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let bytes = b"durable or nothing";
+    let hash = ChunkHash::of(bytes);
+    fs::create_dir_all(store.layout.fanout_dir(hash)).unwrap();
+    crate::sys::fail_dir_syncs(true);
+    let failed = store.put(hash, bytes);
+    crate::sys::fail_dir_syncs(false);
+    assert!(failed.is_err(), "acknowledged without a synced directory");
+    assert_eq!(store.contains(&[hash]), vec![false]);
+    assert!(store.take_lost().contains(&hash));
+    assert!(store.get(hash).is_err());
+    assert!(matches!(store.put(hash, bytes), Ok(PutOutcome::Stored)));
+    assert_eq!(store.get(hash).unwrap(), bytes.to_vec());
+}

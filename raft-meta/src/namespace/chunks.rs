@@ -320,10 +320,12 @@ pub fn decref<S: KvStore + ?Sized>(
 ) -> Result<(), StoreError> {
     let key = keys::ref_count(hash);
     let count = stored::read::<RefCount, _>(txn.store, &key)?.map_or(0, |c| c.0);
-    assert!(
-        count > 0,
-        "reference count of chunk {hash} would go below zero"
-    );
+    if count == 0 {
+        // A fail-stop like any storage error, not a panic in the apply task.
+        return Err(StoreError::Inconsistent(format!(
+            "chunk {hash} is released but its reference count is already zero"
+        )));
+    }
     if count == 1 {
         txn.store.delete(&key)?;
         collect::condemn(txn, hash)?;

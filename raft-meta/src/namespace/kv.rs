@@ -25,6 +25,10 @@ pub enum StoreError {
     OutOfOrder { index: u64, applied: u64 },
     #[error("value could not be encoded: {0}")]
     Encode(toastyfs_proto::RecordError),
+    /// The state contradicts itself (e.g. a chunk referenced more often
+    /// than its count says): applying cannot go on without diverging.
+    #[error("the namespace state is inconsistent: {0}")]
+    Inconsistent(String),
 }
 
 /// Read access to an ordered key-value store.

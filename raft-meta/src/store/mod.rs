@@ -65,6 +65,9 @@ pub struct Db {
     /// Kept for its statistics (WAL syncs).
     pub options: Options,
     pub dir: PathBuf,
+    /// Held for writing while a snapshot load replaces the state, and for
+    /// reading while a reader takes its view (see `snapshot`).
+    pub install_gate: std::sync::RwLock<()>,
 }
 
 impl Db {
@@ -124,6 +127,7 @@ fn open_db(dir: &Path) -> Result<Db, OpenError> {
         db,
         options,
         dir: dir.to_owned(),
+        install_gate: std::sync::RwLock::new(()),
     })
 }
 

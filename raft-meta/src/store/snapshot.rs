@@ -3,13 +3,23 @@
 //!
 //! Building takes a RocksDB checkpoint (hard links, a consistent cut taken
 //! while the state machine is paused between entries), then streams its
-//! state column family into `snapshots/current.snap` as records: one
-//! header (the snapshot meta), chunks of at most ~1 MiB of key/value pairs,
-//! and an end record with the pair count. Installing writes the received
-//! file to the same place, marks the state as installing, replaces the
-//! state column family chunk by chunk, and clears the mark together with
-//! the new applied log id; a crash in between finishes the load at the next
+//! state column family into a file of its own as records: one header (the
+//! snapshot meta), chunks of at most ~1 MiB of key/value pairs, and an end
+//! record with the pair count. Installing stages the received file, checks
+//! its header against the meta, publishes it under its own name, marks the
+//! state as installing, replaces the state column family chunk by chunk,
+//! and clears the mark together with the new applied log id; a crash in
+//! between finishes the load from the file the mark names at the next
 //! start.
+//!
+//! Invariants: every snapshot has its own file,
+//! `snap-<last applied index, 20 digits>-<id>.snap`, renamed into place
+//! only once complete and synced, so a build and an install never write
+//! the same name; the current snapshot is the one with the highest index
+//! (a build that finishes after a newer install never replaces it); every
+//! load compares the file's header with the meta it was asked for; and
+//! while a load replaces the state, readers wait (the install gate), so
+//! they see the old state or the new one, never a mix.
 
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -33,8 +43,68 @@ fn err(message: impl std::fmt::Display) -> StorageError {
     StorageIOError::read_snapshot(None, AnyError::error(message.to_string())).into()
 }
 
-fn current_path(db: &Db) -> PathBuf {
-    db.snapshot_dir().join("current.snap")
+/// The file of the snapshot `meta` describes. Names sort by index.
+pub(super) fn file_of(db: &Db, meta: &SnapshotMeta) -> PathBuf {
+    let index = meta.last_log_id.map_or(0, |id| id.index);
+    let id: String = meta
+        .snapshot_id
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    db.snapshot_dir()
+        .join(format!("snap-{index:020}-{id}.snap"))
+}
+
+/// The published snapshot files, newest (highest index) first.
+fn published(db: &Db) -> Result<Vec<PathBuf>, StorageError> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(db.snapshot_dir())
+        .map_err(err)?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("snap-") && n.ends_with(".snap"))
+        })
+        .collect();
+    files.sort();
+    files.reverse();
+    Ok(files)
+}
+
+/// Renames a complete, synced snapshot file to its own name.
+fn publish(db: &Db, staged: &Path, meta: &SnapshotMeta) -> Result<PathBuf, StorageError> {
+    let path = file_of(db, meta);
+    std::fs::rename(staged, &path).map_err(err)?;
+    sync_dir(&db.snapshot_dir())?;
+    Ok(path)
+}
+
+/// Removes every snapshot file older than the newest, and a file left by
+/// the format before one file per snapshot.
+fn prune(db: &Db) -> Result<(), StorageError> {
+    for old in published(db)?.into_iter().skip(1) {
+        let _ = std::fs::remove_file(old);
+    }
+    let _ = std::fs::remove_file(db.snapshot_dir().join("current.snap"));
+    Ok(())
+}
+
+/// Gives a snapshot written by the format before one file per snapshot
+/// (`current.snap`) its own name.
+pub(super) fn adopt_legacy(db: &Db) -> Result<(), StorageError> {
+    let legacy = db.snapshot_dir().join("current.snap");
+    let Ok(file) = std::fs::File::open(&legacy) else {
+        return Ok(());
+    };
+    let meta = read_record::<HeaderRecord>(&mut BufReader::new(file))?.0;
+    publish(db, &legacy, &meta)?;
+    Ok(())
 }
 
 fn incoming_path(db: &Db) -> PathBuf {
@@ -86,9 +156,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         .await
         .map_err(err)??;
         tracing::info!(last_log_id = ?meta.last_log_id, id = %meta.snapshot_id, "snapshot built");
-        let file = tokio::fs::File::open(current_path(&self.db))
+        // Opened before pruning: a build older than a snapshot installed
+        // meanwhile is pruned at once, and openraft keeps the newer one.
+        let file = tokio::fs::File::open(file_of(&self.db, &meta))
             .await
             .map_err(err)?;
+        prune(&self.db)?;
         Ok(Snapshot {
             meta,
             snapshot: Box::new(file),
@@ -124,7 +197,9 @@ fn write_from_checkpoint(db: &Db, checkpoint: &Path) -> Result<SnapshotMeta, Sto
         last_membership: membership.map(|m| m.0).unwrap_or_default(),
         snapshot_id,
     };
-    let building = db.snapshot_dir().join("building.snap");
+    let building = db
+        .snapshot_dir()
+        .join(format!("building-{}.tmp", unique_suffix()));
     let file = std::fs::File::create(&building).map_err(err)?;
     let mut out = BufWriter::new(file);
     write_record(&mut out, &HeaderRecord::from_ref(&meta))?;
@@ -150,8 +225,7 @@ fn write_from_checkpoint(db: &Db, checkpoint: &Path) -> Result<SnapshotMeta, Sto
     write_record(&mut out, &EndRecord::from_owned(count))?;
     let file = out.into_inner().map_err(|e| err(e.error()))?;
     file.sync_all().map_err(err)?;
-    std::fs::rename(&building, current_path(db)).map_err(err)?;
-    sync_dir(&db.snapshot_dir())?;
+    publish(db, &building, &meta)?;
     Ok(meta)
 }
 
@@ -179,17 +253,24 @@ fn sync_dir(dir: &Path) -> Result<(), StorageError> {
         .map_err(err)
 }
 
-/// The stored snapshot's meta and path, if there is one.
+/// The current snapshot's meta and path: the newest published file whose
+/// header matches its name; `None` if there is none.
 pub fn current(db: &Db) -> Result<Option<(SnapshotMeta, PathBuf)>, StorageError> {
-    let path = current_path(db);
-    match std::fs::File::open(&path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(err(e)),
-        Ok(file) => {
-            let meta = read_record::<HeaderRecord>(&mut BufReader::new(file))?.0;
-            Ok(Some((meta, path)))
+    for path in published(db)? {
+        let Ok(file) = std::fs::File::open(&path) else {
+            continue;
+        };
+        match read_record::<HeaderRecord>(&mut BufReader::new(file)) {
+            Ok(header) if file_of(db, &header.0) == path => return Ok(Some((header.0, path))),
+            Ok(_) => {
+                tracing::warn!(path = %path.display(), "a snapshot file's header does not match its name; skipped")
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "an unreadable snapshot file; skipped")
+            }
         }
     }
+    Ok(None)
 }
 
 pub async fn open_current(db: &Arc<Db>) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
@@ -225,7 +306,9 @@ pub async fn install(
 ) -> Result<(), StorageError> {
     use tokio::io::AsyncSeekExt;
     file.seek(std::io::SeekFrom::Start(0)).await.map_err(err)?;
-    let staged = db.snapshot_dir().join("installing.snap");
+    let staged = db
+        .snapshot_dir()
+        .join(format!("installing-{}.tmp", unique_suffix()));
     let mut out = tokio::fs::File::create(&staged).await.map_err(err)?;
     tokio::io::copy(&mut file, &mut out).await.map_err(err)?;
     out.sync_all().await.map_err(err)?;
@@ -243,17 +326,31 @@ pub async fn install(
                 stored.snapshot_id, meta.snapshot_id
             )));
         }
-        std::fs::rename(&staged, current_path(&db)).map_err(err)?;
+        let path = publish(&db, &staged, &meta)?;
         let _ = std::fs::remove_file(incoming_path(&db));
-        sync_dir(&db.snapshot_dir())?;
-        load(&db, &meta, &current_path(&db))
+        load(&db, &meta, &path)?;
+        prune(&db)
     })
     .await
     .map_err(err)?
 }
 
-/// Replaces the namespace state with the snapshot at `path`.
+/// Replaces the namespace state with the snapshot at `path`, whose header
+/// must be `meta`. Readers wait at the install gate meanwhile.
 pub fn load(db: &Db, meta: &SnapshotMeta, path: &Path) -> Result<(), StorageError> {
+    let mut input = BufReader::new(std::fs::File::open(path).map_err(err)?);
+    let stored = read_record::<HeaderRecord>(&mut input)?.0;
+    if stored.snapshot_id != meta.snapshot_id || stored.last_log_id != meta.last_log_id {
+        return Err(err(format!(
+            "snapshot file {} holds snapshot {} at {:?}, not {} at {:?}",
+            path.display(),
+            stored.snapshot_id,
+            stored.last_log_id,
+            meta.snapshot_id,
+            meta.last_log_id
+        )));
+    }
+    let _gate = db.install_gate.write().unwrap_or_else(|p| p.into_inner());
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
     let io = |e: rocksdb::Error| super::io_err(&e);
@@ -268,8 +365,6 @@ pub fn load(db: &Db, meta: &SnapshotMeta, path: &Path) -> Result<(), StorageErro
     db.db
         .delete_range_cf(db.cf(CF_STATE), [0u8].as_slice(), [0xffu8; 9].as_slice())
         .map_err(io)?;
-    let mut input = BufReader::new(std::fs::File::open(path).map_err(err)?);
-    read_record::<HeaderRecord>(&mut input)?;
     let mut count = 0u64;
     loop {
         let mut header = [0u8; HEADER_BYTES];

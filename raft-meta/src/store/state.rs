@@ -35,7 +35,10 @@ pub struct DbReader<'a> {
 }
 
 impl<'a> DbReader<'a> {
+    /// A view of the state as it is now; waits while a snapshot install
+    /// replaces it, so a view is never of a half-loaded state.
     pub fn new(db: &'a Db) -> DbReader<'a> {
+        let _gate = db.install_gate.read().unwrap_or_else(|p| p.into_inner());
         DbReader {
             db,
             snapshot: db.db.snapshot(),
@@ -90,9 +93,16 @@ pub fn state_header(db: &Db) -> Result<StateHeader, StoreError> {
     namespace::header(&DbReader::new(db))
 }
 
+fn corrupt(message: &str) -> StorageError {
+    StorageError::from(openraft::StorageIOError::read(openraft::AnyError::error(
+        message,
+    )))
+}
+
 impl StateMachine {
     /// Opens the state machine, finishing an interrupted snapshot install.
     pub fn open(db: Arc<Db>) -> Result<StateMachine, StorageError> {
+        snapshot::adopt_legacy(&db)?;
         let sm = StateMachine {
             db,
             namespace: Namespace::default(),
@@ -105,11 +115,16 @@ impl StateMachine {
             .is_some()
         {
             tracing::warn!("finishing a snapshot install interrupted by a crash");
-            let (meta, path) = snapshot::current(&sm.db)?.ok_or_else(|| {
-                StorageError::from(openraft::StorageIOError::read(openraft::AnyError::error(
-                    "snapshot install was interrupted and the snapshot file is gone",
-                )))
-            })?;
+            let meta = sm
+                .read_meta::<snapshot::HeaderRecord>(raft_keys::INSTALLING)?
+                .map(|h| h.0)
+                .ok_or_else(|| corrupt("the snapshot install mark does not decode"))?;
+            let path = snapshot::file_of(&sm.db, &meta);
+            if !path.exists() {
+                return Err(corrupt(
+                    "a snapshot install was interrupted and its snapshot file is gone",
+                ));
+            }
             snapshot::load(&sm.db, &meta, &path)?;
         }
         Ok(sm)

@@ -225,3 +225,28 @@ fn guards_check_holes_and_refuse_other_commands() {
         Err(FsError::InvalidGuard { .. })
     ));
 }
+
+/// A release of a chunk whose count is already zero (a corrupt state) is
+/// a storage-level fail-stop with a clear message, not a panic.
+#[test]
+fn a_reference_count_below_zero_is_a_fail_stop() {
+    let mut f = Fixture::new();
+    f.write("/a", 0, 10, &[1]).unwrap();
+    crate::namespace::kv::KvStore::delete(&mut f.store, &keys::ref_count(&h(1))).unwrap();
+    let proposal = Proposal {
+        session: None,
+        time_ms: 0,
+        command: Command::Delete {
+            path: p("/a"),
+            recursive: false,
+            expect: None,
+        },
+    };
+    let failed = f.ns.apply(&mut f.store, f.index + 1, &proposal);
+    match failed {
+        Err(crate::namespace::kv::StoreError::Inconsistent(message)) => {
+            assert!(message.contains("reference count"), "{message}")
+        }
+        other => panic!("expected a fail-stop, got {other:?}"),
+    }
+}
