@@ -84,3 +84,7 @@ const _: () = assert!(
 /// A chunk server that reported a chunk lost within this is suspect: its
 /// extra copies are dropped before healthy servers' ones.
 pub const SUSPECT_FOR: Duration = Duration::from_secs(600);
+
+/// Committed entries applied (and written) as one group: bounds the
+/// in-memory overlay however large a range openraft hands over.
+pub const APPLY_GROUP_ENTRIES: usize = 64;

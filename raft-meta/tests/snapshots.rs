@@ -1,8 +1,9 @@
-//! Snapshot builds racing snapshot installs over the real RocksDB store: a
-//! build that started before an install and finishes after it must not
-//! replace the newer snapshot, neither in `get_current_snapshot` nor after
-//! a restart, and the state, its applied index and its digest must stay
-//! those of the installed snapshot.
+//! The state machine over the real RocksDB store: snapshot builds racing
+//! snapshot installs (a build that started before an install and finishes
+//! after it must not replace the newer snapshot, neither in
+//! `get_current_snapshot` nor after a restart, and the state, its applied
+//! index and its digest must stay those of the installed snapshot), and a
+//! large committed range applied in bounded groups.
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine};
 use openraft::{CommittedLeaderId, EntryPayload, LogId};
@@ -102,4 +103,21 @@ async fn a_build_finishing_after_a_newer_install_never_replaces_it() {
     assert_eq!(current.meta, newer.meta);
     let (applied, _) = reopened.applied_state().await.expect("applied");
     assert_eq!(applied.map(|id| id.index), Some(10));
+}
+
+/// A committed range far larger than one apply group, handed over at once,
+/// ends in the same state, digest and applied index as one entry at a time.
+#[tokio::test]
+async fn a_large_committed_range_applies_like_single_entries() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (_log, mut at_once) = store::open(dir.path()).expect("open");
+    apply(&mut at_once, 1..=1000).await;
+    let other = tempfile::tempdir().expect("temp dir");
+    let (_other_log, mut one_by_one) = store::open(other.path()).expect("open");
+    for index in 1..=1000 {
+        apply(&mut one_by_one, index..=index).await;
+    }
+    assert_eq!(digest(&at_once), digest(&one_by_one));
+    let (applied, _) = at_once.applied_state().await.expect("applied");
+    assert_eq!(applied.map(|id| id.index), Some(1000));
 }

@@ -113,7 +113,10 @@ fn open_db(dir: &Path) -> Result<Db, OpenError> {
     options.create_if_missing(true);
     options.create_missing_column_families(true);
     options.set_paranoid_checks(true);
-    // A corrupt WAL record must stop the open, not silently drop the tail.
+    // A torn last record (a write cut short by a crash; never acknowledged,
+    // since every append is reported only after its WAL sync) is dropped;
+    // a corrupt record before the tail stops the open with an error rather
+    // than silently replaying only a prefix.
     options.set_wal_recovery_mode(DBRecoveryMode::TolerateCorruptedTailRecords);
     options.enable_statistics();
     let cfs = [CF_LOG, CF_RAFT, CF_STATE]

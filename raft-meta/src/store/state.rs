@@ -15,6 +15,7 @@ use toastyfs_proto::namespace::{Query, QueryResult};
 
 use super::snapshot::{self, SnapshotBuilder};
 use super::{dec, enc, io_err, raft_keys, Db, CF_RAFT, CF_STATE};
+use crate::limits::APPLY_GROUP_ENTRIES;
 use crate::namespace::kv::{KvPair, KvRead, Overlay, StoreError};
 use crate::namespace::{self, Namespace, StateHeader};
 use crate::types::{
@@ -159,13 +160,26 @@ impl StateMachine {
         Ok(results)
     }
 
+    /// Applies committed entries in groups of at most
+    /// [`APPLY_GROUP_ENTRIES`], each written atomically with its last
+    /// applied log id: openraft may hand over a whole committed range at
+    /// once, and one overlay over all of it would hold every change in
+    /// memory.
     fn apply_batch(&self, entries: Vec<Entry>) -> Result<Vec<ApplyReply>, StorageError> {
+        let mut replies = Vec::with_capacity(entries.len());
+        for group in entries.chunks(APPLY_GROUP_ENTRIES) {
+            replies.extend(self.apply_group(group)?);
+        }
+        Ok(replies)
+    }
+
+    fn apply_group(&self, entries: &[Entry]) -> Result<Vec<ApplyReply>, StorageError> {
         let reader = DbReader::new(&self.db);
         let mut overlay = Overlay::new(&reader);
         let mut replies = Vec::with_capacity(entries.len());
         let mut last: Option<LogId> = None;
         let mut membership: Option<StoredMembership> = None;
-        for entry in &entries {
+        for entry in entries {
             let index = entry.log_id.index;
             let result = match &entry.payload {
                 EntryPayload::Blank => Vec::new(),
