@@ -155,6 +155,16 @@ pub fn client(connection: &Connection) -> Result<Client, Failure> {
     Ok(Client::new(config))
 }
 
+/// A bar with the total, rate and time left for a known length; for an
+/// unknown one (a put from a pipe), a spinner with the bytes so far and the
+/// rate, never a bar whose "total" is just the bytes read.
+fn progress_template(total: Option<u64>) -> &'static str {
+    match total {
+        Some(_) => "{bytes}/{total_bytes} {bytes_per_sec} [{wide_bar}] {eta}",
+        None => "{spinner} {bytes} {bytes_per_sec} {elapsed}",
+    }
+}
+
 /// A progress bar on stderr when it is a terminal.
 fn progress_bar(total: Option<u64>) -> (Option<Progress>, Option<indicatif::ProgressBar>) {
     if !std::io::stderr().is_terminal() {
@@ -162,13 +172,15 @@ fn progress_bar(total: Option<u64>) -> (Option<Progress>, Option<indicatif::Prog
     }
     let bar = match total {
         Some(total) => indicatif::ProgressBar::new(total),
-        None => indicatif::ProgressBar::new_spinner(),
+        None => {
+            let spinner = indicatif::ProgressBar::new_spinner();
+            spinner.enable_steady_tick(std::time::Duration::from_millis(120));
+            spinner
+        }
     };
     bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{bytes}/{total_bytes} {bytes_per_sec} [{wide_bar}] {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        indicatif::ProgressStyle::with_template(progress_template(total))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     let handle = bar.clone();
     (
@@ -514,4 +526,21 @@ async fn fsck(client: &Client, root: &FsPath) -> Result<(), Failure> {
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::progress_template;
+
+    /// An unknown length shows a spinner with bytes and rate, no total.
+    #[test]
+    fn an_unknown_length_shows_a_spinner_without_a_total() {
+        let unknown = progress_template(None);
+        assert!(unknown.contains("{spinner}") && unknown.contains("{bytes_per_sec}"));
+        assert!(!unknown.contains("total") && !unknown.contains("bar"));
+        assert!(progress_template(Some(10)).contains("{total_bytes}"));
+        for total in [None, Some(10)] {
+            assert!(indicatif::ProgressStyle::with_template(progress_template(total)).is_ok());
+        }
+    }
 }

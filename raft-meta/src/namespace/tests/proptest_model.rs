@@ -472,7 +472,10 @@ proptest! {
                 continue;
             }
             let command = only_real_garbage(to_command(op, &model).unwrap(), &store);
-            if names_unreclaimed_chunk(&command, &store, &model) {
+            // A retry resends the client's previous command: check the one
+            // that will be applied.
+            let mut proposal = driver.proposal(index + 1, *sender, command);
+            if names_unreclaimed_chunk(&proposal.command, &store, &model) {
                 for _ in 0..1000 {
                     if trash_is_empty(&store) { break; }
                     index += 1;
@@ -482,7 +485,7 @@ proptest! {
                 }
             }
             index += 1;
-            let proposal = driver.proposal(index, *sender, command);
+            proposal.time_ms = index * 1000;
             let settled = trash_is_empty(&store);
             let real = ns.apply(&mut store, index, &proposal).unwrap();
             let expected = model.apply(index, &proposal);
