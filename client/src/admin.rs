@@ -19,7 +19,7 @@ use toastyfs_proto::namespace::{
     ClusterSettings, Command, CommandResult, Proposal, Query, QueryReply, QueryResult,
 };
 use toastyfs_proto::routes;
-use toastyfs_proto::Version;
+use toastyfs_proto::{ClientId, Version};
 
 use crate::error::{ClientError, Result};
 use crate::limits::{
@@ -66,6 +66,12 @@ impl Admin {
     /// the same session tag) across nodes and elections.
     pub async fn propose(&self, proposal: &Proposal) -> Result<CommandResult> {
         self.meta.propose(proposal).await
+    }
+
+    /// Opens a session in the cluster and returns the client id it
+    /// assigned: the tag of hand-built proposals (seq from 1).
+    pub async fn register(&self) -> Result<ClientId> {
+        self.meta.register().await
     }
 
     /// Applies `command` under a fresh session of this client, at most once.

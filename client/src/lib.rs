@@ -87,7 +87,8 @@ pub(crate) fn version_of(outcome: &Outcome) -> Version {
         Outcome::Reclaimed { .. }
         | Outcome::GarbageForgotten { .. }
         | Outcome::Condemned { .. }
-        | Outcome::Pardoned { .. } => Version(0),
+        | Outcome::Pardoned { .. }
+        | Outcome::Registered { .. } => Version(0),
     }
 }
 

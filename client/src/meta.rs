@@ -13,6 +13,13 @@
 //! cluster remembers only each session's last result), so concurrent
 //! writes each borrow a session from a small pool: up to
 //! [`MAX_SESSIONS`] writes run at once, and sessions are reused in turn.
+//! A session is opened by registering it in the log
+//! ([`Command::RegisterClient`]), which assigns its client id. A write
+//! refused because its session expired never ran in that attempt; if an
+//! earlier attempt of the same write may have reached a node, that one
+//! may have run before the session went, so the write is
+//! [`ClientError::Unknown`]; otherwise it is sent again under a new
+//! session.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -45,15 +52,16 @@ pub struct Meta {
     preferred: AtomicUsize,
 }
 
+/// One session of the pool: its id once registered, and the next seq.
+#[derive(Default)]
 struct Session {
-    client: ClientId,
+    client: Option<ClientId>,
     next_seq: u64,
 }
 
-fn random_client_id() -> ClientId {
-    // Session ids only need to be unique among live sessions: 64 random bits.
-    ClientId(rand::random())
-}
+/// Fresh sessions a write opens, one after another expiring before it
+/// ran, before it gives up (each expiry proves the write never ran).
+const MAX_REGISTRATIONS_PER_WRITE: u32 = 3;
 
 /// A definite refusal that retrying elsewhere cannot change: the request
 /// is malformed (400) or conflicts with the cluster's state (409).
@@ -106,6 +114,18 @@ impl Meta {
         F: Fn(String) -> Fut,
         Fut: Future<Output = std::result::Result<T, SendError>>,
     {
+        self.retrying_traced(attempt)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// [`Meta::retrying`], also saying whether a failed attempt before the
+    /// answer may have reached a server.
+    async fn retrying_traced<T, F, Fut>(&self, attempt: F) -> Result<(T, bool)>
+    where
+        F: Fn(String) -> Fut,
+        Fut: Future<Output = std::result::Result<T, SendError>>,
+    {
         let started = Instant::now();
         let mut reached = false;
         let mut last = String::from("no metadata address configured");
@@ -116,7 +136,7 @@ impl Meta {
             match attempt(self.addrs[index].clone()).await {
                 Ok(answer) => {
                     self.preferred.store(index, Ordering::Relaxed);
-                    return Ok(answer);
+                    return Ok((answer, reached));
                 }
                 Err(e) => {
                     if let Some(refusal) = definite_refusal(&e) {
@@ -159,6 +179,40 @@ impl Meta {
         self.send(routes::WRITE, proposal).await
     }
 
+    /// [`Meta::propose`], also saying whether an attempt before the answer
+    /// may have reached a node (and so may have been applied).
+    async fn propose_traced(&self, proposal: &Proposal) -> Result<(CommandResult, bool)> {
+        self.retrying_traced(|addr| async move {
+            self.transport
+                .post_record::<Proposal, CommandResult>(&addr, routes::WRITE, proposal)
+                .await
+        })
+        .await
+    }
+
+    /// Opens a session: the cluster assigns its client id. A registration
+    /// whose answer was lost only leaves an idle session that expires, so
+    /// it is retried freely, and failing it is a definite failure of the
+    /// write that needed it.
+    pub async fn register(&self) -> Result<ClientId> {
+        let proposal = Proposal {
+            session: None,
+            time_ms: 0,
+            command: Command::RegisterClient,
+        };
+        match self
+            .propose(&proposal)
+            .await
+            .map_err(|e| self.read_only(e))?
+        {
+            Ok(Outcome::Registered { client }) => Ok(client),
+            Ok(other) => Err(ClientError::Protocol(format!(
+                "the cluster answered a registration with {other:?}"
+            ))),
+            Err(refusal) => Err(ClientError::Refused(refusal)),
+        }
+    }
+
     /// Applies a command under one of this client's sessions, at most once.
     pub async fn write(&self, command: Command) -> Result<Outcome> {
         let _permit = self
@@ -180,16 +234,31 @@ impl Meta {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .pop()
-            .unwrap_or_else(|| Session {
-                client: random_client_id(),
-                next_seq: 1,
-            })
+            .unwrap_or_default()
     }
 
     async fn write_in(&self, session: &mut Session, command: Command) -> Result<Outcome> {
+        let mut registrations = 0;
         loop {
+            let client = match session.client {
+                Some(client) => client,
+                None if registrations == MAX_REGISTRATIONS_PER_WRITE => {
+                    return Err(self.unavailable(format!(
+                        "{registrations} new sessions expired before the write could run"
+                    )))
+                }
+                None => {
+                    registrations += 1;
+                    let client = self.register().await?;
+                    *session = Session {
+                        client: Some(client),
+                        next_seq: 1,
+                    };
+                    client
+                }
+            };
             let tag = SessionTag {
-                client: session.client,
+                client,
                 seq: Seq(session.next_seq),
             };
             // The node that proposes it stamps the time.
@@ -198,21 +267,22 @@ impl Meta {
                 time_ms: 0,
                 command: command.clone(),
             };
-            match self.propose(&proposal).await {
-                Ok(Err(FsError::SessionExpired { .. })) if tag.seq == Seq(1) => {
-                    return Err(ClientError::Protocol(
-                        "the cluster refused a new session".into(),
-                    ))
+            match self.propose_traced(&proposal).await {
+                Ok((Err(FsError::SessionExpired { .. }), earlier_reached)) => {
+                    *session = Session::default();
+                    if earlier_reached {
+                        // This attempt did not run, but an earlier one may
+                        // have, before the session was evicted.
+                        return Err(ClientError::Unknown(format!(
+                            "session {client} expired while the write was retried; \
+                             an earlier attempt may have been applied"
+                        )));
+                    }
+                    // No attempt reached a node before this one, which the
+                    // cluster refused: the write never ran. Send it again
+                    // under a new session.
                 }
-                Ok(Err(FsError::SessionExpired { .. })) => {
-                    // Our previous request was answered, so this one never
-                    // ran: start a new session and send it again.
-                    *session = Session {
-                        client: random_client_id(),
-                        next_seq: 1,
-                    };
-                }
-                Ok(result) => {
+                Ok((result, _)) => {
                     session.next_seq += 1;
                     return result.map_err(ClientError::Refused);
                 }

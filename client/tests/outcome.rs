@@ -8,6 +8,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
+mod support;
+use support::scripted::scripted_node;
+
 use toastyfs_client::{Admin, Client, ClientConfig, ClientError};
 use toastyfs_proto::namespace::{Command, Proposal};
 use toastyfs_proto::{ClientId, FsPath, Seq, SessionTag};
@@ -71,12 +74,29 @@ async fn a_write_cut_after_sending_is_unknown_not_failed() {
         matches!(outcome, Err(ClientError::Unknown(_))),
         "admin proposal: {outcome:?}"
     );
-    let outcome = client(vec![addr])
+    // The client registers its session first (answered), then its write
+    // is cut after it went out.
+    let (node, _) = scripted_node(vec![]).await;
+    let outcome = client(vec![node])
         .mkdir(&FsPath::new("/d").expect("path"), false)
         .await;
     match outcome {
         Err(e @ ClientError::Unknown(_)) => assert!(!e.is_definite()),
         other => panic!("client mkdir: expected unknown, got {other:?}"),
+    }
+}
+
+/// A write whose session could not even be registered never went out: a
+/// definite failure, though the registration itself may have been applied.
+#[tokio::test]
+async fn a_write_whose_registration_was_cut_is_a_definite_failure() {
+    let addr = hangs_up_after_reading().await;
+    let outcome = client(vec![addr])
+        .mkdir(&FsPath::new("/d").expect("path"), false)
+        .await;
+    match outcome {
+        Err(e @ ClientError::Unavailable { .. }) => assert!(e.is_definite()),
+        other => panic!("expected a definite failure, got {other:?}"),
     }
 }
 

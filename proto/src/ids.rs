@@ -27,7 +27,8 @@ id_type!(
     Version
 );
 id_type!(
-    /// A client's session identity, chosen at random by the client.
+    /// A client's session identity, assigned by the cluster when the client
+    /// registers (`Command::RegisterClient`).
     ClientId
 );
 id_type!(

@@ -140,6 +140,16 @@ pub enum Command {
         placed_at: u64,
         command: Box<Command>,
     },
+    /// Open a client session (Raft thesis §6.3): the state records a new
+    /// session under the client id it assigns (the namespace index of this
+    /// command) and answers [`Outcome::Registered`]. Requests tagged with
+    /// any id the state does not hold are refused with
+    /// [`FsError::SessionExpired`], so a request can never start a session
+    /// by itself and a session evicted after its request was applied can
+    /// never apply that request again. Sent without a session tag; a
+    /// registration whose answer is lost only leaves an idle session that
+    /// expires.
+    RegisterClient,
 }
 
 /// Most slot checks one [`Command::Guarded`] carries (a write patches at
@@ -325,6 +335,9 @@ pub enum Outcome {
     Condemned { count: u64 },
     /// This many condemned chunks were pardoned.
     Pardoned { count: u64 },
+    /// A session was opened under this client id; its first request
+    /// carries sequence 1.
+    Registered { client: ClientId },
 }
 
 impl Outcome {
@@ -335,7 +348,8 @@ impl Outcome {
             | Outcome::SettingsChanged { .. }
             | Outcome::GarbageForgotten { .. }
             | Outcome::Condemned { .. }
-            | Outcome::Pardoned { .. } => &[],
+            | Outcome::Pardoned { .. }
+            | Outcome::Registered { .. } => &[],
             Outcome::Deleted { freed, .. }
             | Outcome::Written { freed, .. }
             | Outcome::Renamed { freed, .. }
@@ -395,7 +409,7 @@ pub enum FsError {
     InvalidCursor { after: String },
     #[error("a write of 0 bytes must carry no chunks")]
     EmptyWriteWithChunks,
-    #[error("client session {client} expired; start a new session")]
+    #[error("client session {client} is unknown to the cluster (expired, evicted or never registered); register a new session")]
     SessionExpired { client: ClientId },
     #[error("client {client} sent sequence {seq}, but {last} was already applied and only its result is kept")]
     StaleSequence {

@@ -38,6 +38,7 @@ fn fixture_name(command: &Command) -> &'static str {
         Command::Condemn { .. } => "proposal-condemn",
         Command::Pardon { .. } => "proposal-pardon",
         Command::Placed { .. } => "proposal-placed",
+        Command::RegisterClient => "proposal-register-client",
     }
 }
 
@@ -102,6 +103,7 @@ fn commands() -> Vec<Command> {
         Command::Pardon {
             hashes: vec![ChunkHash::of(b"c2"), ChunkHash::of(b"c3")],
         },
+        Command::RegisterClient,
         Command::Placed {
             placed_at: 77,
             command: Box::new(Command::Truncate {

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use toastyfs_proto::namespace::{
-    Command, Proposal, Query, QueryReply, WriteCommit, MIN_CHUNK_SIZE,
+    Command, Outcome, Proposal, Query, QueryReply, WriteCommit, MIN_CHUNK_SIZE,
 };
 use toastyfs_proto::{ChunkHash, ClientId, FsPath, Seq, SessionTag};
 use toastyfs_raft_meta::namespace::kv::MemStore;
@@ -20,18 +20,43 @@ struct Bench {
     ns: Namespace,
     store: MemStore,
     index: u64,
-    seqs: Vec<u64>,
+    /// Each client's registered id and last seq.
+    clients: Vec<(ClientId, u64)>,
 }
 
 impl Bench {
-    /// Applies `command` as the next request of one of 64 clients.
+    /// A fresh state with `clients` registered sessions.
+    fn new(clients: usize) -> Bench {
+        let mut b = Bench {
+            ns: Namespace::default(),
+            store: MemStore::new(),
+            index: 0,
+            clients: Vec::new(),
+        };
+        for _ in 0..clients {
+            b.index += 1;
+            let register = Proposal {
+                session: None,
+                time_ms: b.index,
+                command: Command::RegisterClient,
+            };
+            match b.ns.apply(&mut b.store, b.index, &register).expect("store") {
+                Ok(Outcome::Registered { client }) => b.clients.push((client, 0)),
+                other => panic!("registration answered {other:?}"),
+            }
+        }
+        b
+    }
+
+    /// Applies `command` as the next request of one of the clients.
     fn apply(&mut self, command: Command) {
         self.index += 1;
-        let client = (self.index % self.seqs.len() as u64) as usize;
-        self.seqs[client] += 1;
+        let slot = (self.index % self.clients.len() as u64) as usize;
+        let client = &mut self.clients[slot];
+        client.1 += 1;
         let session = Some(SessionTag {
-            client: ClientId(client as u64 + 1),
-            seq: Seq(self.seqs[client]),
+            client: client.0,
+            seq: Seq(client.1),
         });
         let proposal = Proposal {
             session,
@@ -79,12 +104,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(1_000_000);
-    let mut b = Bench {
-        ns: Namespace::default(),
-        store: MemStore::new(),
-        index: 0,
-        seqs: vec![0; 64],
-    };
+    let mut b = Bench::new(64);
     b.apply(Command::CreateDir {
         path: path("/d"),
         parents: false,
@@ -142,12 +162,7 @@ fn main() {
 
     // Bytes per one-chunk file entry: a fresh store, so the figure is the
     // entry, its chunk key and its chunk's reference count.
-    let mut small = Bench {
-        ns: Namespace::default(),
-        store: MemStore::new(),
-        index: 0,
-        seqs: vec![0; 64],
-    };
+    let mut small = Bench::new(64);
     small.apply(Command::CreateDir {
         path: path("/d"),
         parents: false,

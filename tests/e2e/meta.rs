@@ -386,10 +386,11 @@ async fn a_forwarded_request_is_never_forwarded_again() {
 /// the first result.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retried_request_is_applied_once() {
-    use toastyfs_proto::{ClientId, Seq, SessionTag};
+    use toastyfs_proto::{Seq, SessionTag};
     let cluster = crate::harness::start(3, &[]).await;
+    let client = cluster.client();
     let session = Some(SessionTag {
-        client: ClientId(42),
+        client: client.register().await.expect("registered"),
         seq: Seq(1),
     });
     let proposal = toastyfs_proto::namespace::Proposal {
@@ -397,7 +398,6 @@ async fn a_retried_request_is_applied_once() {
         time_ms: 1,
         command: mkdir("/once"),
     };
-    let client = cluster.client();
     let first = client.propose(&proposal).await.expect("answered");
     let second = client.propose(&proposal).await.expect("answered");
     assert!(first.is_ok());

@@ -59,13 +59,18 @@ async fn leader_first(cluster: &Cluster) -> Admin {
 }
 
 async fn toastyfs_writes(client: &Admin, clients: usize, seconds: u64, tag: &str) -> RunStats {
+    let mut ids: Vec<ClientId> = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        ids.push(client.register().await.expect("register a bench session"));
+    }
+    let ids = Arc::new(ids);
     let client = Arc::new(client.clone());
     let tag = tag.to_owned();
     closed_loop(clients, Duration::from_secs(seconds), move |c, i| {
         let client = client.clone();
         let name = format!("/bench/{tag}-{c}-{i}");
         let session = Some(SessionTag {
-            client: ClientId(((clients as u64) << 32) + c as u64 + 1),
+            client: ids[c],
             seq: Seq(i as u64 + 1),
         });
         async move {

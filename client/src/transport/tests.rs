@@ -4,37 +4,16 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 
 use super::*;
 use toastyfs_proto::namespace::{Command, Proposal, Query};
 use toastyfs_proto::FsPath;
 
-/// Reads one HTTP/1.1 request (headers and a `content-length` body).
-async fn read_request(stream: &mut TcpStream) -> Vec<u8> {
-    let mut request = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut buf).await.unwrap_or(0);
-        if n == 0 {
-            return request;
-        }
-        request.extend_from_slice(&buf[..n]);
-        let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        if request.len() >= end + 4 + length {
-            return request;
-        }
-    }
-}
+#[path = "../../tests/support/http.rs"]
+mod http;
+use http::read_request;
 
 /// A server that takes each request whole, then does `then` with the
 /// connection; returns its address.

@@ -253,6 +253,7 @@ fn execute<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>, command: &Command) -> OpRe
         Command::Condemn { hashes } => collect::condemn_unreferenced(txn, hashes),
         Command::Pardon { hashes } => collect::pardon(txn, hashes),
         Command::Placed { placed_at, command } => collect::placed(txn, *placed_at, command),
+        Command::RegisterClient => sessions::register(txn),
     }
 }
 

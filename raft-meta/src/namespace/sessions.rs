@@ -1,12 +1,17 @@
 //! Client sessions: at-most-once application of mutating requests.
 //!
-//! A proposal tagged (client, seq) is applied only if `seq` is newer than
-//! the session's last one; a repeat of the last seq returns the stored
-//! result and changes nothing. A client starts a session with seq 1; a
-//! session unknown to the state with any other seq has expired, and the
-//! client must start a new one. Sessions expire deterministically by log
-//! index (`session_ttl_entries` after their last use) and by count (the
-//! least recently used goes beyond `max_sessions`), never by time.
+//! A client opens a session with [`Command::RegisterClient`]
+//! (`toastyfs_proto::namespace::Command`), which records it under the id
+//! the state assigns: the namespace index of the registration, unique and
+//! the same on every replica. A proposal tagged (client, seq) is applied
+//! only if `seq` is newer than the session's last one; a repeat of the last
+//! seq returns the stored result and changes nothing. A tag whose client
+//! the state does not hold is refused with `SessionExpired`, whatever its
+//! seq: only a registration creates a session, so a request applied under
+//! a session that was later evicted can never be applied a second time
+//! (the Raft thesis, §6.3). Sessions expire deterministically by log index
+//! (`session_ttl_entries` after their last use) and by count (the least
+//! recently used goes beyond `max_sessions`), never by time.
 
 use toastyfs_proto::namespace::{CommandResult, FsError, Outcome};
 use toastyfs_proto::{ClientId, Seq, SessionTag};
@@ -33,32 +38,56 @@ pub fn run<S: KvStore + ?Sized>(
                 last: session.last_seq,
             }))
         }
-        None if tag.seq != Seq(1) => {
-            return Ok(Err(FsError::SessionExpired { client: tag.client }))
-        }
-        _ => {}
+        Some(_) => {}
+        None => return Ok(Err(FsError::SessionExpired { client: tag.client })),
     }
     let result = finish(op(txn))?;
-    match existing {
-        Some(old) => txn
-            .store
-            .delete(&keys::expiry(old.last_index, tag.client))?,
-        None => {
-            if txn.header.session_count >= txn.config.max_sessions {
-                evict_oldest(txn)?;
-            }
-            txn.header.session_count += 1;
-        }
+    if let Some(old) = existing {
+        txn.store
+            .delete(&keys::expiry(old.last_index, tag.client))?;
     }
+    record(txn, tag.client, tag.seq, &result)?;
+    Ok(result)
+}
+
+/// Opens a session under the id `ClientId(index)`; its first request
+/// carries seq 1. Evicts the least recently used session when full.
+pub fn register<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>) -> OpResult<Outcome> {
+    let client = ClientId(txn.index);
+    let existing: Option<SessionRecord> = stored::read(txn.store, &keys::session(client))?;
+    if existing.is_some() {
+        // Indexes only grow, so no earlier session can hold this id; a
+        // replay that finds one is applying out of order.
+        return Err(StoreError::Inconsistent(format!(
+            "registration at index {} finds session {client} already open",
+            txn.index
+        ))
+        .into());
+    }
+    if txn.header.session_count >= txn.config.max_sessions {
+        evict_oldest(txn)?;
+    }
+    txn.header.session_count += 1;
+    let outcome = Outcome::Registered { client };
+    record(txn, client, Seq(0), &Ok(outcome.clone()))?;
+    Ok(outcome)
+}
+
+/// Stores the session's last request and its result, and files it under
+/// this index in the expiry order.
+fn record<S: KvStore + ?Sized>(
+    txn: &mut Txn<'_, S>,
+    client: ClientId,
+    seq: Seq,
+    result: &CommandResult,
+) -> Result<(), StoreError> {
     let record = SessionRecord {
-        last_seq: tag.seq,
+        last_seq: seq,
         last_index: txn.index,
         result: result.clone(),
     };
-    stored::write(txn.store, key, &record)?;
-    txn.store
-        .put(keys::expiry(txn.index, tag.client), Vec::new())?;
-    Ok(result)
+    stored::write(txn.store, keys::session(client), &record)?;
+    txn.store.put(keys::expiry(txn.index, client), Vec::new())
 }
 
 /// Removes up to `expire_per_apply` sessions unused for longer than the

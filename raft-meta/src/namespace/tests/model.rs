@@ -298,21 +298,26 @@ impl Model {
                     last: *last,
                 })
             }
-            None if tag.seq != Seq(1) => {
-                return Err(FsError::SessionExpired { client: tag.client })
-            }
-            _ => {}
+            Some(_) => {}
+            None => return Err(FsError::SessionExpired { client: tag.client }),
         }
         let result = self.execute(command);
-        if !self.sessions.contains_key(&tag.client)
-            && self.sessions.len() as u64 >= self.config.max_sessions
-        {
+        self.sessions
+            .insert(tag.client, (tag.seq, index, result.clone()));
+        result
+    }
+
+    /// Opens a session under the registration's index.
+    fn register(&mut self) -> CommandResult {
+        if self.sessions.len() as u64 >= self.config.max_sessions {
             if let Some(oldest) = self.oldest_sessions().first() {
                 self.sessions.remove(&oldest.1);
             }
         }
+        let client = ClientId(self.index);
+        let result = Ok(Outcome::Registered { client });
         self.sessions
-            .insert(tag.client, (tag.seq, index, result.clone()));
+            .insert(client, (Seq(0), self.index, result.clone()));
         result
     }
 
@@ -402,6 +407,7 @@ impl Model {
                 cut_chunk,
                 expect,
             } => self.truncate(path, *length, *cut_chunk, *expect),
+            Command::RegisterClient => self.register(),
             Command::Reclaim => Ok(Outcome::Reclaimed {
                 freed: vec![],
                 pending: false,

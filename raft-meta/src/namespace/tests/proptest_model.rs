@@ -50,14 +50,17 @@ enum Op {
     Settings,
 }
 
-/// Who sends an operation: no session, a fresh request of a client, a
-/// retry of that client's last request, or a stale sequence number.
+/// Who sends an operation: no session, a fresh request of a client (its
+/// registration first, if it has no session), a retry of that client's
+/// last request, a stale sequence number, or a tag the cluster never
+/// assigned.
 #[derive(Debug, Clone, Copy)]
 enum Sender {
     Anonymous,
     Next(u64),
     Retry(u64),
     Stale(u64),
+    Unregistered(u64),
 }
 
 /// Directory-like paths (mostly not the root).
@@ -149,6 +152,7 @@ fn sender_strategy() -> impl Strategy<Value = Sender> {
         4 => (0u64..4).prop_map(Sender::Next),
         2 => (0u64..4).prop_map(Sender::Retry),
         1 => (0u64..4).prop_map(Sender::Stale),
+        1 => (0u64..4).prop_map(Sender::Unregistered),
     ]
 }
 
@@ -338,42 +342,60 @@ fn sorted_freed(result: &CommandResult) -> Vec<ChunkHash> {
 }
 
 /// Turns op templates and senders into the proposals a log would hold,
-/// keeping per-client sequence numbers and last requests.
+/// keeping per-client session ids, sequence numbers and last requests, as
+/// the client library does.
 struct Driver {
+    ids: [Option<ClientId>; 4],
     seqs: [u64; 4],
     last: [Option<Command>; 4],
+    /// The client whose registration was proposed last.
+    registering: Option<usize>,
 }
 
 impl Driver {
     fn new() -> Driver {
         Driver {
+            ids: [None; 4],
             seqs: [0; 4],
             last: Default::default(),
+            registering: None,
         }
     }
 
     fn proposal(&mut self, index: u64, sender: Sender, command: Command) -> Proposal {
-        let tag = |c: u64, s: u64| {
+        let tagged = |client: ClientId, s: u64| {
             Some(SessionTag {
-                client: ClientId(c + 100),
+                client,
                 seq: Seq(s),
             })
         };
+        self.registering = None;
         let (session, command) = match sender {
             Sender::Anonymous => (None, command),
-            Sender::Next(c) => {
-                self.seqs[c as usize] += 1;
-                self.last[c as usize] = Some(command.clone());
-                (tag(c, self.seqs[c as usize]), command)
-            }
-            Sender::Retry(c) => match &self.last[c as usize] {
-                Some(last) => (tag(c, self.seqs[c as usize]), last.clone()),
+            Sender::Next(c) => match self.ids[c as usize] {
+                None => {
+                    self.registering = Some(c as usize);
+                    (None, Command::RegisterClient)
+                }
+                Some(id) => {
+                    self.seqs[c as usize] += 1;
+                    self.last[c as usize] = Some(command.clone());
+                    (tagged(id, self.seqs[c as usize]), command)
+                }
+            },
+            Sender::Retry(c) => match (self.ids[c as usize], &self.last[c as usize]) {
+                (Some(id), Some(last)) => (tagged(id, self.seqs[c as usize]), last.clone()),
+                _ => (None, command),
+            },
+            Sender::Stale(c) => match self.ids[c as usize] {
+                Some(id) => (
+                    tagged(id, self.seqs[c as usize].saturating_sub(1).max(1)),
+                    command,
+                ),
                 None => (None, command),
             },
-            Sender::Stale(c) => (
-                tag(c, self.seqs[c as usize].saturating_sub(1).max(1)),
-                command,
-            ),
+            // Registrations take namespace indexes, which stay far below.
+            Sender::Unregistered(c) => (tagged(ClientId(u64::MAX - c), 1), command),
         };
         Proposal {
             session,
@@ -382,12 +404,25 @@ impl Driver {
         }
     }
 
-    /// A client whose session expired starts a new one, as the client
-    /// library does.
+    /// A registration gives its client an id; a client whose session
+    /// expired registers again before its next request.
     fn observe(&mut self, result: &CommandResult) {
-        if let Err(FsError::SessionExpired { client }) = result {
-            self.seqs[(client.0 - 100) as usize] = 0;
-            self.last[(client.0 - 100) as usize] = None;
+        match result {
+            Ok(Outcome::Registered { client }) => {
+                if let Some(c) = self.registering.take() {
+                    self.ids[c] = Some(*client);
+                    self.seqs[c] = 0;
+                    self.last[c] = None;
+                }
+            }
+            Err(FsError::SessionExpired { client }) => {
+                if let Some(c) = self.ids.iter().position(|id| *id == Some(*client)) {
+                    self.ids[c] = None;
+                    self.seqs[c] = 0;
+                    self.last[c] = None;
+                }
+            }
+            _ => {}
         }
     }
 }
