@@ -38,6 +38,11 @@ pub const MAX_PAYLOAD_ENTRIES: u64 = 1000;
 
 /// Proposals waiting for a batch on the leader.
 pub const PROPOSALS_QUEUED: usize = 8192;
+/// Longest a proposal waits to commit before it is answered "outcome
+/// unknown" (a leader cut off from its quorum keeps believing it leads):
+/// under [`FORWARD_TIMEOUT`], so a forwarding node hears why.
+pub const PROPOSAL_TIMEOUT: Duration = Duration::from_secs(10);
+const _: () = assert!(PROPOSAL_TIMEOUT.as_millis() < FORWARD_TIMEOUT.as_millis());
 /// Log entries the proposer keeps in flight at once (pipelining).
 pub const PROPOSER_ENTRIES_IN_FLIGHT: usize = 4;
 

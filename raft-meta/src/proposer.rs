@@ -4,6 +4,16 @@
 //! one fsync instead of paying one each. A few entries are kept in flight
 //! at once so the pipeline never idles.
 //!
+//! Every proposal ends within [`PROPOSAL_TIMEOUT`] in a result, a
+//! redirect ([`ProposeError::NotLeader`]) or [`ProposeError::Unknown`].
+//! openraft answers an entry's caller only when the entry is applied or
+//! truncated as a conflict; a deposed leader that catches up by a snapshot
+//! covering its uncommitted entries does neither, so without a bound their
+//! callers (and the proposer's in-flight slots) would wait forever. An
+//! entry submitted while this node led is failed as unknown as soon as the
+//! node stops leading in that term: it may still commit under the next
+//! leader, or never.
+//!
 //! The proposer also stamps the time: every proposal's `time_ms` is
 //! overwritten with this node's wall clock (milliseconds since the UNIX
 //! epoch, never going backwards here) as it joins a batch, whatever the
@@ -14,21 +24,27 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
-use openraft::BasicNode;
+use openraft::{BasicNode, ServerState};
 use toastyfs_proto::namespace::{CommandResult, Proposal};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::types::{NodeId, ProposalBatch, Raft, MAX_BATCH_PROPOSALS};
 
-use crate::limits::{PROPOSALS_QUEUED as QUEUE, PROPOSER_ENTRIES_IN_FLIGHT as IN_FLIGHT};
+use crate::limits::{
+    PROPOSALS_QUEUED as QUEUE, PROPOSAL_TIMEOUT, PROPOSER_ENTRIES_IN_FLIGHT as IN_FLIGHT,
+};
 
 /// Why a proposal was not committed here.
 #[derive(Debug, Clone)]
 pub enum ProposeError {
-    /// This node does not lead; the leader, if known.
+    /// This node does not lead; the leader, if known. The proposal was
+    /// never appended here, or was truncated as a conflict: it did not
+    /// commit, and may be sent to the leader.
     NotLeader(ForwardToLeader<NodeId, BasicNode>),
-    /// Raft failed (shutting down, fatal error); the outcome is unknown.
-    Failed(String),
+    /// The proposal may or may not commit: this node lost its lead with
+    /// it in flight, it did not commit within [`PROPOSAL_TIMEOUT`], or Raft
+    /// failed (shutting down, fatal error).
+    Unknown(String),
 }
 
 type Reply = oneshot::Sender<Result<CommandResult, ProposeError>>;
@@ -53,10 +69,10 @@ impl Proposer {
         self.queue
             .send((proposal, reply))
             .await
-            .map_err(|_| ProposeError::Failed("proposer stopped".into()))?;
+            .map_err(|_| ProposeError::Unknown("proposer stopped".into()))?;
         answer
             .await
-            .map_err(|_| ProposeError::Failed("proposal dropped".into()))?
+            .map_err(|_| ProposeError::Unknown("proposal dropped".into()))?
     }
 }
 
@@ -102,12 +118,13 @@ async fn run(raft: Raft, mut receiver: mpsc::Receiver<(Proposal, Reply)>) {
 
 async fn commit(raft: &Raft, batch: Vec<(Proposal, Reply)>) {
     let (proposals, replies): (Vec<Proposal>, Vec<Reply>) = batch.into_iter().unzip();
-    match raft.client_write(ProposalBatch { proposals }).await {
+    let outcome = bounded_write(raft, ProposalBatch { proposals }).await;
+    match outcome {
         Ok(response) => {
             let results = response.data.results;
             if results.len() != replies.len() {
                 for reply in replies {
-                    let _ = reply.send(Err(ProposeError::Failed("result count mismatch".into())));
+                    let _ = reply.send(Err(ProposeError::Unknown("result count mismatch".into())));
                 }
                 return;
             }
@@ -115,15 +132,63 @@ async fn commit(raft: &Raft, batch: Vec<(Proposal, Reply)>) {
                 let _ = reply.send(Ok(result));
             }
         }
-        Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
-            for reply in replies {
-                let _ = reply.send(Err(ProposeError::NotLeader(to.clone())));
-            }
-        }
         Err(e) => {
             for reply in replies {
-                let _ = reply.send(Err(ProposeError::Failed(e.to_string())));
+                let _ = reply.send(Err(e.clone()));
             }
+        }
+    }
+}
+
+type WriteResponse = openraft::raft::ClientWriteResponse<crate::types::TypeConfig>;
+
+/// `client_write`, ended by a lost lead or the timeout.
+async fn bounded_write(raft: &Raft, batch: ProposalBatch) -> Result<WriteResponse, ProposeError> {
+    let (leading, term) = {
+        let m = raft.metrics().borrow().clone();
+        (m.state == ServerState::Leader, m.current_term)
+    };
+    let write = raft.client_write(batch);
+    let lost = async {
+        if leading {
+            lead_lost(raft, term).await
+        } else {
+            // Not leading as far as the metrics know: openraft redirects
+            // or, if it just won, commits; only the timeout bounds it.
+            std::future::pending::<String>().await
+        }
+    };
+    tokio::select! {
+        answer = write => match answer {
+            Ok(response) => Ok(response),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(to))) => {
+                Err(ProposeError::NotLeader(to))
+            }
+            Err(e) => Err(ProposeError::Unknown(e.to_string())),
+        },
+        why = lost => Err(ProposeError::Unknown(why)),
+        () = tokio::time::sleep(PROPOSAL_TIMEOUT) => Err(ProposeError::Unknown(format!(
+            "not committed within {PROPOSAL_TIMEOUT:?}"
+        ))),
+    }
+}
+
+/// Returns once this node no longer leads in `term`, saying why.
+async fn lead_lost(raft: &Raft, term: u64) -> String {
+    let mut metrics = raft.metrics();
+    loop {
+        {
+            let m = metrics.borrow_and_update();
+            if m.state != ServerState::Leader || m.current_term != term {
+                return format!(
+                    "this node stopped leading in term {term} with the proposal in flight \
+                     (now {:?} in term {})",
+                    m.state, m.current_term
+                );
+            }
+        }
+        if metrics.changed().await.is_err() {
+            return "Raft shut down with the proposal in flight".into();
         }
     }
 }

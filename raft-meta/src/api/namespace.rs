@@ -47,7 +47,7 @@ pub async fn write(
             let options = SendOptions::new(FORWARD_TIMEOUT);
             forward::to_leader(&node, &headers, leader_of(to), request, options, "write").await
         }
-        Err(ProposeError::Failed(e)) => {
+        Err(ProposeError::Unknown(e)) => {
             record_request("write", "error");
             Err(ApiError::Unavailable(e))
         }

@@ -1,0 +1,133 @@
+//! Every proposal ends (issue 11, defect 4): a leader that is cut off
+//! with entries in flight, deposed, and caught up by a snapshot that
+//! covers those entries' indexes (so openraft never applies nor truncates
+//! them, and never answers their callers) fails them within a bound as
+//! "outcome unknown", frees its proposer, and writes again once it leads.
+
+mod support {
+    pub mod router;
+}
+
+use std::time::Duration;
+
+use openraft::ServerState;
+use support::router::Cluster;
+use toastyfs_proto::namespace::{Command, CommandResult, Proposal};
+use toastyfs_proto::FsPath;
+use toastyfs_raft_meta::limits::PROPOSER_ENTRIES_IN_FLIGHT;
+use toastyfs_raft_meta::proposer::{ProposeError, Proposer};
+
+fn mkdir(path: &str) -> Proposal {
+    Proposal {
+        session: None,
+        time_ms: 0,
+        command: Command::CreateDir {
+            path: FsPath::new(path).expect("path"),
+            parents: false,
+            expect: None,
+        },
+    }
+}
+
+async fn commit(proposer: &Proposer, path: &str) -> CommandResult {
+    tokio::time::timeout(Duration::from_secs(10), proposer.propose(mkdir(path)))
+        .await
+        .unwrap_or_else(|_| panic!("mkdir {path} did not end within 10 s"))
+        .unwrap_or_else(|e| panic!("mkdir {path}: {e:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deposed_leader_caught_up_by_snapshot_ends_its_proposals_and_writes_again() {
+    let cluster = Cluster::start(3, 20).await;
+    let old = cluster
+        .wait_leader_other_than(&[], Duration::from_secs(10))
+        .await;
+    let proposers: std::collections::BTreeMap<_, _> = cluster
+        .rafts
+        .iter()
+        .map(|(id, raft)| (*id, Proposer::start(raft.clone())))
+        .collect();
+    assert!(commit(&proposers[&old], "/before").await.is_ok());
+
+    // Cut the leader off, then give it more proposals than it keeps in
+    // flight, one entry each: none can commit.
+    cluster.router.isolate(old);
+    let mut stuck = Vec::new();
+    for i in 0..=PROPOSER_ENTRIES_IN_FLIGHT {
+        let proposer = proposers[&old].clone();
+        stuck.push(tokio::spawn(async move {
+            proposer.propose(mkdir(&format!("/stuck{i}"))).await
+        }));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+
+    // The majority elects a leader and writes past a snapshot, purging
+    // the log the old leader would need.
+    let new = cluster
+        .wait_leader_other_than(&[old], Duration::from_secs(10))
+        .await;
+    for i in 0..40 {
+        assert!(commit(&proposers[&new], &format!("/after{i}"))
+            .await
+            .is_ok());
+    }
+    let old_last = cluster.rafts[&old]
+        .metrics()
+        .borrow()
+        .last_log_index
+        .unwrap_or(0);
+    let raft = &cluster.rafts[&new];
+    raft.trigger().snapshot().await.expect("trigger snapshot");
+    raft.wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.purged.is_some_and(|p| p.index > old_last),
+            "new leader purged its log",
+        )
+        .await
+        .expect("the new leader snapshots and purges");
+
+    // Heal: the old leader is deposed and installs the snapshot.
+    cluster.router.heal();
+    cluster.rafts[&old]
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.snapshot.is_some_and(|s| s.index > old_last),
+            "old leader installed the snapshot",
+        )
+        .await
+        .expect("the old leader catches up by snapshot");
+
+    // Every proposal it had in flight ends, none of them committed.
+    for (i, task) in stuck.into_iter().enumerate() {
+        let outcome = tokio::time::timeout(Duration::from_secs(15), task)
+            .await
+            .unwrap_or_else(|_| panic!("proposal /stuck{i} never ended"))
+            .expect("task");
+        assert!(
+            matches!(
+                outcome,
+                Err(ProposeError::Unknown(_)) | Err(ProposeError::NotLeader(_))
+            ),
+            "/stuck{i}: {outcome:?}"
+        );
+    }
+
+    // Re-elected, the old leader writes again through the same proposer.
+    // (The others refuse votes while their leader's lease lasts, so it
+    // campaigns until it wins.)
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let raft = &cluster.rafts[&old];
+    while raft.metrics().borrow().state != ServerState::Leader {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the old leader was not re-elected within 20 s"
+        );
+        raft.trigger().elect().await.expect("trigger election");
+        let _ = raft
+            .wait(Some(Duration::from_millis(500)))
+            .metrics(|m| m.state == ServerState::Leader, "old leader re-elected")
+            .await;
+    }
+    assert!(commit(&proposers[&old], "/again").await.is_ok());
+    cluster.shutdown().await;
+}
