@@ -4,11 +4,13 @@
 //! and no I/O. Everything that crosses a wire or reaches a disk is one of
 //! these types inside the [`record`] envelope.
 
+pub mod admission;
 pub mod chunks;
 pub mod cluster;
 pub mod hash;
 pub mod ids;
 pub mod namespace;
+pub mod nesting;
 pub mod path;
 pub mod record;
 pub mod routes;

@@ -104,6 +104,7 @@ pub enum Command {
     /// At most [`MAX_GUARD_CHECKS`] checks.
     Guarded {
         checks: Vec<SlotCheck>,
+        #[serde(deserialize_with = "crate::nesting::deserialize")]
         command: Box<Command>,
     },
     /// Set how many chunk servers must hold a durable copy of a chunk
@@ -138,6 +139,7 @@ pub enum Command {
     /// placed at 0.
     Placed {
         placed_at: u64,
+        #[serde(deserialize_with = "crate::nesting::deserialize")]
         command: Box<Command>,
     },
     /// Open a client session (Raft thesis §6.3): the state records a new

@@ -8,6 +8,25 @@ use std::time::Duration;
 /// Largest request body (a Raft append batch or snapshot chunk).
 pub const MAX_REQUEST_BYTES: usize = 32 << 20;
 
+/// Encoded proposals one log entry gathers at most (its first proposal
+/// always goes; one is at most its record's 1 MiB, a real one about
+/// 140 KiB).
+pub const MAX_ENTRY_PROPOSAL_BYTES: usize = 256 << 10;
+/// Stored entries one AppendEntries carries at most (at least one entry
+/// always goes; the log reader stops there, and the network refuses more
+/// with `PayloadTooLarge`). openraft 0.9 gives an AppendEntries the
+/// heartbeat interval (100 ms) to be encoded, sent, decoded, re-encoded
+/// into the follower's log, synced and answered; measured on the 2-core
+/// development machine with three nodes busy, 1 MiB requests missed it
+/// again and again and 512 KiB ones did not.
+pub const APPEND_ENTRIES_BUDGET_BYTES: usize = 512 << 10;
+// The largest AppendEntries (one entry of a full batch, or the budget)
+// stays well under what a node accepts.
+const _: () = assert!(
+    MAX_ENTRY_PROPOSAL_BYTES + (1 << 20) <= MAX_REQUEST_BYTES / 4
+        && APPEND_ENTRIES_BUDGET_BYTES <= MAX_REQUEST_BYTES / 4
+);
+
 /// A forwarded write, read or chunk request waits this long for the
 /// leader: under the client's 30 s per-request timeout
 /// (`toastyfs_client::limits::REQUEST_TIMEOUT`).

@@ -2,9 +2,18 @@
 //! record to the peer's Raft route (`proto::routes::RAFT_*`); the peer answers with a
 //! record holding `Result<reply, RaftError>`. Peer addresses come from the
 //! cluster membership, which the operator set from configuration.
+//!
+//! An AppendEntries carries at most [`APPEND_ENTRIES_BUDGET_BYTES`] of
+//! entries (at least one): openraft hands over up to
+//! `max_payload_entries` at once, so a larger request is answered
+//! `PayloadTooLarge` with the number that fits before anything is sent,
+//! and openraft sends that many. A peer that still refuses the size (413)
+//! gets half as many next time, so a lagging follower never stalls on a
+//! request it cannot take.
 
 use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    InstallSnapshotError, NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError,
+    Unreachable,
 };
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
@@ -16,7 +25,8 @@ use toastyfs_client::transport::{SendError, Transport};
 use toastyfs_proto::record::Framed;
 use toastyfs_proto::routes;
 
-use crate::types::{kinds, NodeId, TypeConfig};
+use crate::limits::APPEND_ENTRIES_BUDGET_BYTES;
+use crate::types::{kinds, Entry, NodeId, TypeConfig};
 
 pub type AppendRequest = Framed<{ kinds::RPC_APPEND }, AppendEntriesRequest<TypeConfig>>;
 pub type AppendReply =
@@ -61,6 +71,11 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        let sent = rpc.entries.len();
+        let fit = entries_within(&rpc.entries, APPEND_ENTRIES_BUDGET_BYTES);
+        if fit < sent {
+            return Err(PayloadTooLarge::new_entries_hint(fit as u64).into());
+        }
         let reply: AppendReply = self
             .transport
             .with_timeout(option.hard_ttl())
@@ -70,7 +85,12 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
                 &AppendRequest::from_owned(rpc),
             )
             .await
-            .map_err(rpc_error)?;
+            .map_err(|e| match e.status() {
+                Some(413) if sent > 1 => PayloadTooLarge::new_entries_hint(sent as u64 / 2)
+                    .with_source_error(&e)
+                    .into(),
+                _ => rpc_error(e),
+            })?;
         reply
             .0
             .map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
@@ -116,6 +136,20 @@ impl RaftNetwork<TypeConfig> for PeerNetwork {
     }
 }
 
+/// How many of `entries`, from the first, encode within `budget` bytes;
+/// at least one, so every entry can be sent.
+fn entries_within(entries: &[Entry], budget: usize) -> usize {
+    let mut bytes = 0usize;
+    for (n, entry) in entries.iter().enumerate() {
+        let len = postcard::experimental::serialized_size(entry).unwrap_or(usize::MAX);
+        bytes = bytes.saturating_add(len);
+        if bytes > budget {
+            return n.max(1);
+        }
+    }
+    entries.len()
+}
+
 /// A peer that could not be connected to is unreachable (openraft backs
 /// off from it); any other failure is a network error of this one RPC.
 fn rpc_error<E: std::error::Error>(
@@ -125,5 +159,44 @@ fn rpc_error<E: std::error::Error>(
         RPCError::Unreachable(Unreachable::new(&e))
     } else {
         RPCError::Network(NetworkError::new(&e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, EntryPayload, LogId};
+    use toastyfs_proto::namespace::{Command, Proposal};
+    use toastyfs_proto::ChunkHash;
+
+    use super::*;
+    use crate::types::ProposalBatch;
+
+    /// An entry of about `hashes` × 33 bytes.
+    fn entry(index: u64, hashes: u64) -> Entry {
+        let command = Command::ForgetGarbage {
+            hashes: (0..hashes)
+                .map(|i| ChunkHash::of(&i.to_be_bytes()))
+                .collect(),
+        };
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Normal(ProposalBatch {
+                proposals: vec![Proposal {
+                    session: None,
+                    time_ms: 0,
+                    command,
+                }],
+            }),
+        }
+    }
+
+    #[test]
+    fn an_append_carries_the_entries_that_fit_and_never_none() {
+        let entries: Vec<Entry> = (1..=10).map(|i| entry(i, 100)).collect();
+        let one = postcard::experimental::serialized_size(&entries[0]).expect("size");
+        assert_eq!(entries_within(&entries, one * 10), 10);
+        assert_eq!(entries_within(&entries, one * 3 + one / 2), 3);
+        assert_eq!(entries_within(&entries, 1), 1, "one entry always goes");
+        assert_eq!(entries_within(&[], 1), 0);
     }
 }

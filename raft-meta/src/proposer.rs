@@ -1,6 +1,6 @@
 //! Group commit on the leader: proposals that arrive while earlier log
 //! entries are being replicated and synced are gathered into one log entry
-//! (up to [`MAX_BATCH_PROPOSALS`]), so many clients share one append and
+//! (up to [`MAX_BATCH_PROPOSALS`] and [`MAX_ENTRY_PROPOSAL_BYTES`]), so many clients share one append and
 //! one fsync instead of paying one each. A few entries are kept in flight
 //! at once so the pipeline never idles.
 //!
@@ -31,7 +31,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::types::{NodeId, ProposalBatch, Raft, MAX_BATCH_PROPOSALS};
 
 use crate::limits::{
-    PROPOSALS_QUEUED as QUEUE, PROPOSAL_TIMEOUT, PROPOSER_ENTRIES_IN_FLIGHT as IN_FLIGHT,
+    MAX_ENTRY_PROPOSAL_BYTES, PROPOSALS_QUEUED as QUEUE, PROPOSAL_TIMEOUT,
+    PROPOSER_ENTRIES_IN_FLIGHT as IN_FLIGHT,
 };
 
 /// Why a proposal was not committed here.
@@ -92,17 +93,34 @@ fn wall_clock_ms() -> u64 {
 async fn run(raft: Raft, mut receiver: mpsc::Receiver<(Proposal, Reply)>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut last_stamp = 0;
-    while let Some(first) = receiver.recv().await {
+    // A proposal that did not fit the previous batch starts the next.
+    let mut carried: Option<(Proposal, Reply)> = None;
+    loop {
+        let first = match carried.take() {
+            Some(item) => item,
+            None => match receiver.recv().await {
+                Some(item) => item,
+                None => return,
+            },
+        };
         let Ok(slot) = slots.clone().acquire_owned().await else {
             return;
         };
-        // Everything that queued up while we waited for a slot joins in.
+        // Everything that queued up while we waited for a slot joins in,
+        // up to the entry's byte budget.
+        let mut bytes = encoded_len(&first.0);
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH_PROPOSALS {
-            match receiver.try_recv() {
-                Ok(item) => batch.push(item),
-                Err(_) => break,
+            let Ok(item) = receiver.try_recv() else {
+                break;
+            };
+            let len = encoded_len(&item.0);
+            if !fits(bytes, len) {
+                carried = Some(item);
+                break;
             }
+            bytes += len;
+            batch.push(item);
         }
         last_stamp = stamp(last_stamp, wall_clock_ms());
         for (proposal, _) in &mut batch {
@@ -114,6 +132,19 @@ async fn run(raft: Raft, mut receiver: mpsc::Receiver<(Proposal, Reply)>) {
             drop(slot);
         });
     }
+}
+
+/// A proposal's encoded size (a proposal that cannot be measured counts
+/// as a whole entry, so it goes alone).
+fn encoded_len(proposal: &Proposal) -> usize {
+    postcard::experimental::serialized_size(proposal).unwrap_or(MAX_ENTRY_PROPOSAL_BYTES)
+}
+
+/// Whether a proposal of `len` bytes joins a batch of `bytes` so far. A
+/// batch's first proposal always goes (one proposal is bounded by its
+/// record's 1 MiB).
+fn fits(bytes: usize, len: usize) -> bool {
+    bytes.saturating_add(len) <= MAX_ENTRY_PROPOSAL_BYTES
 }
 
 async fn commit(raft: &Raft, batch: Vec<(Proposal, Reply)>) {
@@ -203,6 +234,14 @@ mod tests {
         assert_eq!(stamp(1_000, 1_500), 1_500);
         assert_eq!(stamp(1_500, 900), 1_500, "a clock stepped back");
         assert_eq!(stamp(1_500, 1_500), 1_500);
+    }
+
+    #[test]
+    fn a_batch_stops_at_its_byte_budget() {
+        assert!(fits(0, MAX_ENTRY_PROPOSAL_BYTES));
+        assert!(fits(MAX_ENTRY_PROPOSAL_BYTES - 10, 10));
+        assert!(!fits(MAX_ENTRY_PROPOSAL_BYTES - 10, 11));
+        assert!(!fits(usize::MAX, 1), "no overflow");
     }
 
     #[test]

@@ -113,15 +113,39 @@ async fn a_deposed_leader_caught_up_by_snapshot_ends_its_proposals_and_writes_ag
     }
 
     // Re-elected, the old leader writes again through the same proposer.
-    // (The others refuse votes while their leader's lease lasts, so it
-    // campaigns until it wins.)
+    // Once it has everything the new leader has, the others stop
+    // heartbeating and campaigning, so when their leases lapse the old
+    // leader's campaign wins.
+    let newest = cluster.rafts[&new]
+        .metrics()
+        .borrow()
+        .last_log_index
+        .unwrap_or(0);
+    cluster.rafts[&old]
+        .wait(Some(Duration::from_secs(10)))
+        .metrics(
+            |m| m.last_applied.is_some_and(|l| l.index >= newest),
+            "old leader caught up",
+        )
+        .await
+        .expect("the old leader catches up fully");
+    for (id, raft) in &cluster.rafts {
+        if *id != old {
+            raft.runtime_config().heartbeat(false);
+            raft.runtime_config().elect(false);
+        }
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     let raft = &cluster.rafts[&old];
     while raft.metrics().borrow().state != ServerState::Leader {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the old leader was not re-elected within 20 s"
-        );
+        if tokio::time::Instant::now() >= deadline {
+            let all: Vec<String> = cluster
+                .rafts
+                .values()
+                .map(|r| format!("{}", *r.metrics().borrow()))
+                .collect();
+            panic!("the old leader was not re-elected within 20 s: {all:#?}");
+        }
         raft.trigger().elect().await.expect("trigger election");
         let _ = raft
             .wait(Some(Duration::from_millis(500)))

@@ -33,6 +33,9 @@ pub async fn write(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let proposal: Proposal = record::decode(&body)?;
+    // A command too large to apply never takes room in the log.
+    toastyfs_proto::admission::check(&proposal.command)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     match node.proposer.propose(proposal).await {
         Ok(result) => {
             record_request("write", if result.is_ok() { "ok" } else { "refused" });

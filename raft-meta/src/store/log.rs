@@ -17,6 +17,7 @@ use openraft::{OptionalSend, RaftLogReader};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions};
 
 use super::{dec, enc, io_err, raft_keys, Db, CF_LOG, CF_RAFT};
+use crate::limits::APPEND_ENTRIES_BUDGET_BYTES;
 use crate::types::{
     Entry, EntryRecord, LogId, LogIdRecord, StorageError, TypeConfig, Vote, VoteRecord,
 };
@@ -75,10 +76,13 @@ impl LogStore {
     }
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
+impl LogStore {
+    /// The entries in `range`, in order; with a `budget`, stops before the
+    /// entry whose stored bytes would pass it (but returns at least one).
+    fn read_entries<RB: RangeBounds<u64>>(
+        &self,
         range: RB,
+        budget: Option<usize>,
     ) -> Result<Vec<Entry>, StorageError> {
         let start = match range.start_bound() {
             Bound::Included(i) => *i,
@@ -86,6 +90,7 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Unbounded => 0,
         };
         let mut out = Vec::new();
+        let mut bytes = 0usize;
         let from = start.to_be_bytes();
         for item in self.db.db.iterator_cf(
             self.db.cf(CF_LOG),
@@ -100,9 +105,33 @@ impl RaftLogReader<TypeConfig> for LogStore {
             if !range.contains(&index) {
                 break;
             }
+            bytes = bytes.saturating_add(value.len());
+            if budget.is_some_and(|budget| bytes > budget) && !out.is_empty() {
+                break;
+            }
             out.push(dec::<EntryRecord>(&value)?.0);
         }
         Ok(out)
+    }
+}
+
+impl RaftLogReader<TypeConfig> for LogStore {
+    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+        &mut self,
+        range: RB,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.read_entries(range, None)
+    }
+
+    /// What replication sends: at most [`APPEND_ENTRIES_BUDGET_BYTES`] of
+    /// entries (at least one), so one AppendEntries never grows with
+    /// openraft's entry count alone.
+    async fn limited_get_log_entries(
+        &mut self,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Entry>, StorageError> {
+        self.read_entries(start..end, Some(APPEND_ENTRIES_BUDGET_BYTES))
     }
 }
 

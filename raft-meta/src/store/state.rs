@@ -24,6 +24,7 @@ use crate::types::{
 };
 
 /// The state machine; reads go through [`DbReader`].
+#[derive(Clone)]
 pub struct StateMachine {
     db: Arc<Db>,
     namespace: Namespace,
@@ -253,7 +254,16 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let entries: Vec<Entry> = entries.into_iter().collect();
         let started = std::time::Instant::now();
         let n = entries.len();
-        let replies = self.apply_batch(entries)?;
+        // Applying is synchronous RocksDB work (a catching-up follower may
+        // apply thousands of entries at once): off the async workers, so
+        // heartbeats and requests keep being answered meanwhile.
+        let machine = self.clone();
+        let replies = tokio::task::spawn_blocking(move || machine.apply_batch(entries))
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "fail-stop: the apply task failed");
+                StorageError::from(openraft::StorageIOError::write(&e))
+            })??;
         crate::metrics::record_apply(n, started.elapsed());
         Ok(replies)
     }

@@ -1,0 +1,95 @@
+//! The limits of a command that need no state, checked by a metadata node
+//! before it proposes (answered 400) and again by the state machine when
+//! it applies (a refusal in the log): a command that cannot be applied for
+//! its size alone never takes room in the log. Paths are bounded when they
+//! decode ([`crate::path`]), nesting when commands decode
+//! ([`crate::nesting`]), and a proposal's whole encoding by its record's
+//! `MAX_BODY_BYTES`.
+
+use crate::namespace::{Command, FsError, MAX_CHUNKS_PER_OP, MAX_GUARD_CHECKS};
+
+/// Refuses a command whose lists exceed their limits, with the error the
+/// state machine would give.
+pub fn check(command: &Command) -> Result<(), FsError> {
+    match command {
+        Command::WriteCommit(write) => at_most_chunks(write.chunks.len()),
+        Command::ForgetGarbage { hashes }
+        | Command::Condemn { hashes }
+        | Command::Pardon { hashes } => at_most_chunks(hashes.len()),
+        Command::Guarded { checks, command } => {
+            if checks.len() > MAX_GUARD_CHECKS {
+                return Err(FsError::InvalidGuard {
+                    reason: format!("{} slot checks; at most {MAX_GUARD_CHECKS}", checks.len()),
+                });
+            }
+            check(command)
+        }
+        Command::Placed { command, .. } => check(command),
+        Command::CreateDir { .. }
+        | Command::CreateFile { .. }
+        | Command::Delete { .. }
+        | Command::Rename { .. }
+        | Command::Truncate { .. }
+        | Command::Reclaim
+        | Command::SetReplicationFactor { .. }
+        | Command::SetMinCopies { .. }
+        | Command::RegisterClient => Ok(()),
+    }
+}
+
+fn at_most_chunks(count: usize) -> Result<(), FsError> {
+    if count > MAX_CHUNKS_PER_OP {
+        return Err(FsError::TooManyChunks {
+            count: count as u64,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::namespace::SlotCheck;
+    use crate::ChunkHash;
+
+    fn hashes(n: usize) -> Vec<ChunkHash> {
+        (0..n as u64)
+            .map(|i| ChunkHash::of(&i.to_be_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn lists_over_their_limits_are_refused_wherever_they_are_wrapped() {
+        assert!(check(&Command::Condemn {
+            hashes: hashes(MAX_CHUNKS_PER_OP)
+        })
+        .is_ok());
+        let over = Command::ForgetGarbage {
+            hashes: hashes(MAX_CHUNKS_PER_OP + 1),
+        };
+        assert!(matches!(check(&over), Err(FsError::TooManyChunks { count }) if count == 4097));
+        let wrapped = Command::Placed {
+            placed_at: 1,
+            command: Box::new(Command::Guarded {
+                checks: vec![],
+                command: Box::new(over),
+            }),
+        };
+        assert!(matches!(
+            check(&wrapped),
+            Err(FsError::TooManyChunks { .. })
+        ));
+        let checks = vec![
+            SlotCheck {
+                index: 0,
+                holds: None
+            };
+            MAX_GUARD_CHECKS + 1
+        ];
+        let guarded = Command::Guarded {
+            checks,
+            command: Box::new(Command::Reclaim),
+        };
+        assert!(matches!(check(&guarded), Err(FsError::InvalidGuard { .. })));
+    }
+}
