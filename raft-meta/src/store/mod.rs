@@ -12,6 +12,8 @@
 
 #[cfg(test)]
 mod formats;
+#[cfg(test)]
+mod install_gate;
 mod log;
 mod snapshot;
 pub mod state;

@@ -365,6 +365,8 @@ pub fn load(db: &Db, meta: &SnapshotMeta, path: &Path) -> Result<(), StorageErro
     db.db
         .delete_range_cf(db.cf(CF_STATE), [0u8].as_slice(), [0xffu8; 9].as_slice())
         .map_err(io)?;
+    #[cfg(test)]
+    pause::point(&db.dir);
     let mut count = 0u64;
     loop {
         let mut header = [0u8; HEADER_BYTES];
@@ -411,4 +413,39 @@ pub fn load(db: &Db, meta: &SnapshotMeta, path: &Path) -> Result<(), StorageErro
     );
     done.delete_cf(db.cf(CF_RAFT), raft_keys::INSTALLING);
     db.db.write_opt(done, &sync).map_err(io)
+}
+
+/// A test-only pause inside [`load`], between deleting the old state and
+/// writing the new one: the moment a reader must never see.
+#[cfg(test)]
+pub(super) mod pause {
+    use std::path::{Path, PathBuf};
+    use std::sync::mpsc::{channel, Receiver, Sender};
+    use std::sync::Mutex;
+
+    type Armed = (PathBuf, Sender<()>, Receiver<()>);
+    static ARMED: Mutex<Option<Armed>> = Mutex::new(None);
+
+    /// Arms the pause for the store in `dir`; the first receiver hears
+    /// that a load reached it, the sender lets it go on.
+    pub fn arm(dir: &Path) -> (Receiver<()>, Sender<()>) {
+        let (reached, heard) = channel();
+        let (release, released) = channel();
+        *ARMED.lock().unwrap() = Some((dir.to_owned(), reached, released));
+        (heard, release)
+    }
+
+    pub fn point(dir: &Path) {
+        let armed = {
+            let mut guard = ARMED.lock().unwrap();
+            match guard.as_ref() {
+                Some((armed_dir, _, _)) if armed_dir == dir => guard.take(),
+                _ => None,
+            }
+        };
+        if let Some((_, reached, released)) = armed {
+            let _ = reached.send(());
+            let _ = released.recv();
+        }
+    }
 }
