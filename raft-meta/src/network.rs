@@ -199,4 +199,47 @@ mod tests {
         assert_eq!(entries_within(&entries, 1), 1, "one entry always goes");
         assert_eq!(entries_within(&[], 1), 0);
     }
+
+    /// A peer that answers every request 413, like a node whose body
+    /// limit the request passed.
+    async fn refuses_as_too_large() -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                let mut buf = vec![0u8; 1 << 16];
+                let _ = stream.read(&mut buf).await;
+                let body = "{\"error\":\"length limit exceeded\"}";
+                let answer = format!(
+                    "HTTP/1.1 413 Payload Too Large\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_peer_refusing_the_size_makes_openraft_send_half_as_many() {
+        let mut peer = PeerNetwork {
+            target: 2,
+            addr: refuses_as_too_large().await,
+            transport: Transport::new(std::time::Duration::from_secs(5)),
+        };
+        let rpc = AppendEntriesRequest {
+            vote: openraft::Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries: (1..=6).map(|i| entry(i, 10)).collect(),
+        };
+        let option = RPCOption::new(std::time::Duration::from_secs(5));
+        match peer.append_entries(rpc, option).await {
+            Err(RPCError::PayloadTooLarge(too_large)) => assert_eq!(too_large.entries_hint(), 3),
+            other => panic!("expected PayloadTooLarge, got {other:?}"),
+        }
+    }
 }
