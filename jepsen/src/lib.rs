@@ -1,7 +1,10 @@
-//! The ToastyFS test harness. Today: [`cluster`], which starts and controls
-//! clusters of real `toastyfs` processes on loopback (free ports, temp data
-//! directories, kill -9 and restart, bounded waits). The end-to-end tests
-//! and the benchmarks use it; the Jepsen-style nemeses, workloads and
-//! checker will live beside it.
+//! The ToastyFS test harness. [`cluster`] starts and controls clusters of
+//! real `toastyfs` processes on loopback (free ports, temp data
+//! directories, kill -9 and restart, bounded waits); the end-to-end tests
+//! and the benchmarks use it. [`history`] records what clients did as
+//! Jepsen-style JSON lines, and [`linearizable`] checks such a history
+//! against a register model. Nemeses and workloads follow.
 
 pub mod cluster;
+pub mod history;
+pub mod linearizable;
