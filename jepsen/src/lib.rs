@@ -3,8 +3,11 @@
 //! directories, kill -9 and restart, bounded waits); the end-to-end tests
 //! and the benchmarks use it. [`history`] records what clients did as
 //! Jepsen-style JSON lines, and [`linearizable`] checks such a history
-//! against a register model. Nemeses and workloads follow.
+//! against a register model. [`net`] puts every process in a network
+//! namespace of its own so the links between them can be cut. Nemeses and
+//! workloads follow.
 
 pub mod cluster;
 pub mod history;
 pub mod linearizable;
+pub mod net;

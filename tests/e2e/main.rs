@@ -9,3 +9,4 @@ mod collect;
 mod dev;
 mod harness;
 mod meta;
+mod partition;

@@ -1,0 +1,147 @@
+//! Real partitions (issue 12, cluster control): three metadata nodes and a
+//! client, each in a network namespace of its own. A cut link drops the
+//! traffic across it and a healed one carries it again, for a client's
+//! link to a node and for the links between nodes (an isolated leader is
+//! replaced; after the heal every node converges).
+
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use toastyfs_jepsen::net::Network;
+use toastyfs_proto::cluster::NodeStatus;
+
+const CLIENT: usize = 3;
+
+fn addr(net: &Network, host: usize) -> String {
+    format!("{}:7000", net.ip(host))
+}
+
+/// A node's status, asked from the client host (`None`: no answer within
+/// two seconds).
+fn status(net: &Network, node: usize) -> Option<NodeStatus> {
+    let url = format!(
+        "http://{}{}",
+        addr(net, node),
+        toastyfs_proto::routes::STATUS
+    );
+    let out = net
+        .command(CLIENT, "curl")
+        .args(["-s", "-f", "-m", "2", &url])
+        .output()
+        .expect("run curl");
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+fn wait_until<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+struct Nodes(Vec<Child>);
+
+impl Drop for Nodes {
+    fn drop(&mut self) {
+        for child in &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn start_node(net: &Network, host: usize, dir: &Path) -> Child {
+    let log = std::fs::File::create(dir.join(format!("meta{host}.log"))).expect("log file");
+    net.command(host, crate::harness::binary())
+        .args([
+            "meta",
+            "--id",
+            &(host + 1).to_string(),
+            "--listen",
+            &addr(net, host),
+        ])
+        .arg("--data-dir")
+        .arg(dir.join(format!("meta{host}")))
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start a metadata node in its namespace")
+}
+
+#[test]
+fn cut_links_drop_traffic_and_healed_links_carry_it_again() {
+    let net = Network::create(4).expect("build the test network (root, iproute2, iptables)");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let _nodes = Nodes((0..3).map(|h| start_node(&net, h, dir.path())).collect());
+    let members: Vec<String> = (0..3)
+        .map(|h| format!("{}={}", h + 1, addr(&net, h)))
+        .collect();
+    wait_until("the cluster forms", Duration::from_secs(30), || {
+        let out = net
+            .command(CLIENT, crate::harness::binary())
+            .args(["cluster", "init", "--meta", &addr(&net, 0)])
+            .args(&members)
+            .output()
+            .expect("run toastyfs cluster init");
+        out.status.success().then_some(())
+    });
+    let leader = wait_until("a leader", Duration::from_secs(30), || {
+        (0..3).find(|h| status(&net, *h).is_some_and(|s| s.leader == Some(*h as u64 + 1)))
+    });
+
+    // The client's link to one node: cut, then healed.
+    let other = (leader + 1) % 3;
+    net.cut(CLIENT, other).expect("cut");
+    assert!(
+        status(&net, other).is_none(),
+        "a cut link carried a request"
+    );
+    assert!(status(&net, leader).is_some(), "an uncut link stopped");
+    net.heal().expect("heal");
+    assert!(
+        status(&net, other).is_some(),
+        "a healed link carries nothing"
+    );
+
+    // The leader cut from the other nodes, both ways, while the client
+    // still reaches everyone: the others elect a new leader.
+    let peers: Vec<usize> = (0..3).filter(|h| *h != leader).collect();
+    net.isolate_from(leader, &peers)
+        .expect("isolate the leader");
+    let new_leader = wait_until(
+        "a new leader among the others",
+        Duration::from_secs(20),
+        || {
+            let s = status(&net, peers[0])?;
+            s.leader.filter(|l| *l != leader as u64 + 1)
+        },
+    );
+    assert_ne!(new_leader, leader as u64 + 1);
+    net.heal().expect("heal");
+    wait_until(
+        "every node agrees on one leader and converges",
+        Duration::from_secs(30),
+        || {
+            let all: Vec<NodeStatus> = (0..3).map(|h| status(&net, h)).collect::<Option<_>>()?;
+            let first = &all[0];
+            all.iter()
+                .all(|s| {
+                    s.leader.is_some()
+                        && s.leader == first.leader
+                        && (s.applied_index, &s.digest) == (first.applied_index, &first.digest)
+                })
+                .then_some(())
+        },
+    );
+}
