@@ -5,9 +5,10 @@
 //! Jepsen-style JSON lines, and [`linearizable`] checks such a history
 //! against a register model. [`net`] puts every process in a network
 //! namespace of its own so the links between them can be cut. Nemeses and
-//! workloads follow.
+//! workloads follow; [`register`] is the first workload.
 
 pub mod cluster;
 pub mod history;
 pub mod linearizable;
 pub mod net;
+pub mod register;

@@ -8,5 +8,6 @@ mod client;
 mod collect;
 mod dev;
 mod harness;
+mod jepsen;
 mod meta;
 mod partition;
