@@ -121,7 +121,9 @@ impl From<ClientError> for Failure {
             ClientError::ChunkUnavailable { .. } | ClientError::UploadFailed { .. } => {
                 (format!("{e}\nSee `toastyfs cluster status` for chunk servers that are down."), 5)
             }
-            ClientError::Protocol(_) | ClientError::Io(_) => (e.to_string(), 1),
+            ClientError::ChangedDuringRead { .. }
+            | ClientError::Protocol(_)
+            | ClientError::Io(_) => (e.to_string(), 1),
         };
         Failure { message, code }
     }

@@ -27,6 +27,16 @@ pub enum ClientError {
     /// A chunk could not be stored on any chunk server.
     #[error("could not upload chunk {hash}: {detail}")]
     UploadFailed { hash: ChunkHash, detail: String },
+    /// The file was replaced or changed while a read that needed several
+    /// read plans was under way: the bytes already delivered belong to
+    /// version `from`, the rest would not. Definite (a read changes
+    /// nothing); read again.
+    #[error("{path} changed from version {from} to {to} during the read; read it again")]
+    ChangedDuringRead {
+        path: String,
+        from: toastyfs_proto::Version,
+        to: toastyfs_proto::Version,
+    },
     /// The cluster answered something this client cannot use.
     #[error("protocol error: {0}")]
     Protocol(String),

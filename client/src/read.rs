@@ -42,7 +42,11 @@ impl Client {
     }
 
     /// Copies `length` bytes (or to the end of the file) from `offset` of
-    /// `path` into `out`.
+    /// `path` into `out`, all of one version of the file: the first read
+    /// plan fixes the version and, without `length`, the end (the file's
+    /// length then); a later plan of another version (the file changed
+    /// meanwhile) ends the read with [`ClientError::ChangedDuringRead`]
+    /// rather than deliver bytes of two versions.
     pub async fn read_to<W: AsyncWrite + Unpin>(
         &self,
         path: &FsPath,
@@ -58,6 +62,7 @@ impl Client {
             file_length: 0,
         };
         let mut first = true;
+        let mut length = length;
         loop {
             let want = length.map_or(u64::MAX, |l| l - done);
             if want == 0 {
@@ -67,7 +72,15 @@ impl Client {
             if first {
                 outcome.version = plan.version;
                 outcome.file_length = plan.file_length;
+                // To the end as it is now, not as it may become.
+                length.get_or_insert(plan.file_length.saturating_sub(offset));
                 first = false;
+            } else if plan.version != outcome.version {
+                return Err(ClientError::ChangedDuringRead {
+                    path: path.to_string(),
+                    from: outcome.version,
+                    to: plan.version,
+                });
             }
             if plan.length == 0 {
                 break;
