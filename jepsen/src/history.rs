@@ -160,9 +160,52 @@ pub fn operations(events: &[Event]) -> Result<Vec<Operation>, HistoryError> {
     Ok(done)
 }
 
+/// The longest time between two successful completions (or from the
+/// first event to the first one, or from the last one to the end): how
+/// long clients saw no operation succeed. `None` for an empty history.
+pub fn longest_gap_without_ok(events: &[Event]) -> Option<std::time::Duration> {
+    let start = events.first()?.time_ns;
+    let end = events.last()?.time_ns;
+    let mut last = start;
+    let mut longest = 0;
+    for event in events.iter().filter(|e| e.kind == EventType::Ok) {
+        longest = longest.max(event.time_ns.saturating_sub(last));
+        last = event.time_ns;
+    }
+    longest = longest.max(end.saturating_sub(last));
+    Some(std::time::Duration::from_nanos(longest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_longest_gap_counts_only_successes() {
+        let at = |kind, time_ns| Event {
+            process: 1,
+            kind,
+            f: "read".into(),
+            key: "/a".into(),
+            value: serde_json::Value::Null,
+            time_ns,
+        };
+        let events = [
+            at(EventType::Invoke, 0),
+            at(EventType::Ok, 10),
+            at(EventType::Invoke, 11),
+            at(EventType::Info, 50),
+            at(EventType::Invoke, 51),
+            at(EventType::Ok, 90),
+            at(EventType::Invoke, 91),
+            at(EventType::Fail, 100),
+        ];
+        assert_eq!(
+            longest_gap_without_ok(&events),
+            Some(std::time::Duration::from_nanos(80))
+        );
+        assert_eq!(longest_gap_without_ok(&[]), None);
+    }
 
     #[test]
     fn a_history_round_trips_through_json_lines_and_pairs_up() {

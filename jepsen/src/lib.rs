@@ -12,3 +12,4 @@ pub mod history;
 pub mod linearizable;
 pub mod net;
 pub mod register;
+pub mod verdict;

@@ -139,6 +139,30 @@ impl Network {
         command
     }
 
+    /// Moves the calling thread into host `host`: sockets it opens from
+    /// now on belong to that host (for a client run inside the test
+    /// process, on a thread of its own).
+    pub fn enter(&self, host: usize) -> Result<(), NetError> {
+        use std::os::fd::AsRawFd;
+        self.check(host)?;
+        let path = format!("/var/run/netns/{}", self.namespace(host));
+        let file = std::fs::File::open(&path).map_err(|source| NetError::Spawn {
+            program: path.clone(),
+            source,
+        })?;
+        // SAFETY: setns on a valid namespace descriptor affects only the
+        // calling thread's network namespace.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(NetError::Failed {
+                command: format!("setns {path}"),
+                stderr: std::io::Error::last_os_error().to_string(),
+            })
+        }
+    }
+
     fn iptables(&self, host: usize, args: &[&str]) -> Result<(), NetError> {
         let ns = self.namespace(host);
         let mut all = vec!["netns", "exec", &ns, "iptables", "-w"];

@@ -90,6 +90,18 @@ fn completion(e: &ClientError) -> EventType {
 }
 
 impl RegisterWorkload {
+    /// The short profile CI runs: four clients, three registers under
+    /// `/reg`, 20 s, half reads.
+    pub fn short_profile() -> RegisterWorkload {
+        RegisterWorkload {
+            clients: 4,
+            keys: 3,
+            dir: "/reg".into(),
+            duration: Duration::from_secs(20),
+            read_percent: 50,
+        }
+    }
+
     fn key(&self, k: u64) -> String {
         format!("{}/k{k}", self.dir)
     }

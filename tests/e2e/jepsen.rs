@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use toastyfs_client::{Client, ClientConfig};
-use toastyfs_jepsen::history::{operations, write_jsonl, EventType};
-use toastyfs_jepsen::linearizable::check;
 use toastyfs_jepsen::register::{Recorder, RegisterWorkload};
+use toastyfs_jepsen::verdict::judge;
 use toastyfs_proto::FsPath;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -29,13 +28,7 @@ async fn register_workload_under_leader_kills_and_pauses_is_linearizable() {
         .await
         .expect("mkdir /reg");
 
-    let workload = RegisterWorkload {
-        clients: 4,
-        keys: 3,
-        dir: "/reg".into(),
-        duration: Duration::from_secs(20),
-        read_percent: 50,
-    };
+    let workload = RegisterWorkload::short_profile();
     let recorder = Recorder::default();
     // Nemesis: kill -9 and restart the leader, then pause and resume it.
     let nemesis = async {
@@ -62,35 +55,11 @@ async fn register_workload_under_leader_kills_and_pauses_is_linearizable() {
     let events = events.expect("the workload ends");
     cluster.wait_converged().await;
 
-    let results = tempfile::Builder::new()
-        .prefix("toastyfs-jepsen-")
-        .tempdir()
-        .expect("results dir")
-        .keep();
-    let history = results.join("history.jsonl");
-    let mut file = std::fs::File::create(&history).expect("history file");
-    write_jsonl(&mut file, &events).expect("write history");
-    let count = |kind| events.iter().filter(|e| e.kind == kind).count();
-    let (ok, fail, info) = (
-        count(EventType::Ok),
-        count(EventType::Fail),
-        count(EventType::Info),
-    );
-    eprintln!(
-        "register: {ok} ok, {fail} fail, {info} info; history {}",
-        history.display()
-    );
+    let verdict = judge("register", &events).expect("judge the run");
+    eprintln!("{}", verdict.summary("register"));
     assert!(
-        ok >= 20,
-        "too few operations succeeded to check anything: {ok}"
+        verdict.ok >= 20,
+        "too few operations succeeded to check anything"
     );
-
-    let ops = operations(&events).expect("a well-formed history");
-    let verdicts = check(&ops).expect("checkable");
-    assert!(
-        verdicts.is_empty(),
-        "not linearizable: {verdicts:?} (history {})",
-        history.display()
-    );
-    let _ = std::fs::remove_dir_all(&results);
+    assert!(verdict.linearizable(), "{}", verdict.summary("register"));
 }
