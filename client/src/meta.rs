@@ -165,7 +165,19 @@ impl Meta {
 
     /// Sends a record to `path` on whichever node answers.
     async fn send<Req: Record, Resp: Record>(&self, path: &str, request: &Req) -> Result<Resp> {
-        self.retrying(|addr| async move {
+        self.send_traced(path, request)
+            .await
+            .map(|(answer, _)| answer)
+    }
+
+    /// [`Meta::send`], also saying whether an attempt before the answer
+    /// may have reached a node.
+    async fn send_traced<Req: Record, Resp: Record>(
+        &self,
+        path: &str,
+        request: &Req,
+    ) -> Result<(Resp, bool)> {
+        self.retrying_traced(|addr| async move {
             self.transport
                 .post_record::<Req, Resp>(&addr, path, request)
                 .await
@@ -182,12 +194,7 @@ impl Meta {
     /// [`Meta::propose`], also saying whether an attempt before the answer
     /// may have reached a node (and so may have been applied).
     async fn propose_traced(&self, proposal: &Proposal) -> Result<(CommandResult, bool)> {
-        self.retrying_traced(|addr| async move {
-            self.transport
-                .post_record::<Proposal, CommandResult>(&addr, routes::WRITE, proposal)
-                .await
-        })
-        .await
+        self.send_traced(routes::WRITE, proposal).await
     }
 
     /// Opens a session: the cluster assigns its client id. A registration

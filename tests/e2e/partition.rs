@@ -61,22 +61,25 @@ impl Drop for Nodes {
     }
 }
 
-fn start_node(net: &Network, host: usize, dir: &Path) -> Child {
-    let log = std::fs::File::create(dir.join(format!("meta{host}.log"))).expect("log file");
+/// Starts `toastyfs <args> --data-dir <dir>/<name>` inside `host`, its
+/// log in `<dir>/<name>.log`.
+fn spawn_in(net: &Network, host: usize, args: &[&str], dir: &Path, name: &str) -> Child {
+    let log = std::fs::File::create(dir.join(format!("{name}.log"))).expect("log file");
     net.command(host, crate::harness::binary())
-        .args([
-            "meta",
-            "--id",
-            &(host + 1).to_string(),
-            "--listen",
-            &addr(net, host),
-        ])
+        .args(args)
         .arg("--data-dir")
-        .arg(dir.join(format!("meta{host}")))
+        .arg(dir.join(name))
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .expect("start a metadata node in its namespace")
+        .unwrap_or_else(|e| panic!("start {name} in its namespace: {e}"))
+}
+
+fn start_node(net: &Network, host: usize, dir: &Path) -> Child {
+    let id = (host + 1).to_string();
+    let listen = addr(net, host);
+    let args = ["meta", "--id", &id, "--listen", &listen];
+    spawn_in(net, host, &args, dir, &format!("meta{host}"))
 }
 
 /// Forms the cluster of the metadata nodes on hosts 0..3, from host `from`.
@@ -152,16 +155,17 @@ fn cut_links_drop_traffic_and_healed_links_carry_it_again() {
 }
 
 fn start_chunk_server(net: &Network, host: usize, metas: &str, dir: &Path) -> Child {
-    let log = std::fs::File::create(dir.join(format!("chunk{host}.log"))).expect("log file");
-    net.command(host, crate::harness::binary())
-        .args(["chunk", "--listen", &format!("{}:7100", net.ip(host))])
-        .args(["--meta", metas, "--report-interval-ms", "200"])
-        .arg("--data-dir")
-        .arg(dir.join(format!("chunk{host}")))
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start a chunk server in its namespace")
+    let listen = format!("{}:7100", net.ip(host));
+    let args = [
+        "chunk",
+        "--listen",
+        &listen,
+        "--meta",
+        metas,
+        "--report-interval-ms",
+        "200",
+    ];
+    spawn_in(net, host, &args, dir, &format!("chunk{host}"))
 }
 
 /// The register workload across real partitions (issue 12): three
