@@ -3,15 +3,21 @@
 //! process-wide through the `metrics` facade; rendering is done by
 //! [`crate::api`] with the handle from [`install`].
 
+use std::sync::OnceLock;
+
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::store::Usage;
 
-/// Installs the process-wide recorder and returns its handle; `None` if a
-/// recorder is already installed (only the first install wins).
+/// Installs the process-wide recorder on the first call and returns its
+/// handle to every caller, so servers and tests sharing a process render the
+/// same series; `None` only if another recorder was installed first.
 pub fn install() -> Option<PrometheusHandle> {
-    PrometheusBuilder::new().install_recorder().ok()
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .clone()
 }
 
 /// One upload finished with `outcome` (stored, already_present, or an error

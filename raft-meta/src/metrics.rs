@@ -1,6 +1,7 @@
 //! Prometheus metrics of a metadata node: Raft term, role, commit and
 //! applied index, apply latency, and client requests by outcome.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use metrics::{counter, gauge, histogram};
@@ -8,9 +9,14 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::types::NodeId;
 
-/// Installs the process-wide recorder (once) and returns its handle.
+/// Installs the process-wide recorder on the first call and returns its
+/// handle to every caller, so servers and tests sharing a process render the
+/// same series; `None` only if another recorder was installed first.
 pub fn install() -> Option<PrometheusHandle> {
-    PrometheusBuilder::new().install_recorder().ok()
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .clone()
 }
 
 pub fn record_apply(entries: usize, took: Duration) {

@@ -1,7 +1,6 @@
 //! API tests: requests sent straight into the router with `oneshot`.
 
 use std::fs;
-use std::sync::OnceLock;
 
 use axum::body::Body;
 use axum::http::Request;
@@ -251,8 +250,8 @@ async fn metrics_endpoint() {
             .status,
         StatusCode::NOT_FOUND
     );
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    let handle = HANDLE.get_or_init(crate::metrics::install).clone();
+    let handle = crate::metrics::install();
+    assert!(handle.is_some(), "no other recorder is installed in tests");
     let app = router(Arc::clone(&f.store), handle);
     upload(&app, b"counted").await;
     crate::metrics::record_healing_copy();
