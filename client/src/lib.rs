@@ -55,6 +55,12 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// How long an operation retries across leader changes.
     pub retry_for: Duration,
+    /// Deliberately unsafe, for the Jepsen harness to catch (test-only
+    /// `unsafe-modes` feature): every retry of a write goes under a fresh
+    /// session tag, so the cluster's session check cannot recognise it and
+    /// a write whose answer was lost is applied again.
+    #[cfg(feature = "unsafe-modes")]
+    pub unsafe_fresh_tag_per_attempt: bool,
 }
 
 impl ClientConfig {
@@ -65,6 +71,8 @@ impl ClientConfig {
             chunk_size: DEFAULT_CHUNK_SIZE,
             request_timeout: limits::REQUEST_TIMEOUT,
             retry_for: limits::RETRY_BUDGET,
+            #[cfg(feature = "unsafe-modes")]
+            unsafe_fresh_tag_per_attempt: false,
         }
     }
 }
@@ -96,11 +104,13 @@ impl Client {
     pub fn new(config: ClientConfig) -> Client {
         let transport = transport::Transport::new(config.request_timeout);
         let policy = retry::DEFAULT_POLICY.with_budget(config.retry_for);
-        let meta = Arc::new(meta::Meta::new(
-            config.meta.clone(),
-            transport.clone(),
-            policy,
-        ));
+        #[allow(unused_mut)]
+        let mut meta = meta::Meta::new(config.meta.clone(), transport.clone(), policy);
+        #[cfg(feature = "unsafe-modes")]
+        {
+            meta.unsafe_fresh_tag_per_attempt = config.unsafe_fresh_tag_per_attempt;
+        }
+        let meta = Arc::new(meta);
         Client {
             config,
             meta,

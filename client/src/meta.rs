@@ -50,6 +50,9 @@ pub struct Meta {
     in_flight: Semaphore,
     /// The address that answered last: tried first next time.
     preferred: AtomicUsize,
+    /// See `ClientConfig::unsafe_fresh_tag_per_attempt`.
+    #[cfg(feature = "unsafe-modes")]
+    pub(crate) unsafe_fresh_tag_per_attempt: bool,
 }
 
 /// One session of the pool: its id once registered, and the next seq.
@@ -93,6 +96,8 @@ impl Meta {
             sessions: std::sync::Mutex::new(Vec::new()),
             in_flight: Semaphore::new(MAX_SESSIONS),
             preferred: AtomicUsize::new(0),
+            #[cfg(feature = "unsafe-modes")]
+            unsafe_fresh_tag_per_attempt: false,
         }
     }
 
@@ -197,6 +202,49 @@ impl Meta {
         self.send_traced(routes::WRITE, proposal).await
     }
 
+    /// Sends a tagged write until it is answered: every attempt under
+    /// the same tag, so the cluster applies it at most once. The
+    /// `unsafe-modes` switch gives each attempt a fresh seq instead, and
+    /// leaves the session's next seq past the last one used.
+    async fn propose_attempts(
+        &self,
+        session: &mut Session,
+        proposal: &Proposal,
+    ) -> Result<(CommandResult, bool)> {
+        #[cfg(feature = "unsafe-modes")]
+        if self.unsafe_fresh_tag_per_attempt {
+            return self.propose_fresh_tags(session, proposal).await;
+        }
+        let _ = session;
+        self.propose_traced(proposal).await
+    }
+
+    #[cfg(feature = "unsafe-modes")]
+    async fn propose_fresh_tags(
+        &self,
+        session: &mut Session,
+        proposal: &Proposal,
+    ) -> Result<(CommandResult, bool)> {
+        let attempts = std::sync::atomic::AtomicU64::new(0);
+        let answer = self
+            .retrying_traced(|addr| {
+                let mut attempt = proposal.clone();
+                let extra = attempts.fetch_add(1, Ordering::Relaxed);
+                if let Some(tag) = attempt.session.as_mut() {
+                    tag.seq = Seq(tag.seq.0 + extra);
+                }
+                async move {
+                    self.transport
+                        .post_record::<Proposal, CommandResult>(&addr, routes::WRITE, &attempt)
+                        .await
+                }
+            })
+            .await;
+        // Past every seq used; the caller adds the last one.
+        session.next_seq += attempts.into_inner().saturating_sub(1);
+        answer
+    }
+
     /// Opens a session: the cluster assigns its client id. A registration
     /// whose answer was lost only leaves an idle session that expires, so
     /// it is retried freely, and failing it is a definite failure of the
@@ -274,7 +322,7 @@ impl Meta {
                 time_ms: 0,
                 command: command.clone(),
             };
-            match self.propose_traced(&proposal).await {
+            match self.propose_attempts(session, &proposal).await {
                 Ok((Err(FsError::SessionExpired { .. }), earlier_reached)) => {
                     *session = Session::default();
                     if earlier_reached {

@@ -4,12 +4,23 @@
 //! and the benchmarks use it. [`history`] records what clients did as
 //! Jepsen-style JSON lines, and [`linearizable`] checks such a history
 //! against a register model. [`net`] puts every process in a network
-//! namespace of its own so the links between them can be cut. Nemeses and
-//! workloads follow; [`register`] is the first workload.
+//! namespace of its own so the links between them can be cut, and
+//! [`netcluster`] runs a whole cluster that way; [`nemesis`] injects
+//! faults into it on a schedule. The workloads: [`register`] (whole
+//! small files: puts, compare-and-sets, reads) and [`blocks`] (partial
+//! writes at disjoint offsets of one large file);
+//! [`verdict`] writes, measures and checks a run ([`plot`] draws it), and
+//! [`run`] puts them together; [`dice`] makes every choice.
 
+pub mod blocks;
 pub mod cluster;
+pub mod dice;
 pub mod history;
 pub mod linearizable;
+pub mod nemesis;
 pub mod net;
+pub mod netcluster;
+pub mod plot;
 pub mod register;
+pub mod run;
 pub mod verdict;

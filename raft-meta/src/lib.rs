@@ -7,7 +7,8 @@
 //! (the shared handle of a running node and its queries), [`server`]
 //! (starting a node and its background tasks), [`api`] (the HTTP server),
 //! [`cluster`] (forming the cluster, adding and removing nodes) and
-//! [`limits`] (every limit and timeout). [`chunk_map`] is the leader's
+//! [`limits`] (every limit and timeout). [`unsafe_modes`] are the
+//! deliberately unsafe behaviours the Jepsen harness must catch (test-only). [`chunk_map`] is the leader's
 //! soft state about chunk locations and its replication rules;
 //! [`replication`] runs them in a node. `lifecycle_check` (tests) explores
 //! every interleaving of the chunk lifecycle protocol over both.
@@ -25,6 +26,7 @@ pub mod replication;
 pub mod server;
 pub mod store;
 pub mod types;
+pub mod unsafe_modes;
 
 #[cfg(test)]
 mod lifecycle_check;

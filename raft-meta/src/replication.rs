@@ -163,7 +163,7 @@ pub(crate) fn forgettable<R: KvRead>(
 pub fn collection<R: KvRead>(reader: &R, hash: &ChunkHash) -> Result<Collection, StoreError> {
     Ok(if namespace::is_referenced(reader, hash)? {
         Collection::Referenced
-    } else if namespace::is_condemned(reader, hash)? {
+    } else if namespace::is_condemned(reader, hash)? || crate::unsafe_modes::unfenced_drops() {
         Collection::Condemned
     } else {
         Collection::Unclaimed

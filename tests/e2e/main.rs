@@ -11,3 +11,4 @@ mod harness;
 mod jepsen;
 mod meta;
 mod partition;
+mod teeth;

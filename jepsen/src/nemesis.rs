@@ -1,0 +1,236 @@
+//! Nemeses: the faults a run injects into a [`NetCluster`] on a schedule,
+//! each healed before the next and all healed at the end. A fault is
+//! chosen against the cluster as it is when it strikes (which node leads
+//! now), and every interval is recorded on the history's clock so the
+//! report can shade it and measure what clients saw during it.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::dice::Dice;
+use crate::netcluster::NetCluster;
+
+/// One kind of fault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fault {
+    /// The leader cut from the other metadata nodes, both ways; clients
+    /// and chunk servers still reach it.
+    IsolateLeader,
+    /// A follower cut from the other metadata nodes; clients still reach it.
+    IsolateFollower,
+    /// The metadata nodes split into a random minority and majority.
+    RandomHalves,
+    /// A majority ring: with five nodes every node sees a majority, no two
+    /// the same one; with three, two cannot talk and the third bridges.
+    Bridge,
+    /// The leader's answers to the client hosts dropped (one direction):
+    /// requests arrive and are applied, their replies are lost.
+    LeaderRepliesLost,
+    /// Every metadata node's answers to the client hosts dropped: writes
+    /// in flight are applied and their replies lost, so clients retry.
+    RepliesToClientsLost,
+    /// The client hosts cut from every metadata node, both ways (chunk
+    /// servers still reachable): writes in flight stall between their
+    /// upload and their commit for the whole fault.
+    ClientsCutFromMetas,
+    /// kill -9 of the leader, restarted at the heal.
+    KillLeader,
+    /// SIGSTOP of the leader, SIGCONT at the heal.
+    PauseLeader,
+    /// kill -9 of a chunk server, restarted at the heal.
+    KillChunkServer,
+    /// SIGSTOP of a chunk server, SIGCONT at the heal.
+    PauseChunkServer,
+}
+
+impl Fault {
+    /// Every fault of the short profile and the soak, in the order they
+    /// strike.
+    pub const PROFILE: [Fault; 11] = [
+        Fault::IsolateLeader,
+        Fault::RepliesToClientsLost,
+        Fault::RandomHalves,
+        Fault::PauseLeader,
+        Fault::Bridge,
+        Fault::KillLeader,
+        Fault::IsolateFollower,
+        Fault::PauseChunkServer,
+        Fault::LeaderRepliesLost,
+        Fault::KillChunkServer,
+        Fault::ClientsCutFromMetas,
+    ];
+}
+
+/// A fault as it was applied: to which hosts, and when (nanoseconds on
+/// the history's clock).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interval {
+    pub fault: Fault,
+    pub hosts: Vec<usize>,
+    pub start_ns: u64,
+    pub end_ns: u64,
+}
+
+/// When faults strike and how long they hold.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// Tried in turn, round robin.
+    pub faults: Vec<Fault>,
+    /// Healthy time before each fault.
+    pub quiet: Duration,
+    /// How long each fault holds.
+    pub hold: Duration,
+    /// No fault starts after this much time from the start.
+    pub duration: Duration,
+}
+
+/// The fault in force, to undo at the heal.
+enum Undo {
+    Network,
+    Restart(usize),
+    Resume(usize),
+}
+
+impl Schedule {
+    /// Runs the schedule against `cluster`, timing intervals from
+    /// `clock_start` (the history's zero); returns what was done.
+    pub fn run(&self, cluster: &mut NetCluster, clock_start: Instant, seed: u64) -> Vec<Interval> {
+        let mut dice = Dice::new(seed);
+        let mut intervals = Vec::new();
+        let began = Instant::now();
+        for fault in self.faults.iter().cycle() {
+            std::thread::sleep(self.quiet);
+            if began.elapsed() + self.hold > self.duration {
+                break;
+            }
+            let start_ns = clock_start.elapsed().as_nanos() as u64;
+            let (hosts, undo) = strike(cluster, *fault, &mut dice);
+            std::thread::sleep(self.hold);
+            heal(cluster, undo);
+            intervals.push(Interval {
+                fault: *fault,
+                hosts,
+                start_ns,
+                end_ns: clock_start.elapsed().as_nanos() as u64,
+            });
+        }
+        intervals
+    }
+}
+
+/// Applies `fault`; returns the hosts it hit and how to undo it.
+fn strike(cluster: &mut NetCluster, fault: Fault, dice: &mut Dice) -> (Vec<usize>, Undo) {
+    let metas: Vec<usize> = cluster.metas().collect();
+    let leader = || cluster.wait_leader(Duration::from_secs(30));
+    let net = &cluster.net;
+    let expect = |r: Result<(), crate::net::NetError>| r.expect("change the network");
+    match fault {
+        Fault::IsolateLeader => {
+            let leader = leader();
+            let peers: Vec<usize> = metas.iter().copied().filter(|h| *h != leader).collect();
+            expect(net.isolate_from(leader, &peers));
+            (vec![leader], Undo::Network)
+        }
+        Fault::IsolateFollower => {
+            let leader = leader();
+            let followers: Vec<usize> = metas.iter().copied().filter(|h| *h != leader).collect();
+            let victim = followers[dice.pick(followers.len())];
+            let peers: Vec<usize> = metas.iter().copied().filter(|h| *h != victim).collect();
+            expect(net.isolate_from(victim, &peers));
+            (vec![victim], Undo::Network)
+        }
+        Fault::RandomHalves => {
+            let mut shuffled = metas.clone();
+            for i in (1..shuffled.len()).rev() {
+                shuffled.swap(i, dice.pick(i + 1));
+            }
+            let minority = shuffled[..metas.len() / 2].to_vec();
+            for &a in &minority {
+                let others: Vec<usize> = metas
+                    .iter()
+                    .copied()
+                    .filter(|h| !minority.contains(h))
+                    .collect();
+                expect(net.isolate_from(a, &others));
+            }
+            (minority, Undo::Network)
+        }
+        Fault::Bridge => {
+            let n = metas.len();
+            let mut cut = Vec::new();
+            // With five nodes each keeps its two ring neighbours (itself
+            // and them: a majority); with three, one pair is cut and the
+            // third bridges it.
+            for i in 0..n {
+                for j in i + 1..n {
+                    let distance = (j - i).min(n - (j - i));
+                    let cut_pair = if n <= 3 {
+                        (i, j) == (0, 1)
+                    } else {
+                        distance > 1
+                    };
+                    if cut_pair {
+                        expect(net.cut_both(metas[i], metas[j]));
+                        cut.extend([metas[i], metas[j]]);
+                    }
+                }
+            }
+            (cut, Undo::Network)
+        }
+        Fault::LeaderRepliesLost => {
+            let leader = leader();
+            for client in cluster.client_hosts() {
+                expect(cluster.net.cut(leader, client));
+            }
+            (vec![leader], Undo::Network)
+        }
+        Fault::RepliesToClientsLost => {
+            for node in &metas {
+                for client in cluster.client_hosts() {
+                    expect(cluster.net.cut(*node, client));
+                }
+            }
+            (metas, Undo::Network)
+        }
+        Fault::ClientsCutFromMetas => {
+            for node in &metas {
+                for client in cluster.client_hosts() {
+                    expect(cluster.net.cut_both(*node, client));
+                }
+            }
+            (metas, Undo::Network)
+        }
+        Fault::KillLeader => {
+            let leader = leader();
+            cluster.kill(leader);
+            (vec![leader], Undo::Restart(leader))
+        }
+        Fault::PauseLeader => {
+            let leader = leader();
+            cluster.pause(leader);
+            (vec![leader], Undo::Resume(leader))
+        }
+        Fault::KillChunkServer => {
+            let servers: Vec<usize> = cluster.chunk_servers().collect();
+            let victim = servers[dice.pick(servers.len())];
+            cluster.kill(victim);
+            (vec![victim], Undo::Restart(victim))
+        }
+        Fault::PauseChunkServer => {
+            let servers: Vec<usize> = cluster.chunk_servers().collect();
+            let victim = servers[dice.pick(servers.len())];
+            cluster.pause(victim);
+            (vec![victim], Undo::Resume(victim))
+        }
+    }
+}
+
+fn heal(cluster: &mut NetCluster, undo: Undo) {
+    match undo {
+        Undo::Network => cluster.net.heal().expect("heal the network"),
+        Undo::Restart(host) => cluster.restart(host).expect("restart the process"),
+        Undo::Resume(host) => cluster.resume(host),
+    }
+}

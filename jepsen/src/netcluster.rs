@@ -1,0 +1,353 @@
+//! A cluster whose every process lives in a host of its own on a
+//! [`Network`]: metadata nodes on hosts `0..metas` (node id = host + 1,
+//! port 7000), chunk servers on the next hosts (port 7100), then the client
+//! hosts, whose client code runs on threads of the test process moved into
+//! the host ([`NetCluster::run_in`]). Processes get their peers' addresses
+//! as flags, exactly as an operator would give them. Every poll is bounded;
+//! dropping the cluster kills its processes, then the network goes.
+//!
+//! A node's status is asked from inside its own host, so a cut link never
+//! hides a node from the harness.
+
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use toastyfs_proto::cluster::NodeStatus;
+
+use crate::net::{NetError, Network};
+
+/// The port every metadata node listens on (inside its own host).
+pub const META_PORT: u16 = 7000;
+/// The port every chunk server listens on.
+pub const CHUNK_PORT: u16 = 7100;
+
+/// How many processes of each kind, and what they are started with.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub metas: usize,
+    pub chunk_servers: usize,
+    pub client_hosts: usize,
+    /// Environment of every metadata node (e.g. the unsafe modes).
+    pub meta_env: Vec<(String, String)>,
+    /// Extra flags of every metadata node.
+    pub meta_args: Vec<String>,
+    /// Extra flags of every chunk server.
+    pub chunk_args: Vec<String>,
+}
+
+impl Layout {
+    /// Three metadata nodes, three chunk servers reporting every 200 ms,
+    /// and one client host.
+    pub fn small() -> Layout {
+        Layout {
+            metas: 3,
+            chunk_servers: 3,
+            client_hosts: 1,
+            meta_env: Vec::new(),
+            meta_args: Vec::new(),
+            chunk_args: vec!["--report-interval-ms".into(), "200".into()],
+        }
+    }
+}
+
+/// Why a cluster could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error("cannot make the run's directory: {0}")]
+    Dir(#[from] std::io::Error),
+    #[error("the cluster did not form within {0:?} (logs in {1})")]
+    NotFormed(Duration, String),
+}
+
+/// The running cluster.
+pub struct NetCluster {
+    pub net: Arc<Network>,
+    pub layout: Layout,
+    binary: PathBuf,
+    dir: tempfile::TempDir,
+    /// One slot per metadata node and chunk server, by host.
+    children: Vec<Option<Child>>,
+}
+
+/// Polls `probe` every 100 ms until it answers, or panics after `within`
+/// naming `what`.
+pub fn wait_until<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+impl NetCluster {
+    /// Builds the network, starts every process and forms the cluster.
+    pub fn start(binary: PathBuf, layout: Layout) -> Result<NetCluster, StartError> {
+        let hosts = layout.metas + layout.chunk_servers + layout.client_hosts;
+        let net = Arc::new(Network::create(hosts)?);
+        let dir = tempfile::Builder::new()
+            .prefix("toastyfs-netcluster-")
+            .tempdir()?;
+        let mut cluster = NetCluster {
+            net,
+            layout,
+            binary,
+            dir,
+            children: Vec::new(),
+        };
+        for host in 0..cluster.layout.metas + cluster.layout.chunk_servers {
+            let child = cluster.spawn(host)?;
+            cluster.children.push(Some(child));
+        }
+        cluster.form(Duration::from_secs(30))?;
+        Ok(cluster)
+    }
+
+    pub fn metas(&self) -> std::ops::Range<usize> {
+        0..self.layout.metas
+    }
+
+    pub fn chunk_servers(&self) -> std::ops::Range<usize> {
+        self.layout.metas..self.layout.metas + self.layout.chunk_servers
+    }
+
+    /// Host of the `i`-th client host.
+    pub fn client_host(&self, i: usize) -> usize {
+        self.layout.metas + self.layout.chunk_servers + i
+    }
+
+    /// Every client host.
+    pub fn client_hosts(&self) -> Vec<usize> {
+        (0..self.layout.client_hosts)
+            .map(|i| self.client_host(i))
+            .collect()
+    }
+
+    pub fn meta_addr(&self, node: usize) -> String {
+        format!("{}:{META_PORT}", self.net.ip(node))
+    }
+
+    pub fn meta_addrs(&self) -> Vec<String> {
+        self.metas().map(|h| self.meta_addr(h)).collect()
+    }
+
+    /// Where the run's data and logs are.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    fn name(&self, host: usize) -> String {
+        if host < self.layout.metas {
+            format!("meta{host}")
+        } else {
+            format!("chunk{host}")
+        }
+    }
+
+    /// Starts host `host`'s process (a metadata node or a chunk server),
+    /// its log appended to `<dir>/<name>.log`.
+    fn spawn(&self, host: usize) -> Result<Child, StartError> {
+        let name = self.name(host);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("{name}.log")))?;
+        let mut command = self.net.command(host, &self.binary);
+        if host < self.layout.metas {
+            let id = (host + 1).to_string();
+            command
+                .args(["meta", "--id", &id, "--listen", &self.meta_addr(host)])
+                .args(&self.layout.meta_args)
+                .envs(self.layout.meta_env.iter().cloned());
+        } else {
+            let listen = format!("{}:{CHUNK_PORT}", self.net.ip(host));
+            command
+                .args(["chunk", "--listen", &listen, "--meta"])
+                .arg(self.meta_addrs().join(","))
+                .args(&self.layout.chunk_args);
+        }
+        let child = command
+            .arg("--data-dir")
+            .arg(self.dir.path().join(&name))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()?;
+        Ok(child)
+    }
+
+    /// Runs `toastyfs cluster init` from the first client host (or node 0)
+    /// until it succeeds.
+    fn form(&self, within: Duration) -> Result<(), StartError> {
+        let from = self.client_hosts().first().copied().unwrap_or(0);
+        let members: Vec<String> = self
+            .metas()
+            .map(|h| format!("{}={}", h + 1, self.meta_addr(h)))
+            .collect();
+        let deadline = Instant::now() + within;
+        loop {
+            let out = self
+                .net
+                .command(from, &self.binary)
+                .args(["cluster", "init", "--meta", &self.meta_addr(0)])
+                .args(&members)
+                .output()?;
+            if out.status.success() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                return Err(StartError::NotFormed(
+                    within,
+                    self.dir.path().display().to_string(),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    /// Node `node`'s status, asked inside its own host (`None`: no answer
+    /// within two seconds, e.g. killed or paused).
+    pub fn status(&self, node: usize) -> Option<NodeStatus> {
+        self.status_from(node, node)
+    }
+
+    /// Node `node`'s status asked from host `from`, across whatever cuts
+    /// stand between them (`None`: no answer within two seconds).
+    pub fn status_from(&self, from: usize, node: usize) -> Option<NodeStatus> {
+        let url = format!(
+            "http://{}{}",
+            self.meta_addr(node),
+            toastyfs_proto::routes::STATUS
+        );
+        let out = self
+            .net
+            .command(from, "curl")
+            .args(["-s", "-f", "-m", "2", &url])
+            .output()
+            .ok()?;
+        if !out.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&out.stdout).ok()
+    }
+
+    /// A node that says it leads (there may be a deposed one too while a
+    /// partition holds: the one with the highest term).
+    pub fn leader(&self) -> Option<usize> {
+        self.metas()
+            .filter_map(|h| Some((h, self.status(h)?)))
+            .filter(|(h, s)| s.leader == Some(*h as u64 + 1))
+            .max_by_key(|(_, s)| s.term)
+            .map(|(h, _)| h)
+    }
+
+    pub fn wait_leader(&self, within: Duration) -> usize {
+        wait_until("a leader", within, || self.leader())
+    }
+
+    /// Waits until every metadata node answers with one leader, the same
+    /// applied index and the same digest; returns the digest.
+    pub fn wait_converged(&self, within: Duration) -> String {
+        wait_until(
+            "every metadata node converges (same leader, applied index and digest)",
+            within,
+            || {
+                let all: Vec<NodeStatus> = self
+                    .metas()
+                    .map(|h| self.status(h))
+                    .collect::<Option<_>>()?;
+                let first = &all[0];
+                all.iter()
+                    .all(|s| {
+                        s.leader.is_some()
+                            && s.leader == first.leader
+                            && (s.applied_index, &s.digest) == (first.applied_index, &first.digest)
+                    })
+                    .then(|| first.digest.clone())
+            },
+        )
+    }
+
+    fn pid(&self, host: usize) -> Option<libc::pid_t> {
+        let child = self.children.get(host)?.as_ref()?;
+        libc::pid_t::try_from(child.id()).ok()
+    }
+
+    fn signal(&self, host: usize, signal: libc::c_int) {
+        if let Some(pid) = self.pid(host) {
+            // SAFETY: kill(2) with a pid of our own child.
+            unsafe { libc::kill(pid, signal) };
+        }
+    }
+
+    /// kill -9 of host `host`'s process (a node or a chunk server).
+    pub fn kill(&mut self, host: usize) {
+        if let Some(mut child) = self.children.get_mut(host).and_then(Option::take) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts host `host`'s process again on its data.
+    pub fn restart(&mut self, host: usize) -> Result<(), StartError> {
+        self.kill(host);
+        let child = self.spawn(host)?;
+        self.children[host] = Some(child);
+        Ok(())
+    }
+
+    /// SIGSTOP of host `host`'s process.
+    pub fn pause(&self, host: usize) {
+        self.signal(host, libc::SIGSTOP);
+    }
+
+    /// SIGCONT of host `host`'s process.
+    pub fn resume(&self, host: usize) {
+        self.signal(host, libc::SIGCONT);
+    }
+
+    /// Runs `work` on a thread of its own inside host `host` (its sockets
+    /// belong to that host), on a current-thread runtime.
+    pub fn run_in<T, F, Fut>(&self, host: usize, work: F) -> std::thread::JoinHandle<T>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = T>,
+    {
+        let net = Arc::clone(&self.net);
+        std::thread::spawn(move || {
+            net.enter(host).expect("enter the client host");
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the client host");
+            runtime.block_on(work())
+        })
+    }
+}
+
+impl Drop for NetCluster {
+    fn drop(&mut self) {
+        for host in 0..self.children.len() {
+            self.resume(host);
+            self.kill(host);
+        }
+        if std::thread::panicking() {
+            // Keep the logs of a failed run.
+            let kept = std::mem::replace(
+                &mut self.dir,
+                tempfile::TempDir::new().expect("a scratch directory"),
+            )
+            .keep();
+            eprintln!("cluster logs kept in {}", kept.display());
+        }
+    }
+}
