@@ -43,12 +43,16 @@ pub enum Fault {
     KillChunkServer,
     /// SIGSTOP of a chunk server, SIGCONT at the heal.
     PauseChunkServer,
+    /// On one chunk server's disk, a few chunk files deleted and a few
+    /// with a flipped byte (nothing to heal: the cluster must notice and
+    /// repair from the other copies).
+    DamageChunkFiles,
 }
 
 impl Fault {
     /// Every fault of the short profile and the soak, in the order they
     /// strike.
-    pub const PROFILE: [Fault; 11] = [
+    pub const PROFILE: [Fault; 12] = [
         Fault::IsolateLeader,
         Fault::RepliesToClientsLost,
         Fault::RandomHalves,
@@ -60,6 +64,7 @@ impl Fault {
         Fault::LeaderRepliesLost,
         Fault::KillChunkServer,
         Fault::ClientsCutFromMetas,
+        Fault::DamageChunkFiles,
     ];
 }
 
@@ -91,6 +96,7 @@ enum Undo {
     Network,
     Restart(usize),
     Resume(usize),
+    Nothing,
 }
 
 impl Schedule {
@@ -218,6 +224,12 @@ fn strike(cluster: &mut NetCluster, fault: Fault, dice: &mut Dice) -> (Vec<usize
             cluster.kill(victim);
             (vec![victim], Undo::Restart(victim))
         }
+        Fault::DamageChunkFiles => {
+            let servers: Vec<usize> = cluster.chunk_servers().collect();
+            let victim = servers[dice.pick(servers.len())];
+            damage(&cluster.chunk_files(victim), dice);
+            (vec![victim], Undo::Nothing)
+        }
         Fault::PauseChunkServer => {
             let servers: Vec<usize> = cluster.chunk_servers().collect();
             let victim = servers[dice.pick(servers.len())];
@@ -232,5 +244,24 @@ fn heal(cluster: &mut NetCluster, undo: Undo) {
         Undo::Network => cluster.net.heal().expect("heal the network"),
         Undo::Restart(host) => cluster.restart(host).expect("restart the process"),
         Undo::Resume(host) => cluster.resume(host),
+        Undo::Nothing => {}
+    }
+}
+
+/// Chunk files damaged per strike: half deleted, half with a byte flipped.
+const DAMAGED_FILES: usize = 6;
+
+/// Deletes some of `files` and flips a byte in the middle of others.
+fn damage(files: &[std::path::PathBuf], dice: &mut Dice) {
+    for i in 0..DAMAGED_FILES.min(files.len()) {
+        let file = &files[dice.pick(files.len())];
+        if i % 2 == 0 {
+            let _ = std::fs::remove_file(file);
+        } else if let Ok(mut bytes) = std::fs::read(file) {
+            if let Some(middle) = bytes.len().checked_sub(1).map(|last| last / 2) {
+                bytes[middle] ^= 0x5a;
+                let _ = std::fs::write(file, bytes);
+            }
+        }
     }
 }

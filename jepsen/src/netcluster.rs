@@ -276,6 +276,28 @@ impl NetCluster {
         )
     }
 
+    /// The chunk files chunk server `host` holds now
+    /// (`<data dir>/chunks/ab/cd/<hex>`), in a stable order.
+    pub fn chunk_files(&self, host: usize) -> Vec<PathBuf> {
+        let root = self.dir.path().join(self.name(host)).join("chunks");
+        let mut files = Vec::new();
+        let dirs = |path: &std::path::Path| -> Vec<PathBuf> {
+            let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .collect();
+            entries.sort();
+            entries
+        };
+        for first in dirs(&root) {
+            for second in dirs(&first) {
+                files.extend(dirs(&second).into_iter().filter(|p| p.is_file()));
+            }
+        }
+        files
+    }
+
     fn pid(&self, host: usize) -> Option<libc::pid_t> {
         let child = self.children.get(host)?.as_ref()?;
         libc::pid_t::try_from(child.id()).ok()

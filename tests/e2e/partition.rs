@@ -81,9 +81,16 @@ fn cut_links_drop_traffic_and_healed_links_carry_it_again() {
 fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
     let mut layout = Layout::small();
     fast_collection(&mut layout);
+    // Snapshots and log compaction every few hundred entries, so a
+    // follower cut off for a fault catches up by a snapshot install.
+    layout.meta_args.extend(
+        ["--snapshot-every", "300", "--keep-logs", "100"]
+            .iter()
+            .map(|a| a.to_string()),
+    );
     let mut cluster = start(layout);
     let workload = RegisterWorkload {
-        duration: Duration::from_secs(55),
+        duration: Duration::from_secs(62),
         cas_percent: 50,
         ..RegisterWorkload::short_profile()
     };
@@ -91,7 +98,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
         faults: Fault::PROFILE.to_vec(),
         quiet: Duration::from_secs(1),
         hold: Duration::from_secs(3),
-        duration: Duration::from_secs(50),
+        duration: Duration::from_secs(57),
     };
     let run = Run {
         workload,
@@ -99,7 +106,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
         config: fault_config,
         pinned_readers: true,
         blocks: Some(BlocksWorkload {
-            duration: Duration::from_secs(55),
+            duration: Duration::from_secs(62),
             ..BlocksWorkload::short_profile()
         }),
         seed: 1,
