@@ -18,6 +18,13 @@ pub const UNREACHABLE_AFTER: Duration = Duration::from_secs(5);
 /// [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(50);
 pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
+/// A metadata request unanswered this long is also sent to the next
+/// address (a hedge): far above a healthy answer (milliseconds), far
+/// below a request timeout, so a paused or cut-off node costs about this.
+pub const HEDGE_AFTER: Duration = Duration::from_millis(400);
+/// Most attempts of one metadata request in flight at once (the first and
+/// its hedges).
+pub const MAX_HEDGED: usize = 4;
 /// Chunks transferred at once by default (also the write window).
 pub const DEFAULT_PARALLELISM: usize = 8;
 /// Most writes one client has in flight (each on its own session).

@@ -1,8 +1,9 @@
 //! Talking to the metadata service: any address works (followers forward
 //! to the leader); failed attempts move on to the next address under the
-//! one [`RetryPolicy`]; mutating requests carry a session tag and are
-//! retried unchanged, so a retry across a leader change is applied at most
-//! once.
+//! one [`RetryPolicy`], and an attempt left unanswered for a hedge delay
+//! is joined by one to the next address; mutating requests carry a
+//! session tag and are retried and hedged unchanged, so a retry across a
+//! leader change is applied at most once.
 //!
 //! The outcome of a request that got no answer follows the transport's
 //! rule: if no attempt ever reached a server it failed
@@ -25,6 +26,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use toastyfs_proto::chunks::{LocateReply, LocateRequest, PlacementReply, PlacementRequest};
 use toastyfs_proto::namespace::{
     Command, CommandResult, FsError, Outcome, Proposal, Query, QueryReply, QueryResult,
@@ -38,7 +40,7 @@ use crate::error::{ClientError, Result};
 use crate::retry::{RetryPolicy, Step};
 use crate::transport::{SendError, Transport};
 
-pub use crate::limits::MAX_SESSIONS;
+pub use crate::limits::{HEDGE_AFTER, MAX_HEDGED, MAX_SESSIONS};
 
 /// Leader-finding, retrying access to the metadata service.
 pub struct Meta {
@@ -124,8 +126,15 @@ impl Meta {
             .map(|(answer, _)| answer)
     }
 
-    /// [`Meta::retrying`], also saying whether a failed attempt before the
-    /// answer may have reached a server.
+    /// [`Meta::retrying`], also saying whether an attempt other than the
+    /// one answered may have reached a server (failed, or still in flight).
+    ///
+    /// Attempts are hedged: while one has gone unanswered for
+    /// [`HEDGE_AFTER`], the next address is tried beside it (at most
+    /// [`MAX_HEDGED`] at once), and the first answer wins. A paused or
+    /// cut-off node costs a hedge delay, not a request timeout. Every
+    /// attempt carries the same request (a write, the same session tag), so
+    /// the cluster applies it at most once whichever attempts arrive.
     async fn retrying_traced<T, F, Fut>(&self, attempt: F) -> Result<(T, bool)>
     where
         F: Fn(String) -> Fut,
@@ -136,12 +145,33 @@ impl Meta {
         let mut last = String::from("no metadata address configured");
         let mut attempts = 0u32;
         let first = self.preferred.load(Ordering::Relaxed);
-        while !self.addrs.is_empty() {
+        let mut in_flight = FuturesUnordered::new();
+        let launch = |attempts: u32| {
             let index = (first + attempts as usize) % self.addrs.len();
-            match attempt(self.addrs[index].clone()).await {
+            let sent = attempt(self.addrs[index].clone());
+            async move { (index, sent.await) }
+        };
+        if !self.addrs.is_empty() {
+            in_flight.push(launch(attempts));
+            attempts += 1;
+        }
+        while !in_flight.is_empty() {
+            let may_hedge = in_flight.len() < MAX_HEDGED && started.elapsed() < self.policy.budget;
+            let next = if may_hedge {
+                tokio::time::timeout(HEDGE_AFTER, in_flight.next()).await
+            } else {
+                Ok(in_flight.next().await)
+            };
+            let Ok(Some((index, outcome))) = next else {
+                // Unanswered for a hedge delay: try the next address too.
+                in_flight.push(launch(attempts));
+                attempts += 1;
+                continue;
+            };
+            match outcome {
                 Ok(answer) => {
                     self.preferred.store(index, Ordering::Relaxed);
-                    return Ok((answer, reached));
+                    return Ok((answer, reached || !in_flight.is_empty()));
                 }
                 Err(e) => {
                     if let Some(refusal) = definite_refusal(&e) {
@@ -151,13 +181,20 @@ impl Meta {
                     last = e.to_string();
                 }
             }
-            attempts += 1;
+            if !in_flight.is_empty() {
+                continue;
+            }
             match self
                 .policy
                 .next(attempts, self.addrs.len(), started.elapsed(), reached)
             {
-                Step::Retry(wait) if wait.is_zero() => {}
-                Step::Retry(wait) => tokio::time::sleep(wait).await,
+                Step::Retry(wait) => {
+                    if !wait.is_zero() {
+                        tokio::time::sleep(wait).await;
+                    }
+                    in_flight.push(launch(attempts));
+                    attempts += 1;
+                }
                 Step::GiveUp => break,
             }
         }

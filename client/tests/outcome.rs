@@ -5,36 +5,15 @@
 
 use std::time::Duration;
 
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpListener;
 
 mod support;
 use support::scripted::scripted_node;
+use support::silent::hangs_up_after_reading;
 
 use toastyfs_client::{Admin, Client, ClientConfig, ClientError};
 use toastyfs_proto::namespace::{Command, Proposal};
 use toastyfs_proto::{ClientId, FsPath, Seq, SessionTag};
-
-/// A "metadata node" that reads each request and hangs up without an
-/// answer, like a leader killed after it received the write.
-async fn hangs_up_after_reading() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr").to_string();
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let mut buf = vec![0u8; 64 << 10];
-                // The whole request arrives in the first reads; then close.
-                let _ = tokio::time::timeout(Duration::from_millis(100), async {
-                    while stream.read(&mut buf).await.map(|n| n > 0).unwrap_or(false) {}
-                })
-                .await;
-                drop(stream);
-            });
-        }
-    });
-    addr
-}
 
 async fn nothing_listens() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -176,20 +176,26 @@ pub fn longest_gap_without_ok(events: &[Event]) -> Option<std::time::Duration> {
     Some(std::time::Duration::from_nanos(longest))
 }
 
+/// A read event of process 1 on `/a` at `time_ns` (for tests).
+#[cfg(test)]
+pub(crate) fn read_event(kind: EventType, time_ns: u64) -> Event {
+    Event {
+        process: 1,
+        kind,
+        f: "read".into(),
+        key: "/a".into(),
+        value: serde_json::Value::Null,
+        time_ns,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_longest_gap_counts_only_successes() {
-        let at = |kind, time_ns| Event {
-            process: 1,
-            kind,
-            f: "read".into(),
-            key: "/a".into(),
-            value: serde_json::Value::Null,
-            time_ns,
-        };
+        let at = read_event;
         let events = [
             at(EventType::Invoke, 0),
             at(EventType::Ok, 10),

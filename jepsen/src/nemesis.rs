@@ -43,6 +43,10 @@ pub enum Fault {
     KillChunkServer,
     /// SIGSTOP of a chunk server, SIGCONT at the heal.
     PauseChunkServer,
+    /// A spare metadata node added to the cluster; at the heal a member
+    /// removed (the leader every other time), its data wiped, and it
+    /// becomes the next spare. Needs `Layout::spare_metas` ≥ 1.
+    MembershipChange,
     /// On one chunk server's disk, a few chunk files deleted and a few
     /// with a flipped byte (nothing to heal: the cluster must notice and
     /// repair from the other copies).
@@ -51,8 +55,8 @@ pub enum Fault {
 
 impl Fault {
     /// Every fault of the short profile and the soak, in the order they
-    /// strike.
-    pub const PROFILE: [Fault; 12] = [
+    /// strike (membership changes need a spare metadata host).
+    pub const PROFILE: [Fault; 13] = [
         Fault::IsolateLeader,
         Fault::RepliesToClientsLost,
         Fault::RandomHalves,
@@ -65,6 +69,7 @@ impl Fault {
         Fault::KillChunkServer,
         Fault::ClientsCutFromMetas,
         Fault::DamageChunkFiles,
+        Fault::MembershipChange,
     ];
 }
 
@@ -96,6 +101,12 @@ enum Undo {
     Network,
     Restart(usize),
     Resume(usize),
+    /// Remove a member other than the one added (the leader if `leader`),
+    /// and wipe it.
+    RemoveMember {
+        added: usize,
+        leader: bool,
+    },
     Nothing,
 }
 
@@ -128,7 +139,7 @@ impl Schedule {
 
 /// Applies `fault`; returns the hosts it hit and how to undo it.
 fn strike(cluster: &mut NetCluster, fault: Fault, dice: &mut Dice) -> (Vec<usize>, Undo) {
-    let metas: Vec<usize> = cluster.metas().collect();
+    let metas: Vec<usize> = cluster.metas();
     let leader = || cluster.wait_leader(Duration::from_secs(30));
     let net = &cluster.net;
     let expect = |r: Result<(), crate::net::NetError>| r.expect("change the network");
@@ -224,6 +235,20 @@ fn strike(cluster: &mut NetCluster, fault: Fault, dice: &mut Dice) -> (Vec<usize
             cluster.kill(victim);
             (vec![victim], Undo::Restart(victim))
         }
+        Fault::MembershipChange => {
+            let spare = cluster
+                .meta_hosts()
+                .find(|h| !metas.contains(h))
+                .expect("a spare metadata host (Layout::spare_metas)");
+            cluster
+                .add_member(spare, Duration::from_secs(60))
+                .expect("add a metadata node");
+            let undo = Undo::RemoveMember {
+                added: spare,
+                leader: dice.roll(2) == 0,
+            };
+            (vec![spare], undo)
+        }
         Fault::DamageChunkFiles => {
             let servers: Vec<usize> = cluster.chunk_servers().collect();
             let victim = servers[dice.pick(servers.len())];
@@ -244,6 +269,23 @@ fn heal(cluster: &mut NetCluster, undo: Undo) {
         Undo::Network => cluster.net.heal().expect("heal the network"),
         Undo::Restart(host) => cluster.restart(host).expect("restart the process"),
         Undo::Resume(host) => cluster.resume(host),
+        Undo::RemoveMember { added, leader } => {
+            let current = cluster.wait_leader(Duration::from_secs(30));
+            let victim = if leader {
+                current
+            } else {
+                let others: Vec<usize> = cluster
+                    .metas()
+                    .into_iter()
+                    .filter(|h| *h != added && *h != current)
+                    .collect();
+                others.first().copied().unwrap_or(current)
+            };
+            cluster
+                .remove_member(victim, Duration::from_secs(60))
+                .expect("remove a metadata node");
+            cluster.wipe(victim).expect("wipe the removed node");
+        }
         Undo::Nothing => {}
     }
 }

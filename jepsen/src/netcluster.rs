@@ -26,7 +26,11 @@ pub const CHUNK_PORT: u16 = 7100;
 /// How many processes of each kind, and what they are started with.
 #[derive(Debug, Clone)]
 pub struct Layout {
+    /// Metadata nodes that form the cluster.
     pub metas: usize,
+    /// Metadata nodes started outside the cluster, for membership changes
+    /// to add (hosts right after the members).
+    pub spare_metas: usize,
     pub chunk_servers: usize,
     pub client_hosts: usize,
     /// Environment of every metadata node (e.g. the unsafe modes).
@@ -43,6 +47,7 @@ impl Layout {
     pub fn small() -> Layout {
         Layout {
             metas: 3,
+            spare_metas: 0,
             chunk_servers: 3,
             client_hosts: 1,
             meta_env: Vec::new(),
@@ -71,6 +76,9 @@ pub struct NetCluster {
     dir: tempfile::TempDir,
     /// One slot per metadata node and chunk server, by host.
     children: Vec<Option<Child>>,
+    /// The metadata hosts that are members now (as the harness changed
+    /// them).
+    members: std::collections::BTreeSet<usize>,
 }
 
 /// Polls `probe` every 100 ms until it answers, or panics after `within`
@@ -92,7 +100,8 @@ pub fn wait_until<T>(what: &str, within: Duration, mut probe: impl FnMut() -> Op
 impl NetCluster {
     /// Builds the network, starts every process and forms the cluster.
     pub fn start(binary: PathBuf, layout: Layout) -> Result<NetCluster, StartError> {
-        let hosts = layout.metas + layout.chunk_servers + layout.client_hosts;
+        let layout_metas = layout.metas;
+        let hosts = layout.metas + layout.spare_metas + layout.chunk_servers + layout.client_hosts;
         let net = Arc::new(Network::create(hosts)?);
         let dir = tempfile::Builder::new()
             .prefix("toastyfs-netcluster-")
@@ -103,8 +112,9 @@ impl NetCluster {
             binary,
             dir,
             children: Vec::new(),
+            members: (0..layout_metas).collect(),
         };
-        for host in 0..cluster.layout.metas + cluster.layout.chunk_servers {
+        for host in 0..cluster.client_host(0) {
             let child = cluster.spawn(host)?;
             cluster.children.push(Some(child));
         }
@@ -112,17 +122,24 @@ impl NetCluster {
         Ok(cluster)
     }
 
-    pub fn metas(&self) -> std::ops::Range<usize> {
-        0..self.layout.metas
+    /// The metadata hosts that are members of the cluster now.
+    pub fn metas(&self) -> Vec<usize> {
+        self.members.iter().copied().collect()
+    }
+
+    /// Every metadata host, members and spares.
+    pub fn meta_hosts(&self) -> std::ops::Range<usize> {
+        0..self.layout.metas + self.layout.spare_metas
     }
 
     pub fn chunk_servers(&self) -> std::ops::Range<usize> {
-        self.layout.metas..self.layout.metas + self.layout.chunk_servers
+        let first = self.meta_hosts().end;
+        first..first + self.layout.chunk_servers
     }
 
     /// Host of the `i`-th client host.
     pub fn client_host(&self, i: usize) -> usize {
-        self.layout.metas + self.layout.chunk_servers + i
+        self.chunk_servers().end + i
     }
 
     /// Every client host.
@@ -136,8 +153,10 @@ impl NetCluster {
         format!("{}:{META_PORT}", self.net.ip(node))
     }
 
+    /// Every metadata host's address, members and spares (any of them
+    /// will do for a client or a chunk server).
     pub fn meta_addrs(&self) -> Vec<String> {
-        self.metas().map(|h| self.meta_addr(h)).collect()
+        self.meta_hosts().map(|h| self.meta_addr(h)).collect()
     }
 
     /// Where the run's data and logs are.
@@ -146,7 +165,7 @@ impl NetCluster {
     }
 
     fn name(&self, host: usize) -> String {
-        if host < self.layout.metas {
+        if self.meta_hosts().contains(&host) {
             format!("meta{host}")
         } else {
             format!("chunk{host}")
@@ -162,7 +181,7 @@ impl NetCluster {
             .append(true)
             .open(self.dir.path().join(format!("{name}.log")))?;
         let mut command = self.net.command(host, &self.binary);
-        if host < self.layout.metas {
+        if self.meta_hosts().contains(&host) {
             let id = (host + 1).to_string();
             command
                 .args(["meta", "--id", &id, "--listen", &self.meta_addr(host)])
@@ -190,6 +209,7 @@ impl NetCluster {
         let from = self.client_hosts().first().copied().unwrap_or(0);
         let members: Vec<String> = self
             .metas()
+            .into_iter()
             .map(|h| format!("{}={}", h + 1, self.meta_addr(h)))
             .collect();
         let deadline = Instant::now() + within;
@@ -243,6 +263,7 @@ impl NetCluster {
     /// partition holds: the one with the highest term).
     pub fn leader(&self) -> Option<usize> {
         self.metas()
+            .into_iter()
             .filter_map(|h| Some((h, self.status(h)?)))
             .filter(|(h, s)| s.leader == Some(*h as u64 + 1))
             .max_by_key(|(_, s)| s.term)
@@ -262,6 +283,7 @@ impl NetCluster {
             || {
                 let all: Vec<NodeStatus> = self
                     .metas()
+                    .into_iter()
                     .map(|h| self.status(h))
                     .collect::<Option<_>>()?;
                 let first = &all[0];
@@ -274,6 +296,64 @@ impl NetCluster {
                     .then(|| first.digest.clone())
             },
         )
+    }
+
+    /// Runs `toastyfs cluster <args>` from the first client host against
+    /// every metadata address; whether it succeeded (its stderr if not).
+    fn cluster_command(&self, args: &[String]) -> Result<(), String> {
+        let out = self
+            .net
+            .command(self.client_host(0), &self.binary)
+            .args(["--meta", &self.meta_addrs().join(","), "cluster"])
+            .args(args)
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+        }
+    }
+
+    /// Adds metadata host `host` to the cluster (a learner, promoted once
+    /// caught up), retrying for `within`.
+    pub fn add_member(&mut self, host: usize, within: Duration) -> Result<(), String> {
+        let member = format!("{}={}", host + 1, self.meta_addr(host));
+        self.retry_command(&["add-node".into(), member], within)?;
+        self.members.insert(host);
+        Ok(())
+    }
+
+    /// Removes metadata host `host` from the cluster, retrying for
+    /// `within`.
+    pub fn remove_member(&mut self, host: usize, within: Duration) -> Result<(), String> {
+        self.retry_command(&["remove-node".into(), (host + 1).to_string()], within)?;
+        self.members.remove(&host);
+        Ok(())
+    }
+
+    fn retry_command(&self, args: &[String], within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.cluster_command(args) {
+                Ok(()) => return Ok(()),
+                Err(e) if Instant::now() > deadline => {
+                    return Err(format!("cluster {}: {e}", args.join(" ")))
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(500)),
+            }
+        }
+    }
+
+    /// Kills host `host`'s process, deletes its data and starts it afresh
+    /// (a metadata host removed from the cluster becomes a spare again).
+    pub fn wipe(&mut self, host: usize) -> Result<(), StartError> {
+        self.kill(host);
+        let data = self.dir.path().join(self.name(host));
+        if data.exists() {
+            std::fs::remove_dir_all(&data)?;
+        }
+        self.restart(host)
     }
 
     /// The chunk files chunk server `host` holds now

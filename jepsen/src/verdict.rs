@@ -135,10 +135,22 @@ fn windows(
     events: &[Event],
     intervals: &[Interval],
 ) -> (BTreeMap<String, Duration>, BTreeMap<String, usize>) {
-    let end = events.last().map_or(0, |e| e.time_ns);
+    // After the last success clients only finish what was in flight: the
+    // last fault's window ends there unless nothing succeeded after it.
+    let last_event = events.last().map_or(0, |e| e.time_ns);
+    let last_ok = events
+        .iter()
+        .rev()
+        .find(|e| e.kind == EventType::Ok)
+        .map_or(last_event, |e| e.time_ns);
     let mut unavailable = BTreeMap::new();
     let mut cycles = BTreeMap::new();
     for (i, interval) in intervals.iter().enumerate() {
+        let end = if last_ok > interval.start_ns {
+            last_ok
+        } else {
+            last_event
+        };
         let until = intervals.get(i + 1).map_or(end, |next| next.start_ns);
         let gap = gap_within(events, interval.start_ns, until.max(interval.start_ns));
         let name = fault_name(interval.fault);
@@ -229,4 +241,38 @@ pub fn judge_run(
         let _ = std::fs::remove_dir_all(&results);
     }
     Ok(verdict)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::read_event as at;
+
+    fn fault(start_ns: u64) -> Interval {
+        Interval {
+            fault: Fault::PauseLeader,
+            hosts: vec![0],
+            start_ns,
+            end_ns: start_ns + 5,
+        }
+    }
+
+    #[test]
+    fn a_window_runs_from_the_fault_to_the_next_success_not_past_the_last() {
+        let events = [
+            at(EventType::Invoke, 0),
+            at(EventType::Ok, 10),
+            at(EventType::Invoke, 11),
+            at(EventType::Ok, 40),
+            at(EventType::Invoke, 41),
+            // Finishing what was in flight after the workload stopped.
+            at(EventType::Info, 500),
+        ];
+        let (unavailable, cycles) = windows(&events, &[fault(12)]);
+        assert_eq!(unavailable["pause-leader"], Duration::from_nanos(28));
+        assert_eq!(cycles["pause-leader"], 1);
+        // Nothing succeeded after the fault: it lasted to the end.
+        let (unavailable, _) = windows(&events, &[fault(45)]);
+        assert_eq!(unavailable["pause-leader"], Duration::from_nanos(455));
+    }
 }

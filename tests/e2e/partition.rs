@@ -80,6 +80,7 @@ fn cut_links_drop_traffic_and_healed_links_carry_it_again() {
 #[test]
 fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
     let mut layout = Layout::small();
+    layout.spare_metas = 1;
     fast_collection(&mut layout);
     // Snapshots and log compaction every few hundred entries, so a
     // follower cut off for a fault catches up by a snapshot install.
@@ -90,7 +91,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
     );
     let mut cluster = start(layout);
     let workload = RegisterWorkload {
-        duration: Duration::from_secs(62),
+        duration: Duration::from_secs(72),
         cas_percent: 50,
         ..RegisterWorkload::short_profile()
     };
@@ -98,7 +99,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
         faults: Fault::PROFILE.to_vec(),
         quiet: Duration::from_secs(1),
         hold: Duration::from_secs(3),
-        duration: Duration::from_secs(57),
+        duration: Duration::from_secs(66),
     };
     let run = Run {
         workload,
@@ -106,7 +107,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
         config: fault_config,
         pinned_readers: true,
         blocks: Some(BlocksWorkload {
-            duration: Duration::from_secs(62),
+            duration: Duration::from_secs(72),
             ..BlocksWorkload::short_profile()
         }),
         seed: 1,

@@ -3,3 +3,4 @@
 
 pub mod http;
 pub mod scripted;
+pub mod silent;

@@ -47,6 +47,7 @@ fn main() -> ExitCode {
     std::env::set_var(RESULTS_ENV, &args.results);
     let layout = Layout {
         metas: args.metas,
+        spare_metas: 1,
         ..Layout::small()
     };
     let mut cluster = match NetCluster::start(args.binary.clone(), layout) {
