@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use toastyfs_proto::chunks::{LocateReply, LocateRequest, PlacementReply, PlacementRequest};
@@ -40,7 +40,7 @@ use crate::error::{ClientError, Result};
 use crate::retry::{RetryPolicy, Step};
 use crate::transport::{SendError, Transport};
 
-pub use crate::limits::{HEDGE_AFTER, MAX_HEDGED, MAX_SESSIONS};
+pub use crate::limits::{HEDGE_AFTER, HEDGE_WRITES_AFTER, MAX_HEDGED, MAX_SESSIONS};
 
 /// Leader-finding, retrying access to the metadata service.
 pub struct Meta {
@@ -121,7 +121,7 @@ impl Meta {
         F: Fn(String) -> Fut,
         Fut: Future<Output = std::result::Result<T, SendError>>,
     {
-        self.retrying_traced(attempt)
+        self.retrying_traced(attempt, HEDGE_WRITES_AFTER)
             .await
             .map(|(answer, _)| answer)
     }
@@ -129,13 +129,19 @@ impl Meta {
     /// [`Meta::retrying`], also saying whether an attempt other than the
     /// one answered may have reached a server (failed, or still in flight).
     ///
-    /// Attempts are hedged: while one has gone unanswered for
-    /// [`HEDGE_AFTER`], the next address is tried beside it (at most
-    /// [`MAX_HEDGED`] at once), and the first answer wins. A paused or
+    /// Attempts are hedged: while one has gone unanswered for `hedge_after`
+    /// ([`HEDGE_AFTER`] for reads, [`HEDGE_WRITES_AFTER`] for writes, whose
+    /// copies the leader would all propose), the next address is tried
+    /// beside it (at most [`MAX_HEDGED`] at once), and the first answer
+    /// wins. A paused or
     /// cut-off node costs a hedge delay, not a request timeout. Every
     /// attempt carries the same request (a write, the same session tag), so
     /// the cluster applies it at most once whichever attempts arrive.
-    async fn retrying_traced<T, F, Fut>(&self, attempt: F) -> Result<(T, bool)>
+    async fn retrying_traced<T, F, Fut>(
+        &self,
+        attempt: F,
+        hedge_after: Duration,
+    ) -> Result<(T, bool)>
     where
         F: Fn(String) -> Fut,
         Fut: Future<Output = std::result::Result<T, SendError>>,
@@ -158,7 +164,7 @@ impl Meta {
         while !in_flight.is_empty() {
             let may_hedge = in_flight.len() < MAX_HEDGED && started.elapsed() < self.policy.budget;
             let next = if may_hedge {
-                tokio::time::timeout(HEDGE_AFTER, in_flight.next()).await
+                tokio::time::timeout(hedge_after, in_flight.next()).await
             } else {
                 Ok(in_flight.next().await)
             };
@@ -219,11 +225,19 @@ impl Meta {
         path: &str,
         request: &Req,
     ) -> Result<(Resp, bool)> {
-        self.retrying_traced(|addr| async move {
-            self.transport
-                .post_record::<Req, Resp>(&addr, path, request)
-                .await
-        })
+        let hedge_after = if path == routes::WRITE {
+            HEDGE_WRITES_AFTER
+        } else {
+            HEDGE_AFTER
+        };
+        self.retrying_traced(
+            |addr| async move {
+                self.transport
+                    .post_record::<Req, Resp>(&addr, path, request)
+                    .await
+            },
+            hedge_after,
+        )
         .await
     }
 
@@ -264,18 +278,21 @@ impl Meta {
     ) -> Result<(CommandResult, bool)> {
         let attempts = std::sync::atomic::AtomicU64::new(0);
         let answer = self
-            .retrying_traced(|addr| {
-                let mut attempt = proposal.clone();
-                let extra = attempts.fetch_add(1, Ordering::Relaxed);
-                if let Some(tag) = attempt.session.as_mut() {
-                    tag.seq = Seq(tag.seq.0 + extra);
-                }
-                async move {
-                    self.transport
-                        .post_record::<Proposal, CommandResult>(&addr, routes::WRITE, &attempt)
-                        .await
-                }
-            })
+            .retrying_traced(
+                |addr| {
+                    let mut attempt = proposal.clone();
+                    let extra = attempts.fetch_add(1, Ordering::Relaxed);
+                    if let Some(tag) = attempt.session.as_mut() {
+                        tag.seq = Seq(tag.seq.0 + extra);
+                    }
+                    async move {
+                        self.transport
+                            .post_record::<Proposal, CommandResult>(&addr, routes::WRITE, &attempt)
+                            .await
+                    }
+                },
+                HEDGE_WRITES_AFTER,
+            )
             .await;
         // Past every seq used; the caller adds the last one.
         session.next_seq += attempts.into_inner().saturating_sub(1);

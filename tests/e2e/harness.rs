@@ -12,6 +12,14 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_toastyfs")))
 }
 
+/// Held by the tests that run whole clusters under heavy load (the
+/// Jepsen-style runs, the budgets test): they take both cores, so they run
+/// one at a time and leave the other tests their timing.
+pub fn heavy() -> std::sync::MutexGuard<'static, ()> {
+    static HEAVY: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    HEAVY.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Starts `n` metadata nodes of the binary under test and forms the cluster.
 pub async fn start(n: u64, extra_args: &[&str]) -> Cluster {
     Cluster::start(binary(), n, extra_args).await

@@ -12,8 +12,12 @@ use toastyfs_jepsen::register::{Recorder, RegisterWorkload};
 use toastyfs_jepsen::verdict::judge;
 use toastyfs_proto::FsPath;
 
+// The heavy-test lock is held for the whole test on the test's own
+// runtime thread; nothing else on that runtime waits for it.
+#[allow(clippy::await_holding_lock)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_workload_under_leader_kills_and_pauses_is_linearizable() {
+    let _heavy = crate::harness::heavy();
     let mut cluster = crate::harness::start(3, &[]).await;
     for _ in 0..3 {
         cluster.spawn_chunk_server(&["--report-interval-ms", "200"]);

@@ -79,6 +79,7 @@ fn cut_links_drop_traffic_and_healed_links_carry_it_again() {
 /// large file; every key must read back after the heal.
 #[test]
 fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
+    let _heavy = crate::harness::heavy();
     let mut layout = Layout::small();
     layout.spare_metas = 1;
     fast_collection(&mut layout);

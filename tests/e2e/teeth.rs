@@ -29,6 +29,7 @@ fn schedule(fault: Fault) -> Schedule {
 /// newer writes were acknowledged.
 #[test]
 fn reads_without_a_read_index_are_caught() {
+    let _heavy = crate::harness::heavy();
     let mut layout = Layout::small();
     layout.meta_env = vec![(
         toastyfs_raft_meta::unsafe_modes::ENV.to_owned(),
@@ -67,6 +68,7 @@ fn fresh_tags(meta: Vec<String>) -> ClientConfig {
 /// value is there for everyone to read.
 #[test]
 fn retries_that_skip_the_session_check_are_caught() {
+    let _heavy = crate::harness::heavy();
     let mut cluster = start(Layout::small());
     let run = Run {
         workload: RegisterWorkload {
@@ -100,6 +102,7 @@ fn retries_that_skip_the_session_check_are_caught() {
 /// accepted, and the file it wrote cannot be read after the heal.
 #[test]
 fn drops_without_the_collection_fence_are_caught() {
+    let _heavy = crate::harness::heavy();
     let mut layout = Layout::small();
     layout.meta_env = vec![(
         toastyfs_raft_meta::unsafe_modes::ENV.to_owned(),
