@@ -108,6 +108,14 @@ pub async fn store(
         .filter(|p| !p.present)
         .filter_map(|p| unique.get(&p.hash).map(|b| (p.hash, b.clone(), p.targets)))
         .collect();
+    // The harness stops a client process at this line (between placement
+    // and commit); an operator sees where a slow put spends its time.
+    tracing::debug!(
+        placed_at,
+        chunks = unique.len(),
+        uploads = uploads.len(),
+        "placed; uploading"
+    );
     let sizes = stream::iter(uploads)
         .map(|(hash, bytes, targets)| async move {
             upload_one(transport, hash, bytes, &targets, needed).await

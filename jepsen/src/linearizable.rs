@@ -12,9 +12,13 @@
 //! and may be left out altogether: reaching its return means every known
 //! operation found a place, so the history is linearizable.
 //!
-//! The model is a register per key holding a JSON value (`null`: absent):
-//! `read` must see the current value, `write` sets it, `cas [expected,
-//! new]` sets it only if it holds `expected`.
+//! The model of a key depends on the operations on it. A register holds a
+//! JSON value (`null`: absent): `read` must see the current value, `write`
+//! sets it, `cas [expected, new]` sets it only if it holds `expected`.
+//! [`crate::append`] models a log (`append`, `read-log`) and
+//! [`crate::namespace`] a directory (`ns-put`, `ns-create`, `ns-delete`,
+//! `ns-rename`, `ns-get`, `ns-list`). A model's state is a canonical JSON
+//! string, `null` at the start.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -36,23 +40,70 @@ pub enum Verdict {
 /// Why an operation cannot be checked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum ModelError {
-    #[error("operation at event {index}: unknown function {f:?} (read, write or cas)")]
+    #[error("operation at event {index}: unknown function {f:?}")]
     UnknownFunction { index: usize, f: String },
     #[error("operation at event {index}: a cas takes [expected, new], not {input}")]
     BadCas { index: usize, input: String },
+    #[error("operation at event {index}: {f} cannot take {input}")]
+    BadInput {
+        index: usize,
+        f: String,
+        input: String,
+    },
+    #[error("operation at event {index}: the key's state {state} is not what {f} works on")]
+    BadState {
+        index: usize,
+        f: String,
+        state: String,
+    },
 }
 
 /// Search steps per key before the verdict is `Unknown`.
 pub const STEP_BUDGET: u64 = 5_000_000;
 
-type State = String;
+pub(crate) type State = String;
 
-fn canonical(value: &serde_json::Value) -> State {
+pub(crate) fn canonical(value: &serde_json::Value) -> State {
     value.to_string()
 }
 
-/// The state after `op` from `state`, if the register allows it there.
+/// Functions that only observe: an unknown ending of one tells nothing.
+const OBSERVERS: [&str; 4] = ["read", "read-log", "ns-get", "ns-list"];
+
+/// The state after `op` from `state`, if the key's model allows it there.
 fn step(state: &State, op: &Operation) -> Result<Option<State>, ModelError> {
+    match op.f.as_str() {
+        "append" | "read-log" => crate::append::step(state, op),
+        f if f.starts_with("ns-") => crate::namespace::step(state, op),
+        _ => register_step(state, op),
+    }
+}
+
+/// The result an operation returned, if it is known.
+pub(crate) fn result(op: &Operation) -> Option<&serde_json::Value> {
+    match &op.ending {
+        Ending::Ok { value, .. } => Some(value),
+        Ending::Unknown => None,
+    }
+}
+
+/// A model's state as `T` (`null`, the start, as `T`'s default).
+pub(crate) fn parse_state<T>(state: &State, op: &Operation) -> Result<T, ModelError>
+where
+    T: serde::de::DeserializeOwned + Default,
+{
+    if state == "null" {
+        return Ok(T::default());
+    }
+    serde_json::from_str(state).map_err(|_| ModelError::BadState {
+        index: op.index,
+        f: op.f.clone(),
+        state: state.clone(),
+    })
+}
+
+/// The register's step.
+fn register_step(state: &State, op: &Operation) -> Result<Option<State>, ModelError> {
     match op.f.as_str() {
         "read" => match &op.ending {
             Ending::Ok { value, .. } => Ok((canonical(value) == *state).then(|| state.clone())),
@@ -83,7 +134,7 @@ fn step(state: &State, op: &Operation) -> Result<Option<State>, ModelError> {
 pub fn check(ops: &[Operation]) -> Result<BTreeMap<String, Verdict>, ModelError> {
     let mut by_key: BTreeMap<&str, Vec<&Operation>> = BTreeMap::new();
     for op in ops {
-        let tells_nothing = op.f == "read" && op.ending == Ending::Unknown;
+        let tells_nothing = OBSERVERS.contains(&op.f.as_str()) && op.ending == Ending::Unknown;
         if !tells_nothing {
             by_key.entry(op.key.as_str()).or_default().push(op);
         }
@@ -150,6 +201,12 @@ fn observed(op: &Operation) -> Option<State> {
 }
 
 fn removable(op: &Operation, among: &[&Operation]) -> bool {
+    let f = op.f.as_str();
+    if f == "append" || f.starts_with("ns-") {
+        // In the log and namespace models only observers are dropped:
+        // the mutations are what explains what they saw.
+        return OBSERVERS.contains(&f);
+    }
     match written(op) {
         None => true,
         Some(value) => !among
@@ -290,14 +347,20 @@ fn search(ops: &[&Operation]) -> Result<Option<bool>, ModelError> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use serde_json::{json, Value};
 
     use super::*;
 
     /// An operation on key "/a": `f`, its input, invoked at `from`, and
     /// `Some((at, value))` for an ok ending or `None` for unknown.
-    fn op(index: usize, f: &str, input: Value, from: u64, ok: Option<(u64, Value)>) -> Operation {
+    pub(crate) fn op(
+        index: usize,
+        f: &str,
+        input: Value,
+        from: u64,
+        ok: Option<(u64, Value)>,
+    ) -> Operation {
         Operation {
             index,
             process: index as u64,
@@ -312,7 +375,7 @@ mod tests {
         }
     }
 
-    fn verdict(ops: &[Operation]) -> Verdict {
+    pub(crate) fn verdict(ops: &[Operation]) -> Verdict {
         let refs: Vec<&Operation> = ops.iter().collect();
         check_key(&refs).expect("checkable")
     }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::dice::Dice;
 use crate::netcluster::NetCluster;
+use crate::paused_client::{ClientProcesses, PausedPut};
 
 /// One kind of fault.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,12 +52,25 @@ pub enum Fault {
     /// with a flipped byte (nothing to heal: the cluster must notice and
     /// repair from the other copies).
     DamageChunkFiles,
+    /// A `toastyfs put` client process SIGSTOPped between its placement
+    /// and its commit, SIGCONT at the heal ([`crate::paused_client`]).
+    /// Needs the namespace workload.
+    PauseClientMidWrite,
+    /// Combinations: their parts strike together and heal in reverse.
+    /// Random halves with a chunk server killed.
+    HalvesAndChunkServerKilled,
+    /// The leader isolated from its peers while a client process is
+    /// stopped mid-write.
+    LeaderIsolatedAndClientPaused,
+    /// The leader paused while chunk files are damaged on a disk.
+    LeaderPausedAndChunkFilesDamaged,
 }
 
 impl Fault {
     /// Every fault of the short profile and the soak, in the order they
-    /// strike (membership changes need a spare metadata host).
-    pub const PROFILE: [Fault; 13] = [
+    /// strike (membership changes need a spare metadata host; a client
+    /// paused mid-write needs the namespace workload).
+    pub const PROFILE: [Fault; 17] = [
         Fault::IsolateLeader,
         Fault::RepliesToClientsLost,
         Fault::RandomHalves,
@@ -70,7 +84,25 @@ impl Fault {
         Fault::ClientsCutFromMetas,
         Fault::DamageChunkFiles,
         Fault::MembershipChange,
+        Fault::PauseClientMidWrite,
+        Fault::HalvesAndChunkServerKilled,
+        Fault::LeaderIsolatedAndClientPaused,
+        Fault::LeaderPausedAndChunkFilesDamaged,
     ];
+
+    /// The single faults a fault is made of, in the order they strike.
+    pub fn parts(self) -> Vec<Fault> {
+        match self {
+            Fault::HalvesAndChunkServerKilled => vec![Fault::RandomHalves, Fault::KillChunkServer],
+            Fault::LeaderIsolatedAndClientPaused => {
+                vec![Fault::PauseClientMidWrite, Fault::IsolateLeader]
+            }
+            Fault::LeaderPausedAndChunkFilesDamaged => {
+                vec![Fault::PauseLeader, Fault::DamageChunkFiles]
+            }
+            single => vec![single],
+        }
+    }
 }
 
 /// A fault as it was applied: to which hosts, and when (nanoseconds on
@@ -107,25 +139,50 @@ enum Undo {
         added: usize,
         leader: bool,
     },
+    /// Let a stopped client process go on.
+    ResumeClient(PausedPut),
     Nothing,
 }
 
 impl Schedule {
     /// Runs the schedule against `cluster`, timing intervals from
-    /// `clock_start` (the history's zero); returns what was done.
-    pub fn run(&self, cluster: &mut NetCluster, clock_start: Instant, seed: u64) -> Vec<Interval> {
+    /// `clock_start` (the history's zero); returns what was done once
+    /// every client process it stopped has finished. `clients` runs the
+    /// client processes (faults that need it are skipped without).
+    pub fn run(
+        &self,
+        cluster: &mut NetCluster,
+        clock_start: Instant,
+        seed: u64,
+        clients: Option<&ClientProcesses>,
+    ) -> Vec<Interval> {
         let mut dice = Dice::new(seed);
         let mut intervals = Vec::new();
+        let mut finishing = Vec::new();
         let began = Instant::now();
-        for fault in self.faults.iter().cycle() {
+        let needs_clients = |f: &Fault| f.parts().contains(&Fault::PauseClientMidWrite);
+        let faults = self
+            .faults
+            .iter()
+            .filter(|f| clients.is_some() || !needs_clients(f));
+        for fault in faults.cycle() {
             std::thread::sleep(self.quiet);
             if began.elapsed() + self.hold > self.duration {
                 break;
             }
             let start_ns = clock_start.elapsed().as_nanos() as u64;
-            let (hosts, undo) = strike(cluster, *fault, &mut dice);
+            let mut hosts = Vec::new();
+            let mut undos = Vec::new();
+            for part in fault.parts() {
+                let number = intervals.len() as u64;
+                let (hit, undo) = strike(cluster, part, &mut dice, clients, number);
+                hosts.extend(hit);
+                undos.push(undo);
+            }
             std::thread::sleep(self.hold);
-            heal(cluster, undo);
+            for undo in undos.into_iter().rev() {
+                finishing.extend(heal(cluster, undo));
+            }
             intervals.push(Interval {
                 fault: *fault,
                 hosts,
@@ -133,12 +190,22 @@ impl Schedule {
                 end_ns: clock_start.elapsed().as_nanos() as u64,
             });
         }
+        for client in finishing {
+            let _ = client.join();
+        }
         intervals
     }
 }
 
-/// Applies `fault`; returns the hosts it hit and how to undo it.
-fn strike(cluster: &mut NetCluster, fault: Fault, dice: &mut Dice) -> (Vec<usize>, Undo) {
+/// Applies the single fault `fault` (`number`: the how-manieth strike);
+/// returns the hosts it hit and how to undo it.
+fn strike(
+    cluster: &mut NetCluster,
+    fault: Fault,
+    dice: &mut Dice,
+    clients: Option<&ClientProcesses>,
+    number: u64,
+) -> (Vec<usize>, Undo) {
     let metas: Vec<usize> = cluster.metas();
     let leader = || cluster.wait_leader(Duration::from_secs(30));
     let net = &cluster.net;
@@ -261,10 +328,21 @@ fn strike(cluster: &mut NetCluster, fault: Fault, dice: &mut Dice) -> (Vec<usize
             cluster.pause(victim);
             (vec![victim], Undo::Resume(victim))
         }
+        Fault::PauseClientMidWrite => {
+            let clients = clients.expect("client processes (the namespace workload)");
+            let host = cluster.client_host(0);
+            let paused = clients
+                .pause_mid_put(cluster, host, number, dice)
+                .expect("start a client process");
+            (vec![host], Undo::ResumeClient(paused))
+        }
+        combined => unreachable!("{combined:?} strikes as its parts"),
     }
 }
 
-fn heal(cluster: &mut NetCluster, undo: Undo) {
+/// Undoes a fault; a resumed client process finishes on the thread
+/// returned.
+fn heal(cluster: &mut NetCluster, undo: Undo) -> Option<std::thread::JoinHandle<()>> {
     match undo {
         Undo::Network => cluster.net.heal().expect("heal the network"),
         Undo::Restart(host) => cluster.restart(host).expect("restart the process"),
@@ -286,8 +364,10 @@ fn heal(cluster: &mut NetCluster, undo: Undo) {
                 .expect("remove a metadata node");
             cluster.wipe(victim).expect("wipe the removed node");
         }
+        Undo::ResumeClient(paused) => return Some(paused.resume()),
         Undo::Nothing => {}
     }
+    None
 }
 
 /// Chunk files damaged per strike: half deleted, half with a byte flipped.

@@ -57,6 +57,27 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// A collector that acts within seconds, so deletes, re-puts and
+    /// stalled writes race it: chunk servers delete at once on a drop
+    /// order, a new leader orders drops 2 s after it starts leading, and
+    /// an upload not committed within 2 s of its placement may be
+    /// condemned (its commit is then refused and redone).
+    pub fn fast_collection(&mut self) {
+        self.meta_args.extend(
+            [
+                "--chunk-server-timeout-ms",
+                "2000",
+                "--placement-ttl-ms",
+                "2000",
+            ]
+            .map(str::to_owned),
+        );
+        self.chunk_args
+            .extend(["--drop-grace-secs", "0"].map(str::to_owned));
+    }
+}
+
 /// Why a cluster could not be started.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -231,6 +252,12 @@ impl NetCluster {
             }
             std::thread::sleep(Duration::from_millis(200));
         }
+    }
+
+    /// A command running the `toastyfs` binary inside host `host` (a
+    /// client process of the run).
+    pub fn command(&self, host: usize) -> std::process::Command {
+        self.net.command(host, &self.binary)
     }
 
     /// Node `node`'s status, asked inside its own host (`None`: no answer

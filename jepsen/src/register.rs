@@ -250,6 +250,18 @@ impl RegisterWorkload {
     }
 }
 
+/// Runs `count` client loops (processes `first`, `first + 1`, ...)
+/// concurrently, each given the deadline `duration` from now.
+pub async fn run_processes<F, Fut>(first: u64, count: usize, duration: Duration, client_loop: F)
+where
+    F: Fn(u64, Instant) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let deadline = Instant::now() + duration;
+    let loops = (0..count as u64).map(|i| client_loop(first + i, deadline));
+    futures::future::join_all(loops).await;
+}
+
 /// Runs `read` until it succeeds, at least once and every 500 ms until
 /// `deadline`; whether it succeeded.
 pub async fn until_read<F, Fut>(deadline: Instant, mut read: F) -> bool

@@ -1,4 +1,5 @@
-//! One run of the register workload against a [`NetCluster`]: the clients
+//! One run of the register workload (and beside it, when asked, the
+//! blocks, namespace and append workloads) against a [`NetCluster`]: the clients
 //! on a thread of the first client host while the nemesis schedule strikes
 //! from the calling thread; then everything is healed, the metadata nodes
 //! must converge (same applied index and digest), and the history and the
@@ -9,9 +10,12 @@ use std::time::{Duration, Instant};
 
 use toastyfs_client::{Client, ClientConfig};
 
+use crate::append::AppendWorkload;
 use crate::blocks::BlocksWorkload;
+use crate::namespace::NamespaceWorkload;
 use crate::nemesis::{Interval, Schedule};
 use crate::netcluster::NetCluster;
+use crate::paused_client::ClientProcesses;
 use crate::register::{Recorder, RegisterWorkload};
 use crate::verdict::{judge_run, RunVerdict, HARNESS_PROCESSES};
 
@@ -20,6 +24,11 @@ pub struct Run {
     pub workload: RegisterWorkload,
     /// Partial writes of one large file, run beside the registers.
     pub blocks: Option<BlocksWorkload>,
+    /// Files created, renamed, deleted and listed, beside the registers
+    /// (and client processes paused mid-write, if the schedule has them).
+    pub namespace: Option<NamespaceWorkload>,
+    /// Records appended to shared logs, beside the registers.
+    pub append: Option<AppendWorkload>,
     pub schedule: Schedule,
     /// The client configuration for a list of metadata addresses.
     pub config: fn(Vec<String>) -> ClientConfig,
@@ -57,7 +66,13 @@ pub fn run_register(
 ) -> Result<RunVerdict, RunError> {
     let recorder = Recorder::default();
     let clients = start_clients(cluster, &run, recorder.clone());
-    let intervals: Vec<Interval> = run.schedule.run(cluster, recorder.started(), run.seed);
+    let processes = run.namespace.clone().map(|namespace| ClientProcesses {
+        recorder: recorder.clone(),
+        namespace,
+    });
+    let intervals: Vec<Interval> =
+        run.schedule
+            .run(cluster, recorder.started(), run.seed, processes.as_ref());
     clients.join().map_err(|panic| {
         RunError::Clients(
             panic
@@ -89,6 +104,7 @@ fn final_reads(
 ) -> std::thread::JoinHandle<Vec<String>> {
     let metas = cluster.meta_addrs();
     let (workload, config, blocks) = (run.workload.clone(), run.config, run.blocks.clone());
+    let (namespace, append) = (run.namespace.clone(), run.append.clone());
     cluster.run_in(cluster.client_host(0), move || async move {
         let client = Client::new(config(metas));
         let within = Duration::from_secs(30);
@@ -98,6 +114,18 @@ fn final_reads(
         if let Some(blocks) = &blocks {
             let lost = blocks
                 .final_reads(&client, &recorder, FINAL_PROCESS + 1, within)
+                .await;
+            unreadable.extend(lost);
+        }
+        if let Some(namespace) = &namespace {
+            let lost = namespace
+                .final_reads(&client, &recorder, FINAL_PROCESS + 2, within)
+                .await;
+            unreadable.extend(lost);
+        }
+        if let Some(append) = &append {
+            let lost = append
+                .final_reads(&client, &recorder, FINAL_PROCESS + 3, within)
                 .await;
             unreadable.extend(lost);
         }
@@ -113,9 +141,18 @@ fn start_clients(
     let metas = cluster.meta_addrs();
     let (workload, config, pinned) = (run.workload.clone(), run.config, run.pinned_readers);
     let blocks = run.blocks.clone();
+    let (namespace, append) = (run.namespace.clone(), run.append.clone());
     cluster.run_in(cluster.client_host(0), move || async move {
         let writer = Arc::new(Client::new(config(metas.clone())));
         mkdir(&writer, &workload.dir).await;
+        if let Some(namespace) = &namespace {
+            for d in 0..namespace.dirs as u64 {
+                mkdir(&writer, &namespace.directory(d)).await;
+            }
+        }
+        if let Some(append) = &append {
+            mkdir(&writer, &append.dir).await;
+        }
         if let Some(blocks) = &blocks {
             let parent = blocks.path.rsplit_once('/').map_or("/", |(dir, _)| dir);
             mkdir(&writer, parent).await;
@@ -138,7 +175,17 @@ fn start_clients(
                 blocks.run(&writer, &recorder, BLOCKS_PROCESS).await;
             }
         };
-        futures::future::join(registers, partial).await;
+        let files = async {
+            if let Some(namespace) = &namespace {
+                namespace.run(&writer, &recorder).await;
+            }
+        };
+        let logs = async {
+            if let Some(append) = &append {
+                append.run(&writer, &recorder).await;
+            }
+        };
+        futures::future::join4(registers, partial, files, logs).await;
     })
 }
 

@@ -6,23 +6,14 @@
 
 use std::time::Duration;
 
+use toastyfs_jepsen::append::AppendWorkload;
 use toastyfs_jepsen::blocks::BlocksWorkload;
+use toastyfs_jepsen::namespace::NamespaceWorkload;
 use toastyfs_jepsen::nemesis::{Fault, Schedule};
 use toastyfs_jepsen::netcluster::{wait_until, Layout, NetCluster};
 use toastyfs_jepsen::register::RegisterWorkload;
 use toastyfs_jepsen::run::{fault_config, run_register, Run};
 use toastyfs_jepsen::verdict::RunVerdict;
-
-/// A collector that acts within seconds: chunk servers delete at once on
-/// a drop order, and a new leader orders drops 2 s after it starts leading.
-pub fn fast_collection(layout: &mut Layout) {
-    layout
-        .meta_args
-        .extend(["--chunk-server-timeout-ms".to_owned(), "2000".to_owned()]);
-    layout
-        .chunk_args
-        .extend(["--drop-grace-secs".to_owned(), "0".to_owned()]);
-}
 
 pub fn start(layout: Layout) -> NetCluster {
     NetCluster::start(crate::harness::binary(), layout)
@@ -82,7 +73,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
     let _heavy = crate::harness::heavy();
     let mut layout = Layout::small();
     layout.spare_metas = 1;
-    fast_collection(&mut layout);
+    layout.fast_collection();
     // Snapshots and log compaction every few hundred entries, so a
     // follower cut off for a fault catches up by a snapshot install.
     layout.meta_args.extend(
@@ -92,7 +83,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
     );
     let mut cluster = start(layout);
     let workload = RegisterWorkload {
-        duration: Duration::from_secs(72),
+        duration: Duration::from_secs(80),
         cas_percent: 50,
         ..RegisterWorkload::short_profile()
     };
@@ -100,7 +91,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
         faults: Fault::PROFILE.to_vec(),
         quiet: Duration::from_secs(1),
         hold: Duration::from_secs(3),
-        duration: Duration::from_secs(66),
+        duration: Duration::from_secs(74),
     };
     let run = Run {
         workload,
@@ -108,8 +99,16 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
         config: fault_config,
         pinned_readers: true,
         blocks: Some(BlocksWorkload {
-            duration: Duration::from_secs(72),
+            duration: Duration::from_secs(80),
             ..BlocksWorkload::short_profile()
+        }),
+        namespace: Some(NamespaceWorkload {
+            duration: Duration::from_secs(80),
+            ..NamespaceWorkload::short_profile()
+        }),
+        append: Some(AppendWorkload {
+            duration: Duration::from_secs(80),
+            ..AppendWorkload::short_profile()
         }),
         seed: 1,
     };

@@ -45,6 +45,8 @@ fn reads_without_a_read_index_are_caught() {
         config: fault_config,
         pinned_readers: true,
         blocks: None,
+        namespace: None,
+        append: None,
         seed: 2,
     };
     let verdict = judged(&mut cluster, "tooth-local-reads", run);
@@ -86,6 +88,8 @@ fn retries_that_skip_the_session_check_are_caught() {
         config: fresh_tags,
         pinned_readers: false,
         blocks: None,
+        namespace: None,
+        append: None,
         seed: 3,
     };
     let verdict = judged(&mut cluster, "tooth-fresh-tags", run);
@@ -108,7 +112,7 @@ fn drops_without_the_collection_fence_are_caught() {
         toastyfs_raft_meta::unsafe_modes::ENV.to_owned(),
         "unfenced-drops".to_owned(),
     )];
-    crate::partition::fast_collection(&mut layout);
+    layout.fast_collection();
     let mut cluster = start(layout);
     let run = Run {
         workload: RegisterWorkload {
@@ -132,6 +136,8 @@ fn drops_without_the_collection_fence_are_caught() {
         config: fault_config,
         pinned_readers: false,
         blocks: None,
+        namespace: None,
+        append: None,
         seed: 4,
     };
     let verdict = judged(&mut cluster, "tooth-unfenced-drops", run);

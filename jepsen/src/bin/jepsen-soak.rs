@@ -1,6 +1,8 @@
 //! `jepsen-soak`: the long profile. One cluster in network namespaces runs
-//! the register workload (puts and compare-and-sets, pinned readers) in
-//! rounds of a few minutes, every nemesis of the short profile striking in
+//! every workload (registers with puts and compare-and-sets and pinned
+//! readers, partial writes of one large file, a namespace, appends to
+//! logs) in rounds of a few minutes, with a collector that acts within
+//! seconds, every nemesis of the short profile striking in
 //! turn, for as long as asked; each round is judged on its own (its
 //! history, nemesis intervals, timeline plot and verdict kept under
 //! `--results`), and a summary of every round ends the run. Exit 0 when
@@ -11,7 +13,9 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use toastyfs_jepsen::append::AppendWorkload;
 use toastyfs_jepsen::blocks::BlocksWorkload;
+use toastyfs_jepsen::namespace::NamespaceWorkload;
 use toastyfs_jepsen::nemesis::{Fault, Schedule};
 use toastyfs_jepsen::netcluster::{Layout, NetCluster};
 use toastyfs_jepsen::register::RegisterWorkload;
@@ -45,11 +49,12 @@ fn main() -> ExitCode {
     let args = Args::parse();
     // Set before any thread starts: every round keeps its results there.
     std::env::set_var(RESULTS_ENV, &args.results);
-    let layout = Layout {
+    let mut layout = Layout {
         metas: args.metas,
         spare_metas: 1,
         ..Layout::small()
     };
+    layout.fast_collection();
     let mut cluster = match NetCluster::start(args.binary.clone(), layout) {
         Ok(cluster) => cluster,
         Err(e) => {
@@ -82,6 +87,16 @@ fn main() -> ExitCode {
             blocks: Some(BlocksWorkload {
                 duration: round_time,
                 ..BlocksWorkload::short_profile()
+            }),
+            namespace: Some(NamespaceWorkload {
+                dir: format!("/soak/r{round}/ns"),
+                duration: round_time,
+                ..NamespaceWorkload::short_profile()
+            }),
+            append: Some(AppendWorkload {
+                dir: format!("/soak/r{round}/log"),
+                duration: round_time,
+                ..AppendWorkload::short_profile()
             }),
             seed: args.seed.wrapping_add(round),
         };
