@@ -38,6 +38,10 @@ pub enum Fault {
     ClientsCutFromMetas,
     /// kill -9 of the leader, restarted at the heal.
     KillLeader,
+    /// kill -9 of a majority of the metadata nodes, the leader among
+    /// them, all restarted at the heal: nothing can commit meanwhile, and
+    /// nothing acknowledged before may be lost after.
+    KillMajority,
     /// SIGSTOP of the leader, SIGCONT at the heal.
     PauseLeader,
     /// kill -9 of a chunk server, restarted at the heal.
@@ -70,7 +74,7 @@ impl Fault {
     /// Every fault of the short profile and the soak, in the order they
     /// strike (membership changes need a spare metadata host; a client
     /// paused mid-write needs the namespace workload).
-    pub const PROFILE: [Fault; 17] = [
+    pub const PROFILE: [Fault; 18] = [
         Fault::IsolateLeader,
         Fault::RepliesToClientsLost,
         Fault::RandomHalves,
@@ -85,6 +89,7 @@ impl Fault {
         Fault::DamageChunkFiles,
         Fault::MembershipChange,
         Fault::PauseClientMidWrite,
+        Fault::KillMajority,
         Fault::HalvesAndChunkServerKilled,
         Fault::LeaderIsolatedAndClientPaused,
         Fault::LeaderPausedAndChunkFilesDamaged,
@@ -131,7 +136,7 @@ pub struct Schedule {
 /// The fault in force, to undo at the heal.
 enum Undo {
     Network,
-    Restart(usize),
+    Restart(Vec<usize>),
     Resume(usize),
     /// Remove a member other than the one added (the leader if `leader`),
     /// and wipe it.
@@ -289,7 +294,19 @@ fn strike(
         Fault::KillLeader => {
             let leader = leader();
             cluster.kill(leader);
-            (vec![leader], Undo::Restart(leader))
+            (vec![leader], Undo::Restart(vec![leader]))
+        }
+        Fault::KillMajority => {
+            let leader = leader();
+            let mut victims = vec![leader];
+            let mut others: Vec<usize> = metas.iter().copied().filter(|h| *h != leader).collect();
+            while victims.len() < metas.len() / 2 + 1 {
+                victims.push(others.remove(dice.pick(others.len())));
+            }
+            for victim in &victims {
+                cluster.kill(*victim);
+            }
+            (victims.clone(), Undo::Restart(victims))
         }
         Fault::PauseLeader => {
             let leader = leader();
@@ -300,7 +317,7 @@ fn strike(
             let servers: Vec<usize> = cluster.chunk_servers().collect();
             let victim = servers[dice.pick(servers.len())];
             cluster.kill(victim);
-            (vec![victim], Undo::Restart(victim))
+            (vec![victim], Undo::Restart(vec![victim]))
         }
         Fault::MembershipChange => {
             let spare = cluster
@@ -345,7 +362,11 @@ fn strike(
 fn heal(cluster: &mut NetCluster, undo: Undo) -> Option<std::thread::JoinHandle<()>> {
     match undo {
         Undo::Network => cluster.net.heal().expect("heal the network"),
-        Undo::Restart(host) => cluster.restart(host).expect("restart the process"),
+        Undo::Restart(hosts) => {
+            for host in hosts {
+                cluster.restart(host).expect("restart the process");
+            }
+        }
         Undo::Resume(host) => cluster.resume(host),
         Undo::RemoveMember { added, leader } => {
             let current = cluster.wait_leader(Duration::from_secs(30));

@@ -83,7 +83,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
     );
     let mut cluster = start(layout);
     let workload = RegisterWorkload {
-        duration: Duration::from_secs(80),
+        duration: Duration::from_secs(90),
         cas_percent: 50,
         ..RegisterWorkload::short_profile()
     };
@@ -91,7 +91,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
         faults: Fault::PROFILE.to_vec(),
         quiet: Duration::from_secs(1),
         hold: Duration::from_secs(3),
-        duration: Duration::from_secs(74),
+        duration: Duration::from_secs(84),
     };
     let run = Run {
         workload,
@@ -99,21 +99,69 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
         config: fault_config,
         pinned_readers: true,
         blocks: Some(BlocksWorkload {
-            duration: Duration::from_secs(80),
+            duration: Duration::from_secs(90),
             ..BlocksWorkload::short_profile()
         }),
         namespace: Some(NamespaceWorkload {
-            duration: Duration::from_secs(80),
+            duration: Duration::from_secs(90),
             ..NamespaceWorkload::short_profile()
         }),
         append: Some(AppendWorkload {
-            duration: Duration::from_secs(80),
+            duration: Duration::from_secs(90),
             ..AppendWorkload::short_profile()
         }),
         seed: 1,
     };
     let verdict = judged(&mut cluster, "short-profile", run);
     assert!(verdict.passed(), "{}", verdict.summary("short-profile"));
+}
+
+/// Five metadata nodes: a majority ring (every node sees a majority, no
+/// two the same one), random halves, the leader isolated, killed, paused,
+/// a majority killed, and membership changes, against registers and
+/// appends.
+#[test]
+fn five_metadata_nodes_stay_linearizable_under_rings_and_halves() {
+    let _heavy = crate::harness::heavy();
+    let mut layout = Layout::small();
+    layout.metas = 5;
+    layout.spare_metas = 1;
+    layout.fast_collection();
+    let mut cluster = start(layout);
+    let duration = Duration::from_secs(45);
+    let run = Run {
+        workload: RegisterWorkload {
+            duration,
+            cas_percent: 50,
+            ..RegisterWorkload::short_profile()
+        },
+        schedule: Schedule {
+            faults: vec![
+                Fault::Bridge,
+                Fault::RandomHalves,
+                Fault::IsolateLeader,
+                Fault::KillMajority,
+                Fault::PauseLeader,
+                Fault::KillLeader,
+                Fault::MembershipChange,
+                Fault::LeaderRepliesLost,
+            ],
+            quiet: Duration::from_secs(1),
+            hold: Duration::from_secs(3),
+            duration: duration - Duration::from_secs(5),
+        },
+        config: fault_config,
+        pinned_readers: true,
+        blocks: None,
+        namespace: None,
+        append: Some(AppendWorkload {
+            duration,
+            ..AppendWorkload::short_profile()
+        }),
+        seed: 5,
+    };
+    let verdict = judged(&mut cluster, "five-nodes", run);
+    assert!(verdict.passed(), "{}", verdict.summary("five-nodes"));
 }
 
 /// Runs and judges `run`, which must have enough successes to check.
