@@ -22,11 +22,11 @@ pub const MAX_BACKOFF: Duration = Duration::from_millis(500);
 /// address (a hedge): far above a healthy answer (milliseconds), far
 /// below a request timeout, so a paused or cut-off node costs about this.
 pub const HEDGE_AFTER: Duration = Duration::from_millis(400);
-/// A write unanswered this long is also sent to the next address. Longer
-/// than for reads: the leader proposes every copy that reaches it (the
-/// session applies one), so hedging a merely slow write under load would
-/// multiply the log.
-pub const HEDGE_WRITES_AFTER: Duration = Duration::from_secs(2);
+/// A write unanswered this long is also sent to the next address. A bit
+/// longer than for reads: a copy that reaches the leader while the first
+/// is in flight joins it (one log entry), but a merely slow write under
+/// load would still be sent, and forwarded, twice.
+pub const HEDGE_WRITES_AFTER: Duration = Duration::from_millis(600);
 /// Most attempts of one metadata request in flight at once (the first and
 /// its hedges).
 pub const MAX_HEDGED: usize = 4;

@@ -14,18 +14,26 @@
 //! node stops leading in that term: it may still commit under the next
 //! leader, or never.
 //!
+//! A proposal whose session tag is already in flight here (a client's
+//! hedged copy, or a copy a follower forwarded again after a change of
+//! leader) is not proposed again: it joins the one in flight and gets its
+//! result. The state machine would apply the copy at most once anyway;
+//! joining keeps the copies out of the log.
+//!
 //! The proposer also stamps the time: every proposal's `time_ms` is
 //! overwritten with this node's wall clock (milliseconds since the UNIX
 //! epoch, never going backwards here) as it joins a batch, whatever the
 //! sender put there. The state machine reads no clock; the log carries the
 //! leader's reading, so every replica sees the same modification times.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 use openraft::{BasicNode, ServerState};
 use toastyfs_proto::namespace::{CommandResult, Proposal};
+use toastyfs_proto::SessionTag;
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::types::{NodeId, ProposalBatch, Raft, MAX_BATCH_PROPOSALS};
@@ -50,30 +58,105 @@ pub enum ProposeError {
 
 type Reply = oneshot::Sender<Result<CommandResult, ProposeError>>;
 
+/// The session tags in flight, each with the copies waiting on it.
+type Joined = Arc<Mutex<BTreeMap<SessionTag, Vec<Reply>>>>;
+
 /// Submits proposals to the batching task.
 #[derive(Clone)]
 pub struct Proposer {
     queue: mpsc::Sender<(Proposal, Reply)>,
+    joined: Joined,
 }
 
 impl Proposer {
     /// Starts the batching task for `raft`.
     pub fn start(raft: Raft) -> Proposer {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        tokio::spawn(run(raft, receiver));
-        Proposer { queue }
+        let joined = Joined::default();
+        tokio::spawn(run(raft, receiver, joined.clone()));
+        Proposer { queue, joined }
     }
 
-    /// Proposes one command and waits for its result.
+    /// Proposes one command and waits for its result (or, if a proposal
+    /// with its session tag is in flight, waits for that one's).
     pub async fn propose(&self, proposal: Proposal) -> Result<CommandResult, ProposeError> {
         let (reply, answer) = oneshot::channel();
+        let (reply, unjoin) = match self.join(proposal.session, reply) {
+            Some(first) => first,
+            None => return answered(answer).await,
+        };
         self.queue
             .send((proposal, reply))
             .await
             .map_err(|_| ProposeError::Unknown("proposer stopped".into()))?;
-        answer
-            .await
-            .map_err(|_| ProposeError::Unknown("proposal dropped".into()))?
+        // Queued: the batching task answers the copies from now on.
+        std::mem::forget(unjoin);
+        answered(answer).await
+    }
+}
+
+impl Proposer {
+    /// Joins `tag`'s proposal in flight (`None`: `reply` waits on it), or
+    /// marks `tag` in flight and gives `reply` back to be queued.
+    fn join<'a>(
+        &'a self,
+        tag: Option<SessionTag>,
+        reply: Reply,
+    ) -> Option<(Reply, Option<Unjoin<'a>>)> {
+        let Some(tag) = tag else {
+            return Some((reply, None));
+        };
+        let mut joined = lock(&self.joined);
+        if let Some(copies) = joined.get_mut(&tag) {
+            copies.push(reply);
+            return None;
+        }
+        joined.insert(tag, Vec::new());
+        let unjoin = Unjoin {
+            joined: &self.joined,
+            tag,
+        };
+        Some((reply, Some(unjoin)))
+    }
+}
+
+async fn answered(
+    answer: oneshot::Receiver<Result<CommandResult, ProposeError>>,
+) -> Result<CommandResult, ProposeError> {
+    answer
+        .await
+        .map_err(|_| ProposeError::Unknown("proposal dropped".into()))?
+}
+
+fn lock(joined: &Joined) -> std::sync::MutexGuard<'_, BTreeMap<SessionTag, Vec<Reply>>> {
+    joined
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Takes a tag out of the joined set if its proposal never reached the
+/// queue (the caller went away first); copies waiting on it are dropped,
+/// which answers them as unknown, so their clients retry.
+struct Unjoin<'a> {
+    joined: &'a Joined,
+    tag: SessionTag,
+}
+
+impl Drop for Unjoin<'_> {
+    fn drop(&mut self) {
+        lock(self.joined).remove(&self.tag);
+    }
+}
+
+/// Answers the copies that joined `tag` with `result`.
+fn answer_copies(
+    joined: &Joined,
+    tag: Option<SessionTag>,
+    result: &Result<CommandResult, ProposeError>,
+) {
+    let Some(tag) = tag else { return };
+    for copy in lock(joined).remove(&tag).unwrap_or_default() {
+        let _ = copy.send(result.clone());
     }
 }
 
@@ -90,7 +173,7 @@ fn wall_clock_ms() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
-async fn run(raft: Raft, mut receiver: mpsc::Receiver<(Proposal, Reply)>) {
+async fn run(raft: Raft, mut receiver: mpsc::Receiver<(Proposal, Reply)>, joined: Joined) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     let mut last_stamp = 0;
     // A proposal that did not fit the previous batch starts the next.
@@ -126,9 +209,9 @@ async fn run(raft: Raft, mut receiver: mpsc::Receiver<(Proposal, Reply)>) {
         for (proposal, _) in &mut batch {
             proposal.time_ms = last_stamp;
         }
-        let raft = raft.clone();
+        let (raft, joined) = (raft.clone(), joined.clone());
         tokio::spawn(async move {
-            commit(&raft, batch).await;
+            commit(&raft, batch, &joined).await;
             drop(slot);
         });
     }
@@ -147,27 +230,20 @@ fn fits(bytes: usize, len: usize) -> bool {
     bytes.saturating_add(len) <= MAX_ENTRY_PROPOSAL_BYTES
 }
 
-async fn commit(raft: &Raft, batch: Vec<(Proposal, Reply)>) {
+async fn commit(raft: &Raft, batch: Vec<(Proposal, Reply)>, joined: &Joined) {
     let (proposals, replies): (Vec<Proposal>, Vec<Reply>) = batch.into_iter().unzip();
+    let tags: Vec<Option<SessionTag>> = proposals.iter().map(|p| p.session).collect();
     let outcome = bounded_write(raft, ProposalBatch { proposals }).await;
-    match outcome {
-        Ok(response) => {
-            let results = response.data.results;
-            if results.len() != replies.len() {
-                for reply in replies {
-                    let _ = reply.send(Err(ProposeError::Unknown("result count mismatch".into())));
-                }
-                return;
-            }
-            for (reply, result) in replies.into_iter().zip(results) {
-                let _ = reply.send(Ok(result));
-            }
+    let results: Vec<Result<CommandResult, ProposeError>> = match outcome {
+        Ok(response) if response.data.results.len() == replies.len() => {
+            response.data.results.into_iter().map(Ok).collect()
         }
-        Err(e) => {
-            for reply in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
-        }
+        Ok(_) => vec![Err(ProposeError::Unknown("result count mismatch".into())); replies.len()],
+        Err(e) => vec![Err(e); replies.len()],
+    };
+    for ((reply, result), tag) in replies.into_iter().zip(results).zip(tags) {
+        answer_copies(joined, tag, &result);
+        let _ = reply.send(result);
     }
 }
 

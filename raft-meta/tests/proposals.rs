@@ -13,7 +13,7 @@ use std::time::Duration;
 use openraft::ServerState;
 use support::router::Cluster;
 use toastyfs_proto::namespace::{Command, CommandResult, Proposal};
-use toastyfs_proto::FsPath;
+use toastyfs_proto::{ClientId, FsPath, Seq, SessionTag};
 use toastyfs_raft_meta::limits::PROPOSER_ENTRIES_IN_FLIGHT;
 use toastyfs_raft_meta::proposer::{ProposeError, Proposer};
 
@@ -154,4 +154,62 @@ async fn a_deposed_leader_caught_up_by_snapshot_ends_its_proposals_and_writes_ag
     }
     assert!(commit(&proposers[&old], "/again").await.is_ok());
     cluster.shutdown().await;
+}
+
+/// Copies of one write (a client's hedge, a follower's forward sent again
+/// after a change of leader) that reach the leader while the first is in
+/// flight join it: one log entry, one result for all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copies_of_a_proposal_in_flight_join_it_and_add_one_entry() {
+    let cluster = Cluster::start(3, 1_000).await;
+    let leader = cluster
+        .wait_leader_other_than(&[], Duration::from_secs(10))
+        .await;
+    let proposer = Proposer::start(cluster.rafts[&leader].clone());
+    // The followers never campaign, so the leader keeps leading while it
+    // is cut off and nothing it proposes can commit.
+    for (id, raft) in &cluster.rafts {
+        if *id != leader {
+            raft.runtime_config().elect(false);
+        }
+    }
+    let raft = &cluster.rafts[&leader];
+    let before = raft.metrics().borrow().last_log_index.unwrap_or(0);
+    cluster.router.isolate(leader);
+    let tagged = Proposal {
+        session: Some(SessionTag {
+            client: ClientId(7),
+            seq: Seq(1),
+        }),
+        ..mkdir("/once")
+    };
+    let mut copies = Vec::new();
+    for _ in 0..4 {
+        let (proposer, proposal) = (proposer.clone(), tagged.clone());
+        copies.push(tokio::spawn(
+            async move { proposer.propose(proposal).await },
+        ));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    cluster.router.heal();
+    let mut results = Vec::new();
+    for copy in copies {
+        let result = tokio::time::timeout(Duration::from_secs(10), copy)
+            .await
+            .expect("a copy ended within 10 s")
+            .expect("task")
+            .expect("committed");
+        results.push(result);
+    }
+    assert!(
+        results.windows(2).all(|w| w[0] == w[1]),
+        "copies answered differently: {results:?}"
+    );
+    let after = raft.metrics().borrow().last_log_index.unwrap_or(0);
+    assert_eq!(
+        after - before,
+        1,
+        "the copies were proposed {} times",
+        after - before
+    );
 }

@@ -547,3 +547,35 @@ async fn errors_name_their_cause_once_and_logs_are_plain_text() {
     );
     assert!(!text.contains('\u{1b}'), "ANSI codes on a pipe: {text:?}");
 }
+
+/// A follower forwarding a read to a leader that then stops (SIGSTOP)
+/// sends it again to the leader elected next: the read is answered within
+/// an election, not held for the forward's 25 s timeout (issue 18). If the
+/// follower itself is elected, it answers 503 at once so the client
+/// retries there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forward_to_a_paused_leader_follows_the_new_leader() {
+    let cluster = crate::harness::start(3, &[]).await;
+    let leader = cluster.wait_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let addr = cluster.nodes[&follower].addr.clone();
+    let admin = cluster.client();
+    cluster.pause(leader);
+    let query = Query::Stat { path: p("/") };
+    let answer = tokio::time::timeout(
+        Duration::from_secs(12),
+        admin.query_node(&addr, &query, false),
+    )
+    .await;
+    let answer = answer.expect("the follower held the read for the paused leader");
+    match &answer {
+        Ok(_) => {}
+        // Answered 503 at once: it leads now.
+        Err(toastyfs_client::ClientError::Rejected { status: 503, .. }) => {
+            let now = cluster.status(follower).await.and_then(|s| s.leader);
+            assert_eq!(now, Some(follower), "refused by a follower: {answer:?}");
+        }
+        Err(e) => panic!("the forward did not follow the new leader: {e}"),
+    }
+    cluster.resume(leader);
+}

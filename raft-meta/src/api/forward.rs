@@ -4,10 +4,19 @@
 //! as it came. A request that arrives already marked is never forwarded
 //! again: it is answered 503, so no request bounces between followers
 //! (two nodes that each believe the other leads).
+//!
+//! A forward follows leadership: while it waits on the leader it was sent
+//! to, a change of leader this node learns of (that leader paused, cut
+//! off or deposed) sends the request again to the new one, and the first
+//! answer is relayed. Writes carry their session tag, so the cluster
+//! applies a write sent twice at most once; reads have no effect to
+//! repeat. If this node itself becomes the leader, it answers 503 and the
+//! client, retrying, finds it leading.
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::stream::{FuturesUnordered, StreamExt};
 use toastyfs_client::transport::{RawResponse, SendOptions};
 use toastyfs_proto::routes::{FORWARDED_HEADER, RECORD_CONTENT_TYPE};
 
@@ -24,6 +33,7 @@ pub fn is_forwarded(headers: &HeaderMap) -> bool {
 }
 
 /// What is forwarded: a POSTed body (record or JSON) or a GET.
+#[derive(Clone)]
 pub enum Forward<'a> {
     Post {
         path: &'a str,
@@ -56,25 +66,97 @@ pub async fn to_leader(
     options: SendOptions,
     kind: &'static str,
 ) -> Result<Response, ApiError> {
-    let Some(addr) = target(node, headers, leader) else {
+    let Some(mut addr) = target(node, headers, leader) else {
         record_request(kind, "no_leader");
         return Err(ApiError::NoLeader);
     };
-    let options = options.forwarded();
+    let deadline = tokio::time::Instant::now() + options.timeout;
+    let json = match request {
+        Forward::Post { json, .. } => json,
+        Forward::Get { .. } => true,
+    };
+    let mut in_flight = FuturesUnordered::new();
+    in_flight.push(send(
+        node,
+        addr.clone(),
+        request.clone(),
+        options.forwarded(),
+    ));
+    let mut may_reforward = true;
+    loop {
+        tokio::select! {
+            Some(raw) = in_flight.next() => {
+                match raw {
+                    Ok(raw) => {
+                        record_request(kind, "forwarded");
+                        return Ok(relay(raw, json));
+                    }
+                    // An earlier leader failed; the newer one may answer.
+                    Err(_) if !in_flight.is_empty() => continue,
+                    Err(e) => return Err(ApiError::ForwardFailed(e.to_string())),
+                }
+            }
+            moved = leader_moved(node, &addr), if may_reforward => {
+                let Some(new_leader) = moved else {
+                    // This node leads now: the client retries here.
+                    record_request(kind, "no_leader");
+                    return Err(ApiError::NoLeader);
+                };
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                addr = new_leader;
+                may_reforward = !left.is_zero() && in_flight.len() + 1 < MAX_FORWARDS;
+                if left.is_zero() {
+                    continue;
+                }
+                record_request(kind, "reforwarded");
+                let options = SendOptions { timeout: left, ..options }.forwarded();
+                in_flight.push(send(node, addr.clone(), request.clone(), options));
+            }
+        }
+    }
+}
+
+/// Copies of one request a node sends on to successive leaders, at most.
+const MAX_FORWARDS: usize = 4;
+
+/// Sends `request` to `addr`.
+async fn send(
+    node: &Node,
+    addr: String,
+    request: Forward<'_>,
+    options: SendOptions,
+) -> Result<RawResponse, toastyfs_client::transport::SendError> {
     let transport = &node.transport;
-    let (raw, json) = match request {
+    match request {
         Forward::Post { path, body, json } => {
             let content_type = if json { JSON } else { RECORD_CONTENT_TYPE };
-            let raw = transport
+            transport
                 .post_body(&addr, path, content_type, body, options)
-                .await;
-            (raw, json)
+                .await
         }
-        Forward::Get { path } => (transport.get_raw(&addr, path, options).await, true),
-    };
-    let raw = raw.map_err(|e| ApiError::ForwardFailed(e.to_string()))?;
-    record_request(kind, "forwarded");
-    Ok(relay(raw, json))
+        Forward::Get { path } => transport.get_raw(&addr, path, options).await,
+    }
+}
+
+/// Waits until this node knows of a leader other than the one at `addr`:
+/// `Some(its address)`, or `None` when it is this node.
+async fn leader_moved(node: &Node, addr: &str) -> Option<String> {
+    let mut metrics = node.raft.metrics();
+    loop {
+        let known = {
+            metrics.borrow_and_update();
+            node.leader_addr()
+        };
+        match known {
+            Some((id, _)) if id == node.id => return None,
+            Some((_, new)) if new != addr => return Some(new),
+            _ => {}
+        }
+        if metrics.changed().await.is_err() {
+            // Raft stopped: no leader change will come.
+            std::future::pending::<()>().await;
+        }
+    }
 }
 
 /// The leader's answer, status and body as they came.
