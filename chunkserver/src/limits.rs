@@ -11,6 +11,8 @@ pub const DEFAULT_FETCH_PARALLELISM: usize = 4;
 /// A drop order is acted on only while the latest answer is at most this
 /// many report intervals old.
 pub const FRESH_ANSWER_INTERVALS: u32 = 3;
+/// A report unanswered this long also goes to the next metadata node.
+pub const REPORT_HEDGE_AFTER: Duration = Duration::from_millis(500);
 /// Bound on one report round trip to one metadata node.
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one healing copy from one source.

@@ -7,7 +7,8 @@
 //! [`ChunkOrders`] record back, through [`link::Link`]: any metadata node
 //! will do (followers forward to the leader); a refusal (non-200, e.g. 503
 //! while there is no leader) or a connection failure moves on to the next
-//! address of the list, and when every address failed the loop backs off
+//! address of the list, and so does a node silent for half a second (the
+//! report is hedged, see [`link`]); when every address failed the loop backs off
 //! (the client crate's one [`Backoff`], doubling, capped). Connecting and
 //! losing the metadata service are logged once per change, not on every
 //! attempt.

@@ -102,8 +102,7 @@ impl AppendWorkload {
         let bytes = record(id, self.record_bytes);
         let kind = match client.write_at(&path, length, &bytes[..], options).await {
             Ok(_) => EventType::Ok,
-            Err(e) if e.is_definite() => EventType::Fail,
-            Err(_) => EventType::Info,
+            Err(e) => rec.ending(process, &e),
         };
         rec.record(process, kind, "append", log, json!(id));
     }
@@ -116,8 +115,7 @@ impl AppendWorkload {
         let (kind, value) = match client.read_to(&path, 0, None, &mut out, None).await {
             Ok(_) => (EventType::Ok, json!(records(&out, self.record_bytes))),
             Err(ClientError::Refused(FsError::NotFound { .. })) => (EventType::Ok, json!([])),
-            Err(e) if e.is_definite() => (EventType::Fail, Value::Null),
-            Err(_) => (EventType::Info, Value::Null),
+            Err(e) => (rec.ending(process, &e), Value::Null),
         };
         rec.record(process, kind, "read-log", log, value);
         kind == EventType::Ok

@@ -35,14 +35,6 @@ pub struct BlocksWorkload {
 /// The tag of the blocks written before the run.
 const INITIAL: &str = "initial";
 
-fn completion(e: &ClientError) -> EventType {
-    if e.is_definite() {
-        EventType::Fail
-    } else {
-        EventType::Info
-    }
-}
-
 /// A block of `size` bytes carrying `tag`: the tag, then `.` padding.
 fn block(tag: &str, size: u32) -> Vec<u8> {
     let mut bytes = tag.as_bytes().to_vec();
@@ -184,7 +176,7 @@ impl BlocksWorkload {
             let offset = b * u64::from(self.block_size);
             let kind = match client.write_at(&path, offset, &bytes[..], options).await {
                 Ok(_) => EventType::Ok,
-                Err(e) => completion(&e),
+                Err(e) => recorder.ending(process, &e),
             };
             recorder.record(process, kind, "write", &key, tag.into());
         }
@@ -206,7 +198,7 @@ impl BlocksWorkload {
         let length = Some(u64::from(self.block_size));
         let (kind, value) = match client.read_to(path, offset, length, &mut out, None).await {
             Ok(_) => (EventType::Ok, tag_of(&out, self.block_size)),
-            Err(e) => (completion(&e), Value::Null),
+            Err(e) => (recorder.ending(process, &e), Value::Null),
         };
         recorder.record(process, kind, "read", &key, value);
         kind == EventType::Ok

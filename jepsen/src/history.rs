@@ -10,6 +10,7 @@
 //! {"process":3,"type":"ok","f":"write","key":"/a","value":"v1","time_ns":5400}
 //! ```
 //!
+//! A `fail` or `info` event also carries the client's `error` text.
 //! `f` is `read` (an `ok` carries the value read, `null` for none),
 //! `write` (the value written) or `cas` (`[expected, new]`); `time_ns` is a
 //! monotonic clock shared by every process of the run.
@@ -39,6 +40,9 @@ pub struct Event {
     #[serde(default)]
     pub value: serde_json::Value,
     pub time_ns: u64,
+    /// Why a `fail` or `info` ended so: the client's error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// Why a history could not be read or paired.
@@ -186,6 +190,7 @@ pub(crate) fn read_event(kind: EventType, time_ns: u64) -> Event {
         key: "/a".into(),
         value: serde_json::Value::Null,
         time_ns,
+        error: None,
     }
 }
 
@@ -222,6 +227,7 @@ mod tests {
             key: "/a".into(),
             value,
             time_ns,
+            error: None,
         };
         let events = vec![
             line(1, EventType::Invoke, "write", "x".into(), 1),
@@ -259,6 +265,7 @@ mod tests {
             key: "/a".into(),
             value: serde_json::Value::Null,
             time_ns: 1,
+            error: None,
         };
         assert!(matches!(
             operations(&[event]),

@@ -221,11 +221,7 @@ impl Op<'_> {
                 Some(value)
             }
             Err(e) => {
-                let kind = if e.is_definite() {
-                    EventType::Fail
-                } else {
-                    EventType::Info
-                };
+                let kind = rec.ending(self.process, &e);
                 rec.record(self.process, kind, f, self.dir, input);
                 None
             }

@@ -43,6 +43,8 @@ pub struct RegisterWorkload {
 pub struct Recorder {
     started: Instant,
     events: Arc<Mutex<Vec<Event>>>,
+    /// Per process, the error its next completion ends with.
+    errors: Arc<Mutex<std::collections::BTreeMap<u64, String>>>,
 }
 
 impl Default for Recorder {
@@ -50,6 +52,7 @@ impl Default for Recorder {
         Recorder {
             started: Instant::now(),
             events: Arc::default(),
+            errors: Arc::default(),
         }
     }
 }
@@ -58,6 +61,14 @@ impl Recorder {
     /// Records an event now (the time is taken under the lock, so the
     /// order of events and the order of their times agree).
     pub fn record(&self, process: u64, kind: EventType, f: &str, key: &str, value: Value) {
+        let error = match kind {
+            EventType::Fail | EventType::Info => self
+                .errors
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(&process),
+            EventType::Invoke | EventType::Ok => None,
+        };
         let mut events = self.events.lock().unwrap_or_else(|p| p.into_inner());
         let time_ns = self.started.elapsed().as_nanos() as u64;
         events.push(Event {
@@ -67,7 +78,24 @@ impl Recorder {
             key: key.to_owned(),
             value,
             time_ns,
+            error,
         });
+    }
+
+    /// How process `process`'s operation ends after `e`: `fail` if the
+    /// client calls it definite, else `info`; the next completion the
+    /// process records carries the error's text.
+    pub fn ending(&self, process: u64, e: &ClientError) -> EventType {
+        let text = toastyfs_client::error::describe(e);
+        self.errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(process, text);
+        if e.is_definite() {
+            EventType::Fail
+        } else {
+            EventType::Info
+        }
     }
 
     /// When the history's clock started (nemesis intervals are timed
@@ -81,14 +109,6 @@ impl Recorder {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
-    }
-}
-
-fn completion(e: &ClientError) -> EventType {
-    if e.is_definite() {
-        EventType::Fail
-    } else {
-        EventType::Info
     }
 }
 
@@ -187,7 +207,7 @@ impl RegisterWorkload {
                 let bytes = self.padded(&value);
                 let kind = match client.write_at(&path, 0, &bytes[..], options).await {
                     Ok(_) => EventType::Ok,
-                    Err(e) => completion(&e),
+                    Err(e) => recorder.ending(process, &e),
                 };
                 recorder.record(process, kind, "cas", &key, input);
             } else {
@@ -201,7 +221,7 @@ impl RegisterWorkload {
                 let bytes = self.padded(&value);
                 let kind = match client.put(&path, &bytes[..], false, None, None).await {
                     Ok(_) => EventType::Ok,
-                    Err(e) => completion(&e),
+                    Err(e) => recorder.ending(process, &e),
                 };
                 recorder.record(process, kind, "write", &key, value.into());
             }
@@ -290,14 +310,19 @@ async fn read_op(
     path: &FsPath,
 ) -> Option<(Value, Version)> {
     recorder.record(process, EventType::Invoke, "read", key, Value::Null);
-    let (kind, value, version) = read(client, path).await;
+    let (kind, value, version) = read(process, client, recorder, path).await;
     recorder.record(process, kind, "read", key, value.clone());
     (kind == EventType::Ok).then_some((value, version))
 }
 
 /// Reads a register: its content, or `null` if the file does not exist,
 /// and the version read (0 for none).
-async fn read(client: &Client, path: &FsPath) -> (EventType, Value, Version) {
+async fn read(
+    process: u64,
+    client: &Client,
+    recorder: &Recorder,
+    path: &FsPath,
+) -> (EventType, Value, Version) {
     let mut out = Vec::new();
     match client.read_to(path, 0, None, &mut out, None).await {
         Ok(outcome) => match String::from_utf8(out) {
@@ -317,6 +342,6 @@ async fn read(client: &Client, path: &FsPath) -> (EventType, Value, Version) {
         Err(ClientError::Refused(FsError::NotFound { .. })) => {
             (EventType::Ok, Value::Null, Version(0))
         }
-        Err(e) => (completion(&e), Value::Null, Version(0)),
+        Err(e) => (recorder.ending(process, &e), Value::Null, Version(0)),
     }
 }

@@ -2,12 +2,24 @@
 //! nodes, which one answered last (tried first next time), and the log of
 //! connecting and losing the service, once per change. Reports go through
 //! the client crate's one transport.
+//!
+//! A report is hedged: while the node it went to has not answered for
+//! [`REPORT_HEDGE_AFTER`], the same report also goes to the next node,
+//! and the first answer wins. So a paused or cut-off node (often the
+//! leader that was, which the server reported to last) costs half a
+//! second, not the report timeout, and the new leader hears from every
+//! chunk server within about one report interval of its election (a
+//! follower forwards the report to the leader it knows, and follows a
+//! change of leader). A report applied twice changes nothing: `added` and
+//! `lost` are sets, and a full report replaces the inventory.
 
+use futures::stream::{FuturesUnordered, StreamExt};
 use toastyfs_client::transport::Transport;
 use toastyfs_proto::chunks::{ChunkOrders, ChunkReport};
 use toastyfs_proto::routes;
 
 use super::SyncError;
+use crate::limits::REPORT_HEDGE_AFTER;
 
 /// The metadata nodes and which one answered last; logs changes of state.
 pub(super) struct Link {
@@ -31,25 +43,57 @@ impl Link {
         }
     }
 
-    /// Sends `report` to the node that answered last, else to each of the
-    /// others in turn.
+    /// Sends `report` to the node that answered last, and to each of the
+    /// others in turn when the ones before fail or stay silent for
+    /// [`REPORT_HEDGE_AFTER`]; the first answer wins.
     pub(super) async fn send(&mut self, report: &ChunkReport) -> Result<ChunkOrders, SyncError> {
         let mut last_error = SyncError::NoAddresses;
-        for step in 0..self.addrs.len() {
-            let index = (self.current + step) % self.addrs.len();
-            let sent = self
-                .transport
-                .post_record(&self.addrs[index], routes::CHUNK_REPORT, report)
-                .await;
-            match sent {
-                Ok(orders) => {
+        let (transport, addrs, current) =
+            (self.transport.clone(), self.addrs.clone(), self.current);
+        let launch = |step: usize| {
+            let index = (current + step) % addrs.len();
+            let sent = transport.post_record::<ChunkReport, ChunkOrders>(
+                &addrs[index],
+                routes::CHUNK_REPORT,
+                report,
+            );
+            async move { (index, sent.await) }
+        };
+        let mut in_flight = FuturesUnordered::new();
+        let mut tried = 0;
+        if !addrs.is_empty() {
+            in_flight.push(launch(0));
+            tried = 1;
+        }
+        while !in_flight.is_empty() {
+            let next = if tried < addrs.len() {
+                match tokio::time::timeout(REPORT_HEDGE_AFTER, in_flight.next()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        // Silent for the hedge delay: the next node too.
+                        in_flight.push(launch(tried));
+                        tried += 1;
+                        continue;
+                    }
+                }
+            } else {
+                in_flight.next().await
+            };
+            match next {
+                Some((index, Ok(orders))) => {
+                    drop(in_flight);
                     self.on_answer(index);
                     return Ok(orders);
                 }
-                Err(e) => {
+                Some((_, Err(e))) => {
                     tracing::debug!(error = %e, "metadata node did not take the report");
                     last_error = SyncError::Send(e);
+                    if tried < addrs.len() {
+                        in_flight.push(launch(tried));
+                        tried += 1;
+                    }
                 }
+                None => break,
             }
         }
         self.on_failure(&last_error);

@@ -255,6 +255,39 @@ async fn a_failed_report_makes_the_next_one_full() {
     assert_eq!(next.added, sorted(&[b"one", b"two"]));
 }
 
+/// An address that accepts connections and never answers (a paused or
+/// cut-off node); it listens as long as the returned task runs.
+async fn silent_addr() -> (String, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let task = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    (addr, task)
+}
+
+/// A node that takes reports and never answers (the leader that was,
+/// paused) costs a hedge delay, not the report timeout: the report also
+/// goes to the next node (issue 18).
+#[tokio::test]
+async fn a_silent_node_does_not_hold_the_report() {
+    let leader = start_leader().await;
+    let (_dir, store) = store_with(&[b"one"]);
+    let (silent, _listening) = silent_addr().await;
+    let _sync = spawn(
+        Arc::clone(&store),
+        config(vec![silent, leader.addr.clone()]),
+    )
+    .unwrap();
+    let reported = leader.report_after(0, "a report past the silent node", |r| r.full);
+    tokio::time::timeout(crate::limits::REPORT_TIMEOUT / 2, reported)
+        .await
+        .expect("the report waited on the silent node");
+}
+
 /// A fetch order copies the chunk from a peer chunk server, skipping a
 /// source that is down, and the next report says it was added.
 #[tokio::test]
