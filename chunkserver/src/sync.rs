@@ -180,6 +180,10 @@ struct Syncer {
     failed_rounds: u32,
     /// The store's acknowledgement clock when the latest report was sent.
     report_clock: u64,
+    /// This run's number, drawn at start, and the last message number
+    /// sent in it (see [`ChunkReport::seq`]).
+    boot: u64,
+    sent: u64,
 }
 
 impl Syncer {
@@ -199,6 +203,8 @@ impl Syncer {
             backoff: backoff_for(config.report_interval),
             failed_rounds: 0,
             report_clock: 0,
+            boot: rand::random(),
+            sent: 0,
             store,
             config,
             need_full: true,
@@ -246,7 +252,9 @@ impl Syncer {
         let (added, lost) = self.take_changes(full);
         let template = self.template().await;
         self.need_full = true;
-        for message in split_report(&template, full, added, lost, MAX_HASHES_PER_MESSAGE) {
+        for mut message in split_report(&template, full, added, lost, MAX_HASHES_PER_MESSAGE) {
+            self.sent += 1;
+            message.seq = self.sent;
             let orders = self.link.send(&message).await?;
             let wanted = orders.full_report_wanted;
             self.apply(orders);
@@ -299,6 +307,8 @@ impl Syncer {
             used_bytes: usage.bytes,
             free_bytes: usage.free_bytes,
             dropping: lock(&self.drops).pending_hashes(),
+            boot: self.boot,
+            seq: 0,
         }
     }
 

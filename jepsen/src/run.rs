@@ -92,11 +92,38 @@ pub fn run_register(
     Ok(judge_run(name, &events, &intervals, unreadable)?)
 }
 
+/// How long after the final reads every referenced chunk may take to
+/// reach the replication factor again.
+const REPLICATED_WITHIN: Duration = Duration::from_secs(60);
+
+/// Waits until the leader counts no referenced chunk under the
+/// replication factor and none lost; what is wrong if that does not come
+/// within `within`.
+async fn fully_replicated(client: &Client, within: Duration) -> Option<String> {
+    let deadline = Instant::now() + within;
+    let mut last = String::from("no chunk status answered");
+    while Instant::now() < deadline {
+        match client.admin().chunk_status().await {
+            Ok(status) if status.under_replicated == 0 && status.lost == 0 => return None,
+            Ok(status) => {
+                last = format!(
+                    "{} chunks under the replication factor {}, {} lost",
+                    status.under_replicated, status.replication_factor, status.lost
+                );
+            }
+            Err(e) => last = format!("chunk status: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    Some(format!("replication after {within:?}: {last}"))
+}
+
 /// The process number of the final reads.
 const FINAL_PROCESS: u64 = HARNESS_PROCESSES;
 
-/// Reads every key once more after the heal (recorded in the history);
-/// returns the keys that could not be read.
+/// Reads every key once more after the heal (recorded in the history),
+/// then waits for every referenced chunk to be at the replication factor;
+/// returns the keys that could not be read and what is not replicated.
 fn final_reads(
     cluster: &NetCluster,
     run: &Run,
@@ -129,6 +156,7 @@ fn final_reads(
                 .await;
             unreadable.extend(lost);
         }
+        unreadable.extend(fully_replicated(&client, REPLICATED_WITHIN).await);
         unreadable
     })
 }

@@ -28,7 +28,8 @@ pub struct RunVerdict {
     pub cycles: BTreeMap<String, usize>,
     /// Keys that are not linearizable (or undecided), with their verdicts.
     pub failures: std::collections::BTreeMap<String, Verdict>,
-    /// Keys that could not be read after every fault was healed.
+    /// Keys that could not be read after every fault was healed (and, if
+    /// so, the chunks not back at the replication factor).
     pub unreadable: Vec<String>,
     /// Where the history is (beside it `nemesis.jsonl`, `timeline.png`
     /// and `verdict.txt`); kept when the run failed or [`RESULTS_ENV`]
@@ -59,7 +60,10 @@ impl RunVerdict {
             format!("NOT linearizable ({})", keys.join("; "))
         };
         if !self.unreadable.is_empty() {
-            verdict.push_str(&format!("; UNREADABLE at the end: {:?}", self.unreadable));
+            verdict.push_str(&format!(
+                "; UNREADABLE or UNDER-REPLICATED at the end: {:?}",
+                self.unreadable
+            ));
         }
         if !self.passed() {
             verdict.push_str(&format!("; history kept in {}", self.history.display()));

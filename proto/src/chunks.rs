@@ -36,6 +36,28 @@ pub struct ChunkReport {
     /// not count those copies as safe when it picks extra copies to drop.
     /// Every message of a split report carries the whole set.
     pub dropping: Vec<ChunkHash>,
+    /// Which run of the server sent it (a random number drawn at start).
+    pub boot: u64,
+    /// The message's number in that run, from 1 (0: unnumbered, from a
+    /// server before version 3). A message sent twice (a hedged report)
+    /// carries the same number; the leader applies a message only if its
+    /// number is above the last one it applied from the same run, so a
+    /// copy delayed in a paused or cut-off node never undoes a newer one.
+    pub seq: u64,
+}
+
+/// Version 2 of [`ChunkReport`]: before `boot` and `seq`.
+#[derive(Deserialize)]
+struct ChunkReportV2 {
+    server: ChunkServerId,
+    addr: String,
+    full: bool,
+    added: Vec<ChunkHash>,
+    lost: Vec<ChunkHash>,
+    chunks: u64,
+    used_bytes: u64,
+    free_bytes: u64,
+    dropping: Vec<ChunkHash>,
 }
 
 /// Version 1 of [`ChunkReport`]: before `dropping`.
@@ -149,10 +171,11 @@ macro_rules! record {
 
 impl Record for ChunkReport {
     const KIND: u8 = kinds::CHUNK_REPORT;
-    const VERSION: u8 = 2;
+    const VERSION: u8 = 3;
     const MAX_BODY_BYTES: usize = 16 << 20;
 
-    /// A version-1 server names no pending drops.
+    /// A version-1 server names no pending drops; older servers number no
+    /// messages (`seq` 0: applied in the order they arrive).
     fn upgrade(version: u8, body: &[u8]) -> Result<Self, RecordError> {
         match version {
             1 => decode_body::<ChunkReportV1>(body).map(|old| ChunkReport {
@@ -165,6 +188,21 @@ impl Record for ChunkReport {
                 used_bytes: old.used_bytes,
                 free_bytes: old.free_bytes,
                 dropping: Vec::new(),
+                boot: 0,
+                seq: 0,
+            }),
+            2 => decode_body::<ChunkReportV2>(body).map(|old| ChunkReport {
+                server: old.server,
+                addr: old.addr,
+                full: old.full,
+                added: old.added,
+                lost: old.lost,
+                chunks: old.chunks,
+                used_bytes: old.used_bytes,
+                free_bytes: old.free_bytes,
+                dropping: old.dropping,
+                boot: 0,
+                seq: 0,
             }),
             found => Err(RecordError::UnknownVersion {
                 kind: Self::KIND,
@@ -226,6 +264,8 @@ mod tests {
             used_bytes: 10,
             free_bytes: 20,
             dropping: vec![h],
+            boot: 1,
+            seq: 2,
         });
         assert_tamper_evident(&ChunkOrders {
             fetch: vec![FetchOrder {

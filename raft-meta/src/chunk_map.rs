@@ -94,6 +94,9 @@ struct Server {
     /// When it last reported a chunk lost (missing or corrupt): a suspect
     /// disk gives up its extra copies first.
     last_loss: Option<Instant>,
+    /// The run (`boot`) and number (`seq`) of the newest numbered report
+    /// message applied: an older one arriving late is answered, not applied.
+    last_message: Option<(u64, u64)>,
 }
 
 impl Server {
@@ -111,6 +114,7 @@ impl Server {
             last_loss: None,
             fetching: BTreeMap::new(),
             ordered_at: BTreeMap::new(),
+            last_message: None,
         }
     }
 }

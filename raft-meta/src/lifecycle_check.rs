@@ -255,6 +255,8 @@ impl Checker {
             used_bytes: 0,
             free_bytes: 100 << 30,
             dropping: server.pending.keys().copied().collect(),
+            boot: 0,
+            seq: 0,
         };
         let clock = server.clock;
         let (orders, _) = world.map.report(report, now);

@@ -364,6 +364,8 @@ fn large_reports_are_split() {
         used_bytes: 0,
         free_bytes: 0,
         dropping: vec![],
+        boot: 0,
+        seq: 0,
     };
     let hashes: Vec<ChunkHash> = (0..5u8).map(|i| ChunkHash::of(&[i])).collect();
     let parts = split_report(&template, true, hashes.clone(), vec![hashes[0]], 2);

@@ -75,6 +75,9 @@ pub async fn to_leader(
         Forward::Post { json, .. } => json,
         Forward::Get { .. } => true,
     };
+    // Only a change from what the metrics say now moves the forward: they
+    // may lag the redirect openraft gave (and still name this node).
+    let mut seen = node.leader_addr().map(|(id, _)| id);
     let mut in_flight = FuturesUnordered::new();
     in_flight.push(send(
         node,
@@ -82,35 +85,44 @@ pub async fn to_leader(
         request.clone(),
         options.forwarded(),
     ));
-    let mut may_reforward = true;
+    let mut sent = 1;
+    // The latest answer that is not the last word: a refusal (502, 503)
+    // while a copy sent to a newer leader may still answer.
+    let mut refused = None;
     loop {
         tokio::select! {
-            Some(raw) = in_flight.next() => {
-                match raw {
-                    Ok(raw) => {
-                        record_request(kind, "forwarded");
-                        return Ok(relay(raw, json));
-                    }
-                    // An earlier leader failed; the newer one may answer.
-                    Err(_) if !in_flight.is_empty() => continue,
-                    Err(e) => return Err(ApiError::ForwardFailed(e.to_string())),
+            Some(answer) = in_flight.next() => match answer {
+                Ok(raw) if is_refusal(&raw) && !in_flight.is_empty() => refused = Some(raw),
+                Ok(raw) => {
+                    record_request(kind, "forwarded");
+                    return Ok(relay(raw, json));
                 }
-            }
-            moved = leader_moved(node, &addr), if may_reforward => {
-                let Some(new_leader) = moved else {
-                    // This node leads now: the client retries here.
+                Err(_) if !in_flight.is_empty() => {}
+                Err(e) => {
+                    return match refused.take() {
+                        Some(raw) => Ok(relay(raw, json)),
+                        None => Err(ApiError::ForwardFailed(e.to_string())),
+                    };
+                }
+            },
+            moved = leader_moved(node, &addr, seen), if sent < MAX_FORWARDS => {
+                let Moved::To(id, new_leader) = moved else {
+                    // This node leads now: the client retries here (its
+                    // earlier copies may still apply; the client counts a
+                    // 503 as reached, never as failed).
                     record_request(kind, "no_leader");
                     return Err(ApiError::NoLeader);
                 };
+                (seen, addr) = (Some(id), new_leader);
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-                addr = new_leader;
-                may_reforward = !left.is_zero() && in_flight.len() + 1 < MAX_FORWARDS;
                 if left.is_zero() {
+                    sent = MAX_FORWARDS;
                     continue;
                 }
                 record_request(kind, "reforwarded");
                 let options = SendOptions { timeout: left, ..options }.forwarded();
                 in_flight.push(send(node, addr.clone(), request.clone(), options));
+                sent += 1;
             }
         }
     }
@@ -118,6 +130,12 @@ pub async fn to_leader(
 
 /// Copies of one request a node sends on to successive leaders, at most.
 const MAX_FORWARDS: usize = 4;
+
+/// A leader's answer that another leader may better: it has none (503) or
+/// could not reach one (502).
+fn is_refusal(raw: &RawResponse) -> bool {
+    matches!(raw.status, 502 | 503)
+}
 
 /// Sends `request` to `addr`.
 async fn send(
@@ -138,9 +156,15 @@ async fn send(
     }
 }
 
-/// Waits until this node knows of a leader other than the one at `addr`:
-/// `Some(its address)`, or `None` when it is this node.
-async fn leader_moved(node: &Node, addr: &str) -> Option<String> {
+/// Where leadership went.
+enum Moved {
+    To(NodeId, String),
+    ToSelf,
+}
+
+/// Waits until this node knows of a leader other than `seen` and the one
+/// at `addr`.
+async fn leader_moved(node: &Node, addr: &str, seen: Option<NodeId>) -> Moved {
     let mut metrics = node.raft.metrics();
     loop {
         let known = {
@@ -148,8 +172,9 @@ async fn leader_moved(node: &Node, addr: &str) -> Option<String> {
             node.leader_addr()
         };
         match known {
-            Some((id, _)) if id == node.id => return None,
-            Some((_, new)) if new != addr => return Some(new),
+            Some((id, _)) if Some(id) == seen => {}
+            Some((id, _)) if id == node.id => return Moved::ToSelf,
+            Some((id, new)) if new != addr => return Moved::To(id, new),
             _ => {}
         }
         if metrics.changed().await.is_err() {

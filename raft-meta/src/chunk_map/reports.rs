@@ -25,6 +25,11 @@ impl ChunkMap {
         now: Instant,
     ) -> (ChunkOrders, Option<ServerEvent>) {
         let id = report.server;
+        if self.is_stale(&report) {
+            // A copy that was delayed (a hedged report through a paused or
+            // cut-off node): what it says is older than what was applied.
+            return (self.orders_for(id), None);
+        }
         let known_up = self.is_up(&id);
         if !report.full && !known_up {
             return (full_report_wanted(), None);
@@ -40,6 +45,18 @@ impl ChunkMap {
         (self.orders_for(id), event)
     }
 
+    /// Whether `report` is a numbered message of the server's current run
+    /// at or below the newest one applied. A message of another run is
+    /// never stale: the server restarted (a copy from before a restart
+    /// would have to outlive the restart to be misapplied).
+    fn is_stale(&self, report: &ChunkReport) -> bool {
+        let last = self
+            .servers
+            .get(&report.server)
+            .and_then(|s| s.last_message);
+        report.seq != 0 && last.is_some_and(|(boot, seq)| boot == report.boot && report.seq <= seq)
+    }
+
     /// Records a report of a known (or now registered) server.
     fn apply_report(&mut self, report: ChunkReport, now: Instant) {
         let id = report.server;
@@ -53,6 +70,9 @@ impl ChunkMap {
         server.used_bytes = report.used_bytes;
         server.free_bytes = report.free_bytes;
         server.dropping = report.dropping.into_iter().collect();
+        if report.seq != 0 {
+            server.last_message = Some((report.boot, report.seq));
+        }
         if !report.lost.is_empty() {
             server.last_loss = Some(now);
         }

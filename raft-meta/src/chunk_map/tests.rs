@@ -42,6 +42,8 @@ fn report(id: u64, full: bool, added: &[ChunkHash], lost: &[ChunkHash]) -> Chunk
         used_bytes: 0,
         free_bytes: 100 << 30,
         dropping: vec![],
+        boot: 0,
+        seq: 0,
     }
 }
 
@@ -104,6 +106,45 @@ fn an_unknown_server_is_asked_for_a_full_report() {
     assert!(!orders.full_report_wanted);
     assert!(matches!(event, Some(ServerEvent::Registered { .. })));
     assert_eq!(map.holder_count(&h(1)), 1);
+}
+
+/// `report` numbered `seq` in run `boot`.
+fn numbered(mut report: ChunkReport, boot: u64, seq: u64) -> ChunkReport {
+    report.boot = boot;
+    report.seq = seq;
+    report
+}
+
+/// A report message that arrives after a newer one from the same run (a
+/// hedged copy delayed in a paused node) is answered but not applied:
+/// neither a late full report wiping what later messages added, nor a
+/// late delta re-adding a chunk a later one reported lost.
+#[test]
+fn a_late_copy_of_an_older_report_is_not_applied() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    let full = numbered(report(1, true, &[h(1)], &[]), 9, 1);
+    map.report(full.clone(), t0);
+    let added = numbered(report(1, false, &[h(2)], &[]), 9, 2);
+    map.report(added.clone(), t0);
+    map.report(full, t0);
+    assert_eq!(
+        map.holder_count(&h(2)),
+        1,
+        "the late full report wiped a newer delta"
+    );
+    map.report(numbered(report(1, false, &[], &[h(2)]), 9, 3), t0);
+    map.report(added, t0);
+    assert_eq!(
+        map.holder_count(&h(2)),
+        0,
+        "the late delta re-added a lost chunk"
+    );
+    assert_eq!(map.holder_count(&h(1)), 1);
+    // A new run of the server starts its numbers again.
+    map.report(numbered(report(1, true, &[h(3)], &[]), 10, 1), t0);
+    assert_eq!(map.holder_count(&h(3)), 1);
+    assert_eq!(map.holder_count(&h(1)), 0);
 }
 
 #[test]
