@@ -115,13 +115,15 @@ impl Meta {
     }
 
     /// Runs `attempt` against the addresses in turn until one answers, a
-    /// definite refusal comes back, or the policy gives up.
+    /// definite refusal comes back, or the policy gives up. Not hedged:
+    /// its callers (membership changes, chunk status) are untagged or
+    /// long-running, and a copy of one would be a second request.
     pub(crate) async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T>
     where
         F: Fn(String) -> Fut,
         Fut: Future<Output = std::result::Result<T, SendError>>,
     {
-        self.retrying_traced(attempt, HEDGE_WRITES_AFTER)
+        self.retrying_traced(attempt, None)
             .await
             .map(|(answer, _)| answer)
     }
@@ -140,7 +142,7 @@ impl Meta {
     async fn retrying_traced<T, F, Fut>(
         &self,
         attempt: F,
-        hedge_after: Duration,
+        hedge_after: Option<Duration>,
     ) -> Result<(T, bool)>
     where
         F: Fn(String) -> Fut,
@@ -163,10 +165,9 @@ impl Meta {
         }
         while !in_flight.is_empty() {
             let may_hedge = in_flight.len() < MAX_HEDGED && started.elapsed() < self.policy.budget;
-            let next = if may_hedge {
-                tokio::time::timeout(hedge_after, in_flight.next()).await
-            } else {
-                Ok(in_flight.next().await)
+            let next = match hedge_after.filter(|_| may_hedge) {
+                Some(delay) => tokio::time::timeout(delay, in_flight.next()).await,
+                None => Ok(in_flight.next().await),
             };
             let Ok(Some((index, outcome))) = next else {
                 // Unanswered for a hedge delay: try the next address too.
@@ -230,6 +231,16 @@ impl Meta {
         } else {
             HEDGE_AFTER
         };
+        self.send_hedged(path, request, Some(hedge_after)).await
+    }
+
+    /// [`Meta::send_traced`] hedged after `hedge_after` (`None`: never).
+    async fn send_hedged<Req: Record, Resp: Record>(
+        &self,
+        path: &str,
+        request: &Req,
+        hedge_after: Option<Duration>,
+    ) -> Result<(Resp, bool)> {
         self.retrying_traced(
             |addr| async move {
                 self.transport
@@ -244,13 +255,18 @@ impl Meta {
     /// Proposes `proposal` exactly as given (its session tag included),
     /// retried unchanged until it is answered.
     pub async fn propose(&self, proposal: &Proposal) -> Result<CommandResult> {
-        self.send(routes::WRITE, proposal).await
+        self.propose_traced(proposal)
+            .await
+            .map(|(answer, _)| answer)
     }
 
     /// [`Meta::propose`], also saying whether an attempt before the answer
     /// may have reached a node (and so may have been applied).
+    /// A proposal without a session tag is never hedged: the cluster
+    /// could apply two copies of it.
     async fn propose_traced(&self, proposal: &Proposal) -> Result<(CommandResult, bool)> {
-        self.send_traced(routes::WRITE, proposal).await
+        let hedge_after = proposal.session.map(|_| HEDGE_WRITES_AFTER);
+        self.send_hedged(routes::WRITE, proposal, hedge_after).await
     }
 
     /// Sends a tagged write until it is answered: every attempt under
@@ -291,7 +307,7 @@ impl Meta {
                             .await
                     }
                 },
-                HEDGE_WRITES_AFTER,
+                Some(HEDGE_WRITES_AFTER),
             )
             .await;
         // Past every seq used; the caller adds the last one.
