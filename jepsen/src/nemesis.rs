@@ -149,6 +149,15 @@ enum Undo {
     Nothing,
 }
 
+/// What a schedule did: the faults applied, and what went wrong applying
+/// or undoing one (the schedule stops at the first such failure, undoes
+/// what it can, and the run fails).
+#[derive(Debug, Default)]
+pub struct ScheduleOutcome {
+    pub intervals: Vec<Interval>,
+    pub failures: Vec<String>,
+}
+
 impl Schedule {
     /// Runs the schedule against `cluster`, timing intervals from
     /// `clock_start` (the history's zero); returns what was done once
@@ -160,9 +169,9 @@ impl Schedule {
         clock_start: Instant,
         seed: u64,
         clients: Option<&ClientProcesses>,
-    ) -> Vec<Interval> {
+    ) -> ScheduleOutcome {
         let mut dice = Dice::new(seed);
-        let mut intervals = Vec::new();
+        let mut outcome = ScheduleOutcome::default();
         let mut finishing = Vec::new();
         let began = Instant::now();
         let needs_clients = |f: &Fault| f.parts().contains(&Fault::PauseClientMidWrite);
@@ -172,23 +181,35 @@ impl Schedule {
             .filter(|f| clients.is_some() || !needs_clients(f));
         for fault in faults.cycle() {
             std::thread::sleep(self.quiet);
-            if began.elapsed() + self.hold > self.duration {
+            if began.elapsed() + self.hold > self.duration || !outcome.failures.is_empty() {
                 break;
             }
             let start_ns = clock_start.elapsed().as_nanos() as u64;
             let mut hosts = Vec::new();
             let mut undos = Vec::new();
             for part in fault.parts() {
-                let number = intervals.len() as u64;
-                let (hit, undo) = strike(cluster, part, &mut dice, clients, number);
-                hosts.extend(hit);
-                undos.push(undo);
+                let number = outcome.intervals.len() as u64;
+                match strike(cluster, part, &mut dice, clients, number) {
+                    Ok((hit, undo)) => {
+                        hosts.extend(hit);
+                        undos.push(undo);
+                    }
+                    Err(e) => {
+                        outcome.failures.push(format!("{part:?}: {e}"));
+                        break;
+                    }
+                }
             }
-            std::thread::sleep(self.hold);
+            if outcome.failures.is_empty() {
+                std::thread::sleep(self.hold);
+            }
             for undo in undos.into_iter().rev() {
-                finishing.extend(heal(cluster, undo));
+                match heal(cluster, undo) {
+                    Ok(resumed) => finishing.extend(resumed),
+                    Err(e) => outcome.failures.push(format!("healing {fault:?}: {e}")),
+                }
             }
-            intervals.push(Interval {
+            outcome.intervals.push(Interval {
                 fault: *fault,
                 hosts,
                 start_ns,
@@ -198,24 +219,26 @@ impl Schedule {
         for client in finishing {
             let _ = client.join();
         }
-        intervals
+        outcome
     }
 }
 
 /// Applies the single fault `fault` (`number`: the how-manieth strike);
-/// returns the hosts it hit and how to undo it.
+/// returns the hosts it hit and how to undo it, or why the fault could
+/// not be applied (the run then fails: a membership change that does not
+/// finish is a finding, not a harness crash).
 fn strike(
     cluster: &mut NetCluster,
     fault: Fault,
     dice: &mut Dice,
     clients: Option<&ClientProcesses>,
     number: u64,
-) -> (Vec<usize>, Undo) {
+) -> Result<(Vec<usize>, Undo), String> {
     let metas: Vec<usize> = cluster.metas();
     let leader = || cluster.wait_leader(Duration::from_secs(30));
     let net = &cluster.net;
     let expect = |r: Result<(), crate::net::NetError>| r.expect("change the network");
-    match fault {
+    Ok(match fault {
         Fault::IsolateLeader => {
             let leader = leader();
             let peers: Vec<usize> = metas.iter().copied().filter(|h| *h != leader).collect();
@@ -326,7 +349,7 @@ fn strike(
                 .expect("a spare metadata host (Layout::spare_metas)");
             cluster
                 .add_member(spare, Duration::from_secs(60))
-                .expect("add a metadata node");
+                .map_err(|e| format!("adding metadata host {spare}: {e}"))?;
             let undo = Undo::RemoveMember {
                 added: spare,
                 leader: dice.roll(2) == 0,
@@ -350,16 +373,19 @@ fn strike(
             let host = cluster.client_host(0);
             let paused = clients
                 .pause_mid_put(cluster, host, number, dice)
-                .expect("start a client process");
+                .map_err(|e| format!("pausing a client process mid-write: {e}"))?;
             (vec![host], Undo::ResumeClient(paused))
         }
         combined => unreachable!("{combined:?} strikes as its parts"),
-    }
+    })
 }
 
 /// Undoes a fault; a resumed client process finishes on the thread
-/// returned.
-fn heal(cluster: &mut NetCluster, undo: Undo) -> Option<std::thread::JoinHandle<()>> {
+/// returned. Says why, if the fault could not be undone.
+fn heal(
+    cluster: &mut NetCluster,
+    undo: Undo,
+) -> Result<Option<std::thread::JoinHandle<()>>, String> {
     match undo {
         Undo::Network => cluster.net.heal().expect("heal the network"),
         Undo::Restart(hosts) => {
@@ -382,13 +408,15 @@ fn heal(cluster: &mut NetCluster, undo: Undo) -> Option<std::thread::JoinHandle<
             };
             cluster
                 .remove_member(victim, Duration::from_secs(60))
-                .expect("remove a metadata node");
-            cluster.wipe(victim).expect("wipe the removed node");
+                .map_err(|e| format!("removing metadata host {victim}: {e}"))?;
+            cluster
+                .wipe(victim)
+                .map_err(|e| format!("wiping removed host {victim}: {e}"))?;
         }
-        Undo::ResumeClient(paused) => return Some(paused.resume()),
+        Undo::ResumeClient(paused) => return Ok(Some(paused.resume())),
         Undo::Nothing => {}
     }
-    None
+    Ok(None)
 }
 
 /// Chunk files damaged per strike: half deleted, half with a byte flipped.

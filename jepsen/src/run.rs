@@ -13,7 +13,7 @@ use toastyfs_client::{Client, ClientConfig};
 use crate::append::AppendWorkload;
 use crate::blocks::BlocksWorkload;
 use crate::namespace::NamespaceWorkload;
-use crate::nemesis::{Interval, Schedule};
+use crate::nemesis::Schedule;
 use crate::netcluster::NetCluster;
 use crate::paused_client::ClientProcesses;
 use crate::register::{Recorder, RegisterWorkload};
@@ -70,9 +70,9 @@ pub fn run_register(
         recorder: recorder.clone(),
         namespace,
     });
-    let intervals: Vec<Interval> =
-        run.schedule
-            .run(cluster, recorder.started(), run.seed, processes.as_ref());
+    let nemesis = run
+        .schedule
+        .run(cluster, recorder.started(), run.seed, processes.as_ref());
     clients.join().map_err(|panic| {
         RunError::Clients(
             panic
@@ -89,7 +89,7 @@ pub fn run_register(
         .map_err(|_| RunError::Clients("the final reads panicked".into()))?;
     // The recorder holds the workload's events and the final reads.
     let events = recorder.events();
-    Ok(judge_run(name, &events, &intervals, unreadable)?)
+    Ok(judge_run(name, &events, &nemesis, unreadable)?)
 }
 
 /// How long after the final reads every referenced chunk may take to

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 
 use crate::history::{longest_gap_without_ok, operations, write_jsonl, Event, EventType};
 use crate::linearizable::{check, Verdict};
-use crate::nemesis::{Fault, Interval};
+use crate::nemesis::{Fault, Interval, ScheduleOutcome};
 
 /// What a run's history showed.
 #[derive(Debug)]
@@ -31,6 +31,10 @@ pub struct RunVerdict {
     /// Keys that could not be read after every fault was healed (and, if
     /// so, the chunks not back at the replication factor).
     pub unreadable: Vec<String>,
+    /// Faults that could not be applied or undone (a membership change
+    /// that never finished, say): the cluster failed to do what it was
+    /// asked, so the run fails.
+    pub nemesis_failures: Vec<String>,
     /// Where the history is (beside it `nemesis.jsonl`, `timeline.png`
     /// and `verdict.txt`); kept when the run failed or [`RESULTS_ENV`]
     /// names where to keep results.
@@ -44,7 +48,7 @@ impl RunVerdict {
 
     /// Linearizable, and every key readable at the end.
     pub fn passed(&self) -> bool {
-        self.linearizable() && self.unreadable.is_empty()
+        self.linearizable() && self.unreadable.is_empty() && self.nemesis_failures.is_empty()
     }
 
     /// The one-line summary of `name`'s run.
@@ -63,6 +67,12 @@ impl RunVerdict {
             verdict.push_str(&format!(
                 "; UNREADABLE or UNDER-REPLICATED at the end: {:?}",
                 self.unreadable
+            ));
+        }
+        if !self.nemesis_failures.is_empty() {
+            verdict.push_str(&format!(
+                "; NEMESIS FAILED: {}",
+                self.nemesis_failures.join("; ")
             ));
         }
         if !self.passed() {
@@ -193,27 +203,28 @@ fn results_dir(name: &str) -> std::io::Result<(PathBuf, bool)> {
 
 /// Writes, counts and checks `events`.
 pub fn judge(name: &str, events: &[Event]) -> std::io::Result<RunVerdict> {
-    judge_run(name, events, &[], Vec::new())
+    judge_run(name, events, &ScheduleOutcome::default(), Vec::new())
 }
 
-/// [`judge`] of a run with nemesis `intervals` (written beside the
+/// [`judge`] of a run with the `nemesis` schedule's intervals (written beside the
 /// history as `nemesis.jsonl`, and measured) and the keys found
 /// `unreadable` once it was over.
 pub fn judge_run(
     name: &str,
     events: &[Event],
-    intervals: &[Interval],
+    nemesis: &ScheduleOutcome,
     unreadable: Vec<String>,
 ) -> std::io::Result<RunVerdict> {
+    let intervals = &nemesis.intervals[..];
     let (results, keep) = results_dir(name)?;
     let history = results.join("history.jsonl");
     write_jsonl(&mut std::fs::File::create(&history)?, events)?;
-    let mut nemesis = String::new();
+    let mut lines = String::new();
     for interval in intervals {
-        nemesis.push_str(&serde_json::to_string(interval).map_err(std::io::Error::other)?);
-        nemesis.push('\n');
+        lines.push_str(&serde_json::to_string(interval).map_err(std::io::Error::other)?);
+        lines.push('\n');
     }
-    std::fs::write(results.join("nemesis.jsonl"), nemesis)?;
+    std::fs::write(results.join("nemesis.jsonl"), lines)?;
     let clients: Vec<Event> = events
         .iter()
         .filter(|e| e.process < HARNESS_PROCESSES)
@@ -238,6 +249,7 @@ pub fn judge_run(
         cycles,
         failures,
         unreadable,
+        nemesis_failures: nemesis.failures.clone(),
         history,
     };
     std::fs::write(results.join("verdict.txt"), verdict.summary(name) + "\n")?;
@@ -278,5 +290,24 @@ mod tests {
         // Nothing succeeded after the fault: it lasted to the end.
         let (unavailable, _) = windows(&events, &[fault(45)]);
         assert_eq!(unavailable["pause-leader"], Duration::from_nanos(455));
+    }
+
+    #[test]
+    fn a_fault_that_could_not_be_applied_fails_the_run() {
+        let events = [at(EventType::Invoke, 0), at(EventType::Ok, 10)];
+        let nemesis = ScheduleOutcome {
+            intervals: vec![fault(5)],
+            failures: vec!["MembershipChange: adding metadata host 3: timed out".into()],
+        };
+        let verdict = judge_run("nemesis-failure-unit", &events, &nemesis, Vec::new())
+            .expect("judge the run");
+        assert!(verdict.linearizable(), "the history itself is fine");
+        assert!(!verdict.passed(), "but the run fails");
+        let summary = verdict.summary("nemesis-failure-unit");
+        assert!(
+            summary.contains("NEMESIS FAILED: MembershipChange"),
+            "the summary says why: {summary}"
+        );
+        let _ = std::fs::remove_dir_all(verdict.history.parent().expect("results dir"));
     }
 }

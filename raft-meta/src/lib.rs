@@ -10,7 +10,8 @@
 //! [`limits`] (every limit and timeout). [`unsafe_modes`] are the
 //! deliberately unsafe behaviours the Jepsen harness must catch (test-only). [`chunk_map`] is the leader's
 //! soft state about chunk locations and its replication rules;
-//! [`replication`] runs them in a node. `lifecycle_check` (tests) explores
+//! [`replication`] runs them in a node; [`snapshot_receiver`] takes the
+//! leader's snapshot chunks. `lifecycle_check` (tests) explores
 //! every interleaving of the chunk lifecycle protocol over both.
 
 pub mod api;
@@ -24,6 +25,7 @@ pub mod node;
 pub mod proposer;
 pub mod replication;
 pub mod server;
+pub mod snapshot_receiver;
 pub mod store;
 pub mod types;
 pub mod unsafe_modes;

@@ -67,6 +67,14 @@ pub const PROPOSER_ENTRIES_IN_FLIGHT: usize = 4;
 
 /// Bytes of key/value pairs per record of a snapshot file.
 pub const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
+/// Bytes of a snapshot file per InstallSnapshot RPC (openraft's default
+/// is 3 MiB): small enough that one RPC finishes well inside
+/// [`INSTALL_SNAPSHOT_TIMEOUT_MS`] on a loaded machine.
+pub const SNAPSHOT_RPC_BYTES: u64 = 1 << 20;
+/// How long the leader waits for one InstallSnapshot RPC, the last of
+/// which also loads the snapshot (openraft's default, 200 ms, made a
+/// leader hang up and resend chunks of large snapshots again and again).
+pub const INSTALL_SNAPSHOT_TIMEOUT_MS: u64 = 5_000;
 
 /// The chunk endpoints trust a quorum's confirmation of this node's lead
 /// for at most this long, and never for more than half the shortest

@@ -66,6 +66,8 @@ impl NodeConfig {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_logs,
             max_payload_entries: limits::MAX_PAYLOAD_ENTRIES,
+            snapshot_max_chunk_size: limits::SNAPSHOT_RPC_BYTES,
+            install_snapshot_timeout: limits::INSTALL_SNAPSHOT_TIMEOUT_MS,
             ..Default::default()
         }
         .validate()

@@ -24,6 +24,6 @@ pub async fn vote(State(node): State<AppState>, body: Bytes) -> Result<Response,
 
 pub async fn snapshot(State(node): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
     let request: SnapshotRpc = record::decode(&body)?;
-    let reply = node.raft.install_snapshot(request.0).await;
+    let reply = crate::snapshot_receiver::receive_chunk(&node.raft, request.0).await;
     Ok(record_response(&SnapshotReply::from_owned(reply)))
 }

@@ -336,20 +336,11 @@ pub async fn install(
 }
 
 /// Replaces the namespace state with the snapshot at `path`, whose header
-/// must be `meta`. Readers wait at the install gate meanwhile.
+/// must be `meta`. The whole file is checked first (every record's
+/// checksum and the pair count), so a corrupt file is refused while the
+/// old state is still there. Readers wait at the install gate meanwhile.
 pub fn load(db: &Db, meta: &SnapshotMeta, path: &Path) -> Result<(), StorageError> {
-    let mut input = BufReader::new(std::fs::File::open(path).map_err(err)?);
-    let stored = read_record::<HeaderRecord>(&mut input)?.0;
-    if stored.snapshot_id != meta.snapshot_id || stored.last_log_id != meta.last_log_id {
-        return Err(err(format!(
-            "snapshot file {} holds snapshot {} at {:?}, not {} at {:?}",
-            path.display(),
-            stored.snapshot_id,
-            stored.last_log_id,
-            meta.snapshot_id,
-            meta.last_log_id
-        )));
-    }
+    read_pairs(path, meta, |_| Ok(()))?;
     let _gate = db.install_gate.write().unwrap_or_else(|p| p.into_inner());
     let mut sync = WriteOptions::default();
     sync.set_sync(true);
@@ -367,6 +358,52 @@ pub fn load(db: &Db, meta: &SnapshotMeta, path: &Path) -> Result<(), StorageErro
         .map_err(io)?;
     #[cfg(test)]
     pause::point(&db.dir);
+    read_pairs(path, meta, |pairs| {
+        let mut batch = WriteBatch::default();
+        for (key, value) in pairs {
+            batch.put_cf(db.cf(CF_STATE), key, value);
+        }
+        db.db.write(batch).map_err(io)
+    })?;
+    let mut done = WriteBatch::default();
+    match meta.last_log_id {
+        Some(id) => done.put_cf(
+            db.cf(CF_RAFT),
+            raft_keys::APPLIED,
+            enc(&LogIdRecord::from_ref(&id))?,
+        ),
+        None => done.delete_cf(db.cf(CF_RAFT), raft_keys::APPLIED),
+    }
+    done.put_cf(
+        db.cf(CF_RAFT),
+        raft_keys::MEMBERSHIP,
+        enc(&MembershipRecord::from_ref(&meta.last_membership))?,
+    );
+    done.delete_cf(db.cf(CF_RAFT), raft_keys::INSTALLING);
+    db.db.write_opt(done, &sync).map_err(io)
+}
+
+/// Reads the snapshot file at `path`, whose header must be `meta`, and
+/// hands each chunk record's pairs to `each` in order. Fails on a record
+/// that is truncated or corrupt and on an end record whose pair count
+/// disagrees.
+fn read_pairs(
+    path: &Path,
+    meta: &SnapshotMeta,
+    mut each: impl FnMut(Vec<(Vec<u8>, Vec<u8>)>) -> Result<(), StorageError>,
+) -> Result<(), StorageError> {
+    let mut input = BufReader::new(std::fs::File::open(path).map_err(err)?);
+    let stored = read_record::<HeaderRecord>(&mut input)?.0;
+    if stored.snapshot_id != meta.snapshot_id || stored.last_log_id != meta.last_log_id {
+        return Err(err(format!(
+            "snapshot file {} holds snapshot {} at {:?}, not {} at {:?}",
+            path.display(),
+            stored.snapshot_id,
+            stored.last_log_id,
+            meta.snapshot_id,
+            meta.last_log_id
+        )));
+    }
     let mut count = 0u64;
     loop {
         let mut header = [0u8; HEADER_BYTES];
@@ -387,32 +424,12 @@ pub fn load(db: &Db, meta: &SnapshotMeta, path: &Path) -> Result<(), StorageErro
                     "snapshot holds {count} pairs, its end record says {expected}"
                 )));
             }
-            break;
+            return Ok(());
         }
         let pairs = dec::<ChunkRecord>(&bytes)?.0;
         count += pairs.len() as u64;
-        let mut batch = WriteBatch::default();
-        for (key, value) in pairs {
-            batch.put_cf(db.cf(CF_STATE), key, value);
-        }
-        db.db.write(batch).map_err(io)?;
+        each(pairs)?;
     }
-    let mut done = WriteBatch::default();
-    match meta.last_log_id {
-        Some(id) => done.put_cf(
-            db.cf(CF_RAFT),
-            raft_keys::APPLIED,
-            enc(&LogIdRecord::from_ref(&id))?,
-        ),
-        None => done.delete_cf(db.cf(CF_RAFT), raft_keys::APPLIED),
-    }
-    done.put_cf(
-        db.cf(CF_RAFT),
-        raft_keys::MEMBERSHIP,
-        enc(&MembershipRecord::from_ref(&meta.last_membership))?,
-    );
-    done.delete_cf(db.cf(CF_RAFT), raft_keys::INSTALLING);
-    db.db.write_opt(done, &sync).map_err(io)
 }
 
 /// A test-only pause inside [`load`], between deleting the old state and
