@@ -21,6 +21,9 @@ pub const FORWARDED_HEADER: &str = "x-toastyfs-forwarded";
 pub const RAFT_APPEND: &str = "/raft/append";
 pub const RAFT_VOTE: &str = "/raft/vote";
 pub const RAFT_SNAPSHOT: &str = "/raft/snapshot";
+/// A candidate asks whether a voter would vote for it, before it
+/// campaigns (a pre-vote; raft-meta's `election`).
+pub const RAFT_PRE_VOTE: &str = "/raft/pre-vote";
 
 /// A namespace write: a `Proposal` in, a `CommandResult` out.
 pub const WRITE: &str = "/v1/write";

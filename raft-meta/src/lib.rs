@@ -6,7 +6,8 @@
 //! client crate's one transport), [`proposer`] (group commit), [`node`]
 //! (the shared handle of a running node and its queries), [`server`]
 //! (starting a node and its background tasks), [`api`] (the HTTP server),
-//! [`cluster`] (forming the cluster, adding and removing nodes) and
+//! [`cluster`] (forming the cluster, adding and removing nodes), [`election`]
+//! (campaigning only after a pre-vote) and
 //! [`limits`] (every limit and timeout). [`unsafe_modes`] are the
 //! deliberately unsafe behaviours the Jepsen harness must catch (test-only). [`chunk_map`] is the leader's
 //! soft state about chunk locations and its replication rules;
@@ -17,6 +18,7 @@
 pub mod api;
 pub mod chunk_map;
 pub mod cluster;
+pub mod election;
 pub mod limits;
 pub mod metrics;
 pub mod namespace;

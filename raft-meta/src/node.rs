@@ -11,6 +11,7 @@ use toastyfs_client::transport::Transport;
 use toastyfs_proto::cluster::{NodeStatus, Role};
 use toastyfs_proto::namespace::{Query, QueryResult};
 
+use crate::election::LeaderContact;
 use crate::namespace::kv::StoreError;
 use crate::namespace::{self, Namespace};
 use crate::proposer::Proposer;
@@ -32,6 +33,10 @@ pub struct Node {
     /// The leader's chunk locations and replication manager.
     pub replication: Replication,
     pub prometheus: Option<PrometheusHandle>,
+    /// When this node last heard from a leader (the pre-vote's clock).
+    pub contact: LeaderContact,
+    /// No pre-vote is granted while a leader was heard within this long.
+    pub lease: std::time::Duration,
 }
 
 /// openraft's server state as the cluster API names it.

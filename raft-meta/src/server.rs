@@ -1,11 +1,12 @@
 //! Starting a metadata node: open the store, start Raft, serve the HTTP
 //! API, and run the background tasks (leader-change logging and
-//! fail-stop, reclaim proposals, the replication scan) until the node
-//! fails.
+//! fail-stop, reclaim proposals, the replication scan, elections after a
+//! pre-vote) until the node fails.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use openraft::{Config, SnapshotPolicy};
 use toastyfs_client::transport::Transport;
@@ -13,6 +14,7 @@ use toastyfs_proto::namespace::{Command, Proposal};
 
 use crate::api;
 use crate::chunk_map::ChunkMapConfig;
+use crate::election::{self, LeaderContact};
 use crate::limits;
 use crate::namespace::Namespace;
 use crate::network::NetworkFactory;
@@ -57,12 +59,33 @@ impl NodeConfig {
         }
     }
 
+    /// The pre-vote's timing. Its lease equals openraft's own leader lease
+    /// (openraft's `election_timeout_max`), so a voter that grants a
+    /// pre-vote does not then refuse the vote.
+    pub fn election_timing(&self) -> election::Timing {
+        election::Timing {
+            lease: Duration::from_millis(self.openraft_election_bounds().1),
+            heartbeat: Duration::from_millis(self.heartbeat_ms),
+            max: Duration::from_millis(self.election_max_ms),
+        }
+    }
+
+    /// openraft's election timeout bounds. Its own timer is off
+    /// ([`election`] campaigns), so they only set its leader lease (the
+    /// upper bound): the shortest election timeout.
+    fn openraft_election_bounds(&self) -> (u64, u64) {
+        let min = (self.election_min_ms.saturating_sub(1)).max(self.heartbeat_ms + 1);
+        (min, min + 1)
+    }
+
     fn raft_config(&self) -> Result<Config, NodeError> {
+        let (election_min, election_max) = self.openraft_election_bounds();
         Config {
             cluster_name: "toastyfs".into(),
             heartbeat_interval: self.heartbeat_ms,
-            election_timeout_min: self.election_min_ms,
-            election_timeout_max: self.election_max_ms,
+            election_timeout_min: election_min,
+            election_timeout_max: election_max,
+            enable_elect: false,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(self.snapshot_every),
             max_in_snapshot_log_to_keep: self.keep_logs,
             max_payload_entries: limits::MAX_PAYLOAD_ENTRIES,
@@ -110,6 +133,7 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
         }
     });
     tokio::spawn(propose_reclaim(node.clone()));
+    tokio::spawn(election::run(node.clone(), config.election_timing()));
     let scanner = node.clone();
     tokio::spawn(async move {
         let node = &scanner;
@@ -144,6 +168,8 @@ async fn start(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
             std::time::Duration::from_millis(config.election_min_ms),
         ),
         prometheus: crate::metrics::install(),
+        contact: LeaderContact::default(),
+        lease: config.election_timing().lease,
     }))
 }
 

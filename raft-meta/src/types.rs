@@ -63,6 +63,8 @@ pub mod kinds {
     pub const RPC_VOTE_REPLY: u8 = 43;
     pub const RPC_SNAPSHOT: u8 = 44;
     pub const RPC_SNAPSHOT_REPLY: u8 = 45;
+    pub const RPC_PRE_VOTE: u8 = 46;
+    pub const RPC_PRE_VOTE_REPLY: u8 = 47;
 }
 
 /// A stored log entry; a batch of the largest proposals fits.

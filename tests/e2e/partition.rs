@@ -65,6 +65,46 @@ fn cut_links_drop_traffic_and_healed_links_carry_it_again() {
     cluster.wait_converged(Duration::from_secs(30));
 }
 
+/// A follower cut off from the other metadata nodes for many election
+/// timeouts, then healed, changes neither the leader nor the term: it
+/// never won a pre-vote, so it never raised its term (issue 18: before
+/// the pre-vote it climbed about two terms a second and its term deposed
+/// the healthy leader at the heal).
+#[test]
+fn a_follower_cut_off_and_healed_deposes_no_leader() {
+    let mut layout = Layout::small();
+    layout.chunk_servers = 0;
+    let cluster = start(layout);
+    let leader = cluster.wait_leader(Duration::from_secs(30));
+    let before = cluster.status(leader).expect("the leader's status");
+    let follower = (leader + 1) % 3;
+    let peers: Vec<usize> = (0..3).filter(|h| *h != follower).collect();
+    cluster
+        .net
+        .isolate_from(follower, &peers)
+        .expect("isolate the follower");
+    // Ten election timeouts and more.
+    std::thread::sleep(Duration::from_secs(6));
+    let cut_off = cluster
+        .status(follower)
+        .expect("the cut-off follower's status");
+    cluster.net.heal().expect("heal");
+    cluster.wait_converged(Duration::from_secs(30));
+    let after = cluster
+        .status(leader)
+        .expect("the leader's status after the heal");
+    assert_eq!(
+        (after.leader, after.term),
+        (before.leader, before.term),
+        "the heal changed the leader or the term (the cut-off follower was at term {})",
+        cut_off.term
+    );
+    assert_eq!(
+        cut_off.term, before.term,
+        "the cut-off follower raised its term"
+    );
+}
+
 /// The short profile's partitions and process faults, one after another,
 /// against whole-file puts, compare-and-sets and partial writes of one
 /// large file; every key must read back after the heal.
