@@ -186,12 +186,24 @@ async fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
     config.keep_logs = args.keep_logs;
     config.chunks.server_timeout = std::time::Duration::from_millis(args.chunk_server_timeout_ms);
     config.chunks.placement_ttl = std::time::Duration::from_millis(args.placement_ttl_ms);
-    tokio::select! {
-        result = server::run(config) => result.map_err(Into::into),
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted; stopping");
-            Ok(())
+    server::run(config, stop_signal()).await.map_err(Into::into)
+}
+
+/// Completes at SIGINT (Ctrl-C) or SIGTERM: a planned stop, at which a
+/// leading metadata node hands leadership over before it exits.
+async fn stop_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = match signal(SignalKind::terminate()) {
+        Ok(terminate) => terminate,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch for SIGTERM; only Ctrl-C stops gracefully");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
         }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
+        _ = terminate.recv() => tracing::info!("terminated"),
     }
 }
 

@@ -252,6 +252,23 @@ impl Cluster {
         }
     }
 
+    /// SIGTERM, a planned stop: waits up to `within` for the process to
+    /// exit and returns how it exited (`None`: still running, then killed).
+    pub fn terminate(&mut self, id: u64, within: Duration) -> Option<std::process::ExitStatus> {
+        self.signal(id, "-TERM");
+        let mut child = self.nodes.get_mut(&id).and_then(|n| n.child.take())?;
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
     pub async fn restart(&mut self, id: u64) {
         let node = self.nodes.get_mut(&id).expect("known node");
         assert!(node.child.is_none(), "node {id} is running");

@@ -24,6 +24,9 @@ pub const RAFT_SNAPSHOT: &str = "/raft/snapshot";
 /// A candidate asks whether a voter would vote for it, before it
 /// campaigns (a pre-vote; raft-meta's `election`).
 pub const RAFT_PRE_VOTE: &str = "/raft/pre-vote";
+/// A stopping leader asks a caught-up voter to campaign now (raft-meta's
+/// `handover`).
+pub const RAFT_CAMPAIGN: &str = "/raft/campaign";
 
 /// A namespace write: a `Proposal` in, a `CommandResult` out.
 pub const WRITE: &str = "/v1/write";

@@ -36,6 +36,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(routes::RAFT_VOTE, post(raft::vote))
         .route(routes::RAFT_SNAPSHOT, post(raft::snapshot))
         .route(routes::RAFT_PRE_VOTE, post(raft::pre_vote))
+        .route(routes::RAFT_CAMPAIGN, post(raft::campaign))
         .route(routes::WRITE, post(namespace::write))
         .route(routes::READ, post(namespace::read))
         .route(routes::STATUS, get(cluster::status))

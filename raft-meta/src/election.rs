@@ -53,23 +53,48 @@ pub struct PreVoteReply {
 pub type PreVoteRpc = Framed<{ kinds::RPC_PRE_VOTE }, PreVoteRequest>;
 pub type PreVoteAnswer = Framed<{ kinds::RPC_PRE_VOTE_REPLY }, PreVoteReply>;
 
-/// When this node last heard from a leader it accepted.
+/// When this node last heard from a leader it accepted, and since when it
+/// leads itself (seen by [`run`] within a tick).
 #[derive(Debug)]
-pub struct LeaderContact(Mutex<Instant>);
+pub struct LeaderContact {
+    heard: Mutex<Instant>,
+    leading_since: Mutex<Option<Instant>>,
+}
 
 impl Default for LeaderContact {
     fn default() -> Self {
-        LeaderContact(Mutex::new(Instant::now()))
+        LeaderContact {
+            heard: Mutex::new(Instant::now()),
+            leading_since: Mutex::new(None),
+        }
     }
 }
 
 impl LeaderContact {
     pub fn heard(&self) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
 
     pub fn since(&self) -> Duration {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).elapsed()
+        self.heard
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
+    fn set_leading(&self, leading: bool) {
+        let mut since = self.leading_since.lock().unwrap_or_else(|p| p.into_inner());
+        match (leading, *since) {
+            (true, None) => *since = Some(Instant::now()),
+            (false, Some(_)) => *since = None,
+            _ => {}
+        }
+    }
+
+    /// How long this node has led (counted from up to one tick late).
+    pub fn led_for(&self) -> Option<Duration> {
+        let since = *self.leading_since.lock().unwrap_or_else(|p| p.into_inner());
+        since.map(|at| at.elapsed() + TICK)
     }
 }
 
@@ -177,6 +202,8 @@ pub async fn run(node: Arc<Node>, timing: Timing) {
             })
             .collect();
         let is_voter = voters.iter().any(|(id, _)| *id == node.id);
+        node.contact
+            .set_leading(metrics.state == ServerState::Leader);
         if metrics.state == ServerState::Leader || !is_voter {
             node.contact.heard();
             continue;

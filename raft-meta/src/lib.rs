@@ -7,7 +7,8 @@
 //! (the shared handle of a running node and its queries), [`server`]
 //! (starting a node and its background tasks), [`api`] (the HTTP server),
 //! [`cluster`] (forming the cluster, adding and removing nodes), [`election`]
-//! (campaigning only after a pre-vote) and
+//! (campaigning only after a pre-vote), [`handover`] (leadership handed
+//! over before a planned stop) and
 //! [`limits`] (every limit and timeout). [`unsafe_modes`] are the
 //! deliberately unsafe behaviours the Jepsen harness must catch (test-only). [`chunk_map`] is the leader's
 //! soft state about chunk locations and its replication rules;
@@ -19,6 +20,7 @@ pub mod api;
 pub mod chunk_map;
 pub mod cluster;
 pub mod election;
+pub mod handover;
 pub mod limits;
 pub mod metrics;
 pub mod namespace;

@@ -15,6 +15,7 @@ use toastyfs_proto::namespace::{Command, Proposal};
 use crate::api;
 use crate::chunk_map::ChunkMapConfig;
 use crate::election::{self, LeaderContact};
+use crate::handover;
 use crate::limits;
 use crate::namespace::Namespace;
 use crate::network::NetworkFactory;
@@ -117,7 +118,12 @@ pub enum NodeError {
 }
 
 /// Opens the store, starts Raft and serves until the node fails.
-pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
+/// Runs a node until it fails or `stop` completes; at a stop, a leader
+/// first hands leadership over ([`handover`]) and Raft shuts down.
+pub async fn run(
+    config: NodeConfig,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), NodeError> {
     let node = start(&config).await?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -139,7 +145,15 @@ pub async fn run(config: NodeConfig) -> Result<(), NodeError> {
         let node = &scanner;
         replication::run(&node.replication, &node.raft, &node.db, &node.proposer).await
     });
-    watch(node).await
+    tokio::select! {
+        failed = watch(node.clone()) => failed,
+        () = stop => {
+            tracing::info!("stopping");
+            handover::step_down(&node).await;
+            let _ = node.raft.shutdown().await;
+            Ok(())
+        }
+    }
 }
 
 /// The store opened and Raft started: the node's shared handle.

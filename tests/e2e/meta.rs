@@ -579,3 +579,38 @@ async fn a_forward_to_a_paused_leader_follows_the_new_leader() {
     }
     cluster.resume(leader);
 }
+
+/// SIGTERM of the leader hands leadership to a caught-up voter before the
+/// process exits (issue 18): the old leader exits cleanly, says in its log
+/// whom it handed over to, that node leads in the very next term (one
+/// election, asked for, not waited for), and writes go on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_leader_hands_leadership_over_before_it_exits() {
+    let mut cluster = crate::harness::start(3, &[]).await;
+    let leader = cluster.wait_leader().await;
+    cluster.write(mkdir("/before")).await.expect("mkdir");
+    let term = cluster.status(leader).await.expect("leader status").term;
+
+    let exit = cluster.terminate(leader, Duration::from_secs(10));
+    let log = cluster.log_of(leader);
+    let exit = exit.unwrap_or_else(|| panic!("the leader did not exit within 10 s: {log}"));
+    assert!(exit.success(), "the leader exited with {exit}: {log}");
+    assert!(
+        log.contains("handed leadership over"),
+        "the leader did not hand over: {log}"
+    );
+
+    let new = cluster.wait_leader().await;
+    let status = cluster.status(new).await.expect("new leader status");
+    assert_eq!(
+        status.term,
+        term + 1,
+        "node {new} leads at term {}, not the next term after {term}; its log: {}; the old leader's: {log}",
+        status.term,
+        cluster.log_of(new)
+    );
+    cluster
+        .write(mkdir("/after"))
+        .await
+        .expect("mkdir after the handover");
+}

@@ -1,5 +1,6 @@
 //! The Raft RPC endpoints: a peer's AppendEntries, Vote, InstallSnapshot
-//! and pre-vote, each a record in and a record out. An AppendEntries or
+//! pre-vote and a stopping leader's campaign request, each a record in and
+//! a record out. An AppendEntries or
 //! InstallSnapshot openraft accepted marks the leader as heard.
 
 use axum::body::Bytes;
@@ -12,6 +13,7 @@ use openraft::raft::AppendEntriesResponse;
 use super::reply::{record_response, ApiError};
 use super::AppState;
 use crate::election::{self, PreVoteAnswer, PreVoteRpc};
+use crate::handover::{self, CampaignAnswer, CampaignRpc};
 use crate::network::{AppendReply, AppendRequest, SnapshotReply, SnapshotRpc, VoteReply, VoteRpc};
 
 pub async fn append(State(node): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
@@ -43,4 +45,10 @@ pub async fn pre_vote(State(node): State<AppState>, body: Bytes) -> Result<Respo
     let request: PreVoteRpc = record::decode(&body)?;
     let reply = election::grant(&node, node.lease, &request.0);
     Ok(record_response(&PreVoteAnswer::from_owned(reply)))
+}
+
+pub async fn campaign(State(node): State<AppState>, body: Bytes) -> Result<Response, ApiError> {
+    let request: CampaignRpc = record::decode(&body)?;
+    let reply = handover::campaign(&node, &request.0).await;
+    Ok(record_response(&CampaignAnswer::from_owned(reply)))
 }
