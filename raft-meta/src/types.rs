@@ -65,8 +65,8 @@ pub mod kinds {
     pub const RPC_SNAPSHOT_REPLY: u8 = 45;
     pub const RPC_PRE_VOTE: u8 = 46;
     pub const RPC_PRE_VOTE_REPLY: u8 = 47;
-    pub const RPC_CAMPAIGN: u8 = 48;
-    pub const RPC_CAMPAIGN_REPLY: u8 = 49;
+    pub const RPC_CAMPAIGN: u8 = 50;
+    pub const RPC_CAMPAIGN_REPLY: u8 = 51;
 }
 
 /// A stored log entry; a batch of the largest proposals fits.
