@@ -20,10 +20,11 @@
 //! it hears the leader's next heartbeat and follows.
 //!
 //! Safety stays openraft's: the pre-vote only decides when to ask for
-//! real votes. [`LeaderContact`] is when this node last heard a leader:
+//! real votes. [`ElectionState`] is when this node last heard a leader:
 //! the AppendEntries and InstallSnapshot handlers mark it whenever
 //! openraft accepted the sender as leader.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -53,24 +54,27 @@ pub struct PreVoteReply {
 pub type PreVoteRpc = Framed<{ kinds::RPC_PRE_VOTE }, PreVoteRequest>;
 pub type PreVoteAnswer = Framed<{ kinds::RPC_PRE_VOTE_REPLY }, PreVoteReply>;
 
-/// When this node last heard from a leader it accepted, and since when it
-/// leads itself (seen by [`run`] within a tick).
+/// A node's election clock: when it last heard from a leader it
+/// accepted, since when it leads itself (as [`run`] saw it, up to a tick
+/// late), and whether it is stopping (then it never campaigns again).
 #[derive(Debug)]
-pub struct LeaderContact {
+pub struct ElectionState {
     heard: Mutex<Instant>,
     leading_since: Mutex<Option<Instant>>,
+    stopping: AtomicBool,
 }
 
-impl Default for LeaderContact {
+impl Default for ElectionState {
     fn default() -> Self {
-        LeaderContact {
+        ElectionState {
             heard: Mutex::new(Instant::now()),
             leading_since: Mutex::new(None),
+            stopping: AtomicBool::new(false),
         }
     }
 }
 
-impl LeaderContact {
+impl ElectionState {
     pub fn heard(&self) {
         *self.heard.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
     }
@@ -91,10 +95,15 @@ impl LeaderContact {
         }
     }
 
-    /// How long this node has led (counted from up to one tick late).
+    /// How long this node has led at least (it was seen up to a tick late).
     pub fn led_for(&self) -> Option<Duration> {
         let since = *self.leading_since.lock().unwrap_or_else(|p| p.into_inner());
-        since.map(|at| at.elapsed() + TICK)
+        since.map(|at| at.elapsed())
+    }
+
+    /// This node is stopping: it campaigns no more.
+    pub fn stop_campaigning(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
     }
 }
 
@@ -175,7 +184,7 @@ pub fn grant(node: &Node, lease: Duration, request: &PreVoteRequest) -> PreVoteR
         id: node.id,
         leading: (metrics.state == ServerState::Leader)
             .then(|| metrics.millis_since_quorum_ack.map(Duration::from_millis)),
-        heard_leader: node.contact.since(),
+        heard_leader: node.election.since(),
         last_log_id: node.raft.data_metrics().borrow().last_log,
     };
     judge(&view, lease, request)
@@ -202,16 +211,16 @@ pub async fn run(node: Arc<Node>, timing: Timing) {
             })
             .collect();
         let is_voter = voters.iter().any(|(id, _)| *id == node.id);
-        node.contact
+        node.election
             .set_leading(metrics.state == ServerState::Leader);
         if metrics.state == ServerState::Leader || !is_voter {
-            node.contact.heard();
+            node.election.heard();
             continue;
         }
-        if node.contact.since() < timeout {
+        if node.election.since() < timeout || node.election.stopping.load(Ordering::SeqCst) {
             continue;
         }
-        node.contact.heard();
+        node.election.heard();
         timeout = timing.random_timeout();
         if pre_vote(&node, &voters, timing).await {
             tracing::info!(

@@ -48,20 +48,22 @@ pub const HANDOVER_WITHIN: Duration = Duration::from_secs(3);
 /// How long the chosen voter may take to hold the whole log.
 const CATCH_UP_WITHIN: Duration = Duration::from_secs(1);
 const POLL: Duration = Duration::from_millis(10);
+/// Waited past the lease, for the time the campaign request takes to
+/// become a vote request.
+const LEASE_MARGIN: Duration = Duration::from_millis(10);
 
 /// If this node leads, hands leadership to its most caught-up voter and
 /// waits until another node leads (or [`HANDOVER_WITHIN`] passes).
 /// Returns the new leader, if one was seen.
 pub async fn step_down(node: &Node) -> Option<NodeId> {
     let began = Instant::now();
+    node.election.stop_campaigning();
     let target = caught_up_voter(node).await?;
     // openraft's lease on this node's own vote runs from its election: a
-    // leader younger than the lease would refuse the target's vote.
-    let young = node
-        .contact
-        .led_for()
-        .map(|led| node.lease.saturating_sub(led));
-    tokio::time::sleep(young.unwrap_or(node.lease)).await;
+    // leader younger than the lease would refuse the target's vote. (The
+    // time led is counted from when it was seen, so it is never over.)
+    let led = node.election.led_for().unwrap_or_default();
+    tokio::time::sleep(node.lease.saturating_sub(led) + LEASE_MARGIN).await;
     node.raft.runtime_config().heartbeat(false);
     let asked = ask_to_campaign(node, target).await;
     if let Err(reason) = &asked {

@@ -11,7 +11,7 @@ use toastyfs_client::transport::Transport;
 use toastyfs_proto::cluster::{NodeStatus, Role};
 use toastyfs_proto::namespace::{Query, QueryResult};
 
-use crate::election::LeaderContact;
+use crate::election::ElectionState;
 use crate::namespace::kv::StoreError;
 use crate::namespace::{self, Namespace};
 use crate::proposer::Proposer;
@@ -34,7 +34,7 @@ pub struct Node {
     pub replication: Replication,
     pub prometheus: Option<PrometheusHandle>,
     /// When this node last heard from a leader (the pre-vote's clock).
-    pub contact: LeaderContact,
+    pub election: ElectionState,
     /// No pre-vote is granted while a leader was heard within this long.
     pub lease: std::time::Duration,
 }

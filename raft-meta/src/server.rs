@@ -14,7 +14,7 @@ use toastyfs_proto::namespace::{Command, Proposal};
 
 use crate::api;
 use crate::chunk_map::ChunkMapConfig;
-use crate::election::{self, LeaderContact};
+use crate::election::{self, ElectionState};
 use crate::handover;
 use crate::limits;
 use crate::namespace::Namespace;
@@ -182,7 +182,7 @@ async fn start(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
             std::time::Duration::from_millis(config.election_min_ms),
         ),
         prometheus: crate::metrics::install(),
-        contact: LeaderContact::default(),
+        election: ElectionState::default(),
         lease: config.election_timing().lease,
     }))
 }

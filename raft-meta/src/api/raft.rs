@@ -20,7 +20,7 @@ pub async fn append(State(node): State<AppState>, body: Bytes) -> Result<Respons
     let request: AppendRequest = record::decode(&body)?;
     let reply = node.raft.append_entries(request.0).await;
     if matches!(&reply, Ok(r) if !matches!(r, AppendEntriesResponse::HigherVote(_))) {
-        node.contact.heard();
+        node.election.heard();
     }
     Ok(record_response(&AppendReply::from_owned(reply)))
 }
@@ -36,7 +36,7 @@ pub async fn snapshot(State(node): State<AppState>, body: Bytes) -> Result<Respo
     let leader_vote = request.0.vote;
     let reply = crate::snapshot_receiver::receive_chunk(&node.raft, request.0).await;
     if matches!(&reply, Ok(r) if r.vote <= leader_vote) {
-        node.contact.heard();
+        node.election.heard();
     }
     Ok(record_response(&SnapshotReply::from_owned(reply)))
 }
