@@ -58,6 +58,12 @@ impl Admin {
         Admin { meta }
     }
 
+    /// The metadata leader's address as the latest answer named it (a
+    /// hint, possibly stale); this client sends there first.
+    pub fn leader_hint(&self) -> Option<String> {
+        self.meta.transport().leader_hint()
+    }
+
     fn transport(&self) -> &Transport {
         self.meta.transport()
     }

@@ -152,7 +152,7 @@ impl Meta {
         let mut reached = false;
         let mut last = String::from("no metadata address configured");
         let mut attempts = 0u32;
-        let first = self.preferred.load(Ordering::Relaxed);
+        let first = self.first_choice();
         let mut in_flight = FuturesUnordered::new();
         let launch = |attempts: u32| {
             let index = (first + attempts as usize) % self.addrs.len();
@@ -210,6 +210,15 @@ impl Meta {
         } else {
             Err(self.unavailable(last))
         }
+    }
+
+    /// Where an operation goes first: the leader the latest answer named,
+    /// if it is one of ours, else the address that answered last.
+    fn first_choice(&self) -> usize {
+        self.transport
+            .leader_hint()
+            .and_then(|leader| self.addrs.iter().position(|a| *a == leader))
+            .unwrap_or_else(|| self.preferred.load(Ordering::Relaxed))
     }
 
     /// Sends a record to `path` on whichever node answers.

@@ -13,6 +13,7 @@
 //!
 //! Request signing and TLS belong here when they come.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
@@ -111,6 +112,9 @@ pub struct Transport {
     http: reqwest::Client,
     /// Default per-request timeout of the typed helpers.
     timeout: Duration,
+    /// The metadata leader the latest answer named
+    /// ([`routes::LEADER_HEADER`]); shared by every copy of the transport.
+    leader_hint: Arc<Mutex<Option<String>>>,
 }
 
 impl Transport {
@@ -122,7 +126,11 @@ impl Transport {
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();
-        Transport { http, timeout }
+        Transport {
+            http,
+            timeout,
+            leader_hint: Arc::default(),
+        }
     }
 
     /// The same connection pool with another default timeout.
@@ -130,7 +138,17 @@ impl Transport {
         Transport {
             http: self.http.clone(),
             timeout,
+            leader_hint: self.leader_hint.clone(),
         }
+    }
+
+    /// The metadata leader's address as the latest answer that named one
+    /// said (possibly stale: a hint, not a fact).
+    pub fn leader_hint(&self) -> Option<String> {
+        self.leader_hint
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     pub fn timeout(&self) -> Duration {
@@ -197,6 +215,13 @@ impl Transport {
             .await
             .map_err(|e| classify(addr, options.timeout, e))?;
         let status = response.status().as_u16();
+        if let Some(leader) = response
+            .headers()
+            .get(routes::LEADER_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            *self.leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = Some(leader.to_owned());
+        }
         let body = read_body(addr, response, options).await?;
         Ok(RawResponse { status, body })
     }

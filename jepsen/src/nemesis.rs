@@ -48,6 +48,9 @@ pub enum Fault {
     KillChunkServer,
     /// SIGSTOP of a chunk server, SIGCONT at the heal.
     PauseChunkServer,
+    /// A chunk server cut from every metadata node, both ways; clients
+    /// still reach it. Clients should notice nothing.
+    ChunkServerCutFromMetas,
     /// A spare metadata node added to the cluster; at the heal a member
     /// removed (the leader every other time), its data wiped, and it
     /// becomes the next spare. Needs `Layout::spare_metas` ≥ 1.
@@ -74,7 +77,7 @@ impl Fault {
     /// Every fault of the short profile and the soak, in the order they
     /// strike (membership changes need a spare metadata host; a client
     /// paused mid-write needs the namespace workload).
-    pub const PROFILE: [Fault; 18] = [
+    pub const PROFILE: [Fault; 19] = [
         Fault::IsolateLeader,
         Fault::RepliesToClientsLost,
         Fault::RandomHalves,
@@ -85,6 +88,7 @@ impl Fault {
         Fault::PauseChunkServer,
         Fault::LeaderRepliesLost,
         Fault::KillChunkServer,
+        Fault::ChunkServerCutFromMetas,
         Fault::ClientsCutFromMetas,
         Fault::DamageChunkFiles,
         Fault::MembershipChange,
@@ -361,6 +365,14 @@ fn strike(
             let victim = servers[dice.pick(servers.len())];
             damage(&cluster.chunk_files(victim), dice);
             (vec![victim], Undo::Nothing)
+        }
+        Fault::ChunkServerCutFromMetas => {
+            let servers: Vec<usize> = cluster.chunk_servers().collect();
+            let victim = servers[dice.pick(servers.len())];
+            for node in &metas {
+                expect(net.cut_both(victim, *node));
+            }
+            (vec![victim], Undo::Network)
         }
         Fault::PauseChunkServer => {
             let servers: Vec<usize> = cluster.chunk_servers().collect();

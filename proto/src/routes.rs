@@ -16,6 +16,10 @@ pub const RECORD_CONTENT_TYPE: &str = "application/x-toastyfs-record";
 /// request is never forwarded again, so requests cannot bounce between
 /// followers.
 pub const FORWARDED_HEADER: &str = "x-toastyfs-forwarded";
+/// On every answer of a metadata node that knows its leader: the leader's
+/// address, so clients and chunk servers send their next request there
+/// first (a hint: hedging still covers a leader that does not answer).
+pub const LEADER_HEADER: &str = "x-toastyfs-leader";
 
 /// Raft RPCs between metadata nodes (records).
 pub const RAFT_APPEND: &str = "/raft/append";

@@ -20,7 +20,9 @@ pub mod reply;
 
 use std::sync::Arc;
 
-use axum::extract::DefaultBodyLimit;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::HeaderValue;
+use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use toastyfs_proto::routes;
@@ -50,5 +52,20 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(routes::METRICS, get(cluster::metrics))
         .route(routes::HEALTH, get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
+        .layer(axum::middleware::map_response_with_state(
+            node.clone(),
+            name_the_leader,
+        ))
         .with_state(node)
+}
+
+/// Names the leader this node knows on every answer
+/// ([`routes::LEADER_HEADER`]), so callers go there first next time.
+async fn name_the_leader(State(node): State<AppState>, mut response: Response) -> Response {
+    if let Some((_, addr)) = node.leader_addr() {
+        if let Ok(value) = HeaderValue::from_str(&addr) {
+            response.headers_mut().insert(routes::LEADER_HEADER, value);
+        }
+    }
+    response
 }

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use toastyfs_proto::namespace::{
-    Command, EntryKind, Outcome, Query, QueryReply, WriteCommit, MIN_CHUNK_SIZE,
+    Command, EntryKind, Outcome, Proposal, Query, QueryReply, WriteCommit, MIN_CHUNK_SIZE,
 };
 use toastyfs_proto::{ChunkHash, FsPath};
 
@@ -613,4 +613,46 @@ async fn a_terminated_leader_hands_leadership_over_before_it_exits() {
         .write(mkdir("/after"))
         .await
         .expect("mkdir after the handover");
+}
+
+/// Every answer of a metadata node names the leader (issue 18): a client
+/// that only knows a follower learns the leader's address from its first
+/// answer (and sends there first from then on), and after the leader is
+/// killed, the next answer names the new one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_name_the_leader_and_clients_follow_it() {
+    let mut cluster = crate::harness::start(3, &[]).await;
+    let leader = cluster.wait_leader().await;
+    let follower = (1..=3).find(|id| *id != leader).expect("a follower");
+    let admin = toastyfs_client::Admin::connect(vec![cluster.nodes[&follower].addr.clone()]);
+    let write = |path: &str| Proposal {
+        session: None,
+        time_ms: 1,
+        command: mkdir(path),
+    };
+    admin
+        .propose(&write("/a"))
+        .await
+        .expect("mkdir through a follower")
+        .expect("mkdir applied");
+    assert_eq!(
+        admin.leader_hint(),
+        Some(cluster.nodes[&leader].addr.clone()),
+        "the follower's answer did not name the leader"
+    );
+
+    cluster.kill(leader);
+    let new = cluster.wait_leader().await;
+    let survivor = (1..=3).find(|id| *id != leader).expect("a running node");
+    let admin = toastyfs_client::Admin::connect(vec![cluster.nodes[&survivor].addr.clone()]);
+    admin
+        .propose(&write("/b"))
+        .await
+        .expect("mkdir after the kill")
+        .expect("mkdir applied");
+    assert_eq!(
+        admin.leader_hint(),
+        Some(cluster.nodes[&new].addr.clone()),
+        "the answer after the kill did not name the new leader"
+    );
 }

@@ -123,7 +123,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
     );
     let mut cluster = start(layout);
     let workload = RegisterWorkload {
-        duration: Duration::from_secs(90),
+        duration: Duration::from_secs(96),
         cas_percent: 50,
         ..RegisterWorkload::short_profile()
     };
@@ -131,7 +131,7 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
         faults: Fault::PROFILE.to_vec(),
         quiet: Duration::from_secs(1),
         hold: Duration::from_secs(3),
-        duration: Duration::from_secs(84),
+        duration: Duration::from_secs(90),
     };
     let run = Run {
         workload,
@@ -139,15 +139,15 @@ fn register_workload_under_the_short_nemesis_profile_is_linearizable() {
         config: fault_config,
         pinned_readers: true,
         blocks: Some(BlocksWorkload {
-            duration: Duration::from_secs(90),
+            duration: Duration::from_secs(96),
             ..BlocksWorkload::short_profile()
         }),
         namespace: Some(NamespaceWorkload {
-            duration: Duration::from_secs(90),
+            duration: Duration::from_secs(96),
             ..NamespaceWorkload::short_profile()
         }),
         append: Some(AppendWorkload {
-            duration: Duration::from_secs(90),
+            duration: Duration::from_secs(96),
             ..AppendWorkload::short_profile()
         }),
         seed: 1,

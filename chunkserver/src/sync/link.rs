@@ -1,5 +1,6 @@
 //! The chunk server's link to the metadata service: the list of metadata
-//! nodes, which one answered last (tried first next time), and the log of
+//! nodes, which one to try first (the leader the latest answer named, else
+//! the one that answered last), and the log of
 //! connecting and losing the service, once per change. Reports go through
 //! the client crate's one transport.
 //!
@@ -48,8 +49,15 @@ impl Link {
     /// [`REPORT_HEDGE_AFTER`]; the first answer wins.
     pub(super) async fn send(&mut self, report: &ChunkReport) -> Result<ChunkOrders, SyncError> {
         let mut last_error = SyncError::NoAddresses;
-        let (transport, addrs, current) =
-            (self.transport.clone(), self.addrs.clone(), self.current);
+        let hinted = self
+            .transport
+            .leader_hint()
+            .and_then(|leader| self.addrs.iter().position(|a| *a == leader));
+        let (transport, addrs, current) = (
+            self.transport.clone(),
+            self.addrs.clone(),
+            hinted.unwrap_or(self.current),
+        );
         let launch = |step: usize| {
             let index = (current + step) % addrs.len();
             let sent = transport.post_record::<ChunkReport, ChunkOrders>(
