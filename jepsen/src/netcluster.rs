@@ -463,14 +463,17 @@ impl NetCluster {
     }
 }
 
+/// Set (to anything) to keep every cluster's logs, not only a failed one's.
+pub const KEEP_LOGS_ENV: &str = "TOASTYFS_KEEP_CLUSTER_LOGS";
+
 impl Drop for NetCluster {
     fn drop(&mut self) {
         for host in 0..self.children.len() {
             self.resume(host);
             self.kill(host);
         }
-        if std::thread::panicking() {
-            // Keep the logs of a failed run.
+        if std::thread::panicking() || std::env::var_os(KEEP_LOGS_ENV).is_some() {
+            // Keep the logs of a failed run (or of every run, if asked).
             let kept = std::mem::replace(
                 &mut self.dir,
                 tempfile::TempDir::new().expect("a scratch directory"),

@@ -59,10 +59,11 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
-/// Names the leader this node knows on every answer
-/// ([`routes::LEADER_HEADER`]), so callers go there first next time.
+/// Names the leader on every answer ([`routes::LEADER_HEADER`]) when this
+/// node knows one worth naming ([`Node::leader_to_name`]), so callers go
+/// there first next time.
 async fn name_the_leader(State(node): State<AppState>, mut response: Response) -> Response {
-    if let Some((_, addr)) = node.leader_addr() {
+    if let Some(addr) = node.leader_to_name() {
         if let Ok(value) = HeaderValue::from_str(&addr) {
             response.headers_mut().insert(routes::LEADER_HEADER, value);
         }

@@ -195,6 +195,10 @@ pub fn grant(node: &Node, lease: Duration, request: &PreVoteRequest) -> PreVoteR
 /// Returns when Raft stops.
 pub async fn run(node: Arc<Node>, timing: Timing) {
     let mut timeout = timing.random_timeout();
+    // When this node last asked: its own retry clock, apart from the
+    // leader-contact clock the pre-vote rule reads (asking must not make
+    // it refuse the others, or two candidates refuse each other for ever).
+    let mut asked = Instant::now();
     loop {
         tokio::time::sleep(TICK).await;
         let metrics = node.raft.metrics().borrow().clone();
@@ -217,10 +221,15 @@ pub async fn run(node: Arc<Node>, timing: Timing) {
             node.election.heard();
             continue;
         }
-        if node.election.since() < timeout || node.election.stopping.load(Ordering::SeqCst) {
+        let silent = node.election.since();
+        if silent < timeout
+            || asked.elapsed() < timeout
+            || node.election.stopping.load(Ordering::SeqCst)
+        {
             continue;
         }
-        node.election.heard();
+        tracing::debug!(?silent, "no leader heard; asking for pre-votes");
+        asked = Instant::now();
         timeout = timing.random_timeout();
         if pre_vote(&node, &voters, timing).await {
             tracing::info!(

@@ -60,6 +60,24 @@ impl Node {
     }
 
     /// The leader's id and address, if known.
+    /// The leader worth naming to callers ([`toastyfs_proto::routes::LEADER_HEADER`]):
+    /// the one this node follows, or itself only while a quorum
+    /// acknowledged it within the lease. A leader cut off from its peers
+    /// (or just resumed from a pause) does not name itself, so it does not
+    /// pull callers back to it from the leader the others elected.
+    pub fn leader_to_name(&self) -> Option<String> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader?;
+        if leader == self.id {
+            let acked = metrics.millis_since_quorum_ack?;
+            if u128::from(acked) >= self.lease.as_millis() {
+                return None;
+            }
+        }
+        let node = metrics.membership_config.membership().get_node(&leader)?;
+        Some(node.addr.clone())
+    }
+
     pub fn leader_addr(&self) -> Option<(NodeId, String)> {
         let metrics = self.raft.metrics().borrow().clone();
         let leader = metrics.current_leader?;
