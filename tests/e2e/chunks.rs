@@ -337,3 +337,46 @@ async fn an_isolated_leader_stops_answering_chunk_requests() {
     cluster.wait_leader().await;
     cluster.wait_chunk_servers_up(3).await;
 }
+
+/// Chunk servers follow a new leader promptly (issue 18): with the leader
+/// SIGSTOPped (its sockets still accept, so a report to it is never
+/// refused, only unanswered), every chunk server is reporting to the
+/// leader the others elect within a few report intervals, not after the
+/// 10 s report timeout its report to the paused node would wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chunk_servers_report_to_a_new_leader_within_a_few_intervals() {
+    let cluster = start(3).await;
+    let old = cluster.wait_leader().await;
+    cluster.pause(old);
+    let others: Vec<String> = (1..=3)
+        .filter(|id| *id != old)
+        .map(|id| cluster.nodes[&id].addr.clone())
+        .collect();
+    let admin = toastyfs_client::Admin::connect(others.clone());
+    wait_for(
+        "a leader among the others",
+        Duration::from_secs(10),
+        || async {
+            for addr in &others {
+                let status = admin.status(addr).await.ok()?;
+                if status.leader.is_some_and(|l| l != old) {
+                    return Some(());
+                }
+            }
+            None
+        },
+    )
+    .await;
+    // Three report intervals and a hedge delay, well under the report
+    // timeout.
+    wait_for(
+        "every chunk server to report to the new leader",
+        Duration::from_secs(5),
+        || async {
+            let status = admin.chunk_status().await.ok()?;
+            (status.servers.iter().filter(|s| s.up).count() == 3).then_some(())
+        },
+    )
+    .await;
+    cluster.resume(old);
+}
