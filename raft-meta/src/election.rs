@@ -231,20 +231,59 @@ pub async fn run(node: Arc<Node>, timing: Timing) {
         tracing::debug!(?silent, "no leader heard; asking for pre-votes");
         asked = Instant::now();
         timeout = timing.random_timeout();
-        if pre_vote(&node, &voters, timing).await {
-            tracing::info!(
-                term = metrics.current_term,
-                "pre-vote granted by a majority; campaigning"
-            );
-            if node.raft.trigger().elect().await.is_err() {
-                return;
-            }
+        if !pre_vote(&node, &voters, timing).await {
+            continue;
+        }
+        let now = node.raft.metrics().borrow().clone();
+        let asking = Asking {
+            term: metrics.current_term,
+            leader_heard_since: node.election.since() < asked.elapsed(),
+        };
+        if let Err(why) = asking.still_stands(now.current_term, now.state) {
+            tracing::debug!(why, "pre-vote granted but outdated; not campaigning");
+            continue;
+        }
+        tracing::info!(
+            term = metrics.current_term,
+            "pre-vote granted by a majority; campaigning"
+        );
+        if node.raft.trigger().elect().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A pre-vote round as it ended: the term it was asked in, and whether a
+/// leader was heard while the answers came in.
+#[derive(Debug, Clone, Copy)]
+struct Asking {
+    term: u64,
+    leader_heard_since: bool,
+}
+
+impl Asking {
+    /// Whether a granted pre-vote still justifies campaigning, now that
+    /// this node is at `term` in `state`. The voters granted it because
+    /// they heard no leader; if one was elected meanwhile (often the
+    /// very voter that granted it, a candidate then), campaigning now
+    /// would depose a leader nothing is wrong with, and two such
+    /// candidates depose each other term after term.
+    fn still_stands(&self, term: u64, state: ServerState) -> Result<(), &'static str> {
+        if state == ServerState::Leader {
+            Err("this node leads already")
+        } else if self.leader_heard_since {
+            Err("a leader was heard while the pre-vote was asked")
+        } else if term != self.term {
+            Err("the term moved on while the pre-vote was asked")
+        } else {
+            Ok(())
         }
     }
 }
 
 /// Asks every other voter for a pre-vote; whether a majority (this node
-/// included) granted it.
+/// included) granted it. Returns as soon as the majority is known, so a
+/// silent voter (the paused leader) does not hold the answer.
 async fn pre_vote(node: &Node, voters: &[(NodeId, String)], timing: Timing) -> bool {
     let request = PreVoteRpc::from_owned(PreVoteRequest {
         candidate: node.id,
@@ -273,12 +312,16 @@ async fn pre_vote(node: &Node, voters: &[(NodeId, String)], timing: Timing) -> b
                 }
             }
         });
-    let granted = futures::future::join_all(asks)
-        .await
-        .into_iter()
-        .filter(|g| *g)
-        .count();
-    (granted + 1) * 2 > voters.len()
+    let needed = voters.len() / 2 + 1;
+    let mut granted = 1;
+    let mut pending = asks.collect::<futures::stream::FuturesUnordered<_>>();
+    while let Some(yes) = futures::StreamExt::next(&mut pending).await {
+        granted += usize::from(yes);
+        if granted >= needed {
+            return true;
+        }
+    }
+    granted >= needed
 }
 
 #[cfg(test)]
@@ -332,6 +375,24 @@ mod tests {
         assert!(reply.reason.contains("ahead"), "{}", reply.reason);
         assert!(!judge(&follower(900, log(2, 10)), LEASE, &ask(log(1, 50))).granted);
         assert!(!judge(&follower(900, log(1, 1)), LEASE, &ask(None)).granted);
+    }
+
+    #[test]
+    fn a_granted_pre_vote_is_dropped_once_a_leader_appeared_meanwhile() {
+        let quiet = Asking {
+            term: 4,
+            leader_heard_since: false,
+        };
+        assert_eq!(quiet.still_stands(4, ServerState::Follower), Ok(()));
+        assert_eq!(quiet.still_stands(4, ServerState::Candidate), Ok(()));
+        // Another candidate won (this node voted for it, or heard it).
+        assert!(quiet.still_stands(5, ServerState::Follower).is_err());
+        assert!(quiet.still_stands(4, ServerState::Leader).is_err());
+        let heard = Asking {
+            leader_heard_since: true,
+            ..quiet
+        };
+        assert!(heard.still_stands(4, ServerState::Follower).is_err());
     }
 
     #[test]

@@ -656,3 +656,67 @@ async fn answers_name_the_leader_and_clients_follow_it() {
         "the answer after the kill did not name the new leader"
     );
 }
+
+/// Both survivors of a paused leader time out at about the same moment
+/// and ask for pre-votes, and each, not hearing a leader, grants the
+/// other's. The one elected second must not then depose the first with
+/// a pre-vote granted before that leader existed: once a leader is
+/// elected, it keeps leading while nothing else fails (the soak's 9 s
+/// of leaders deposing each other, term after term, after a pause).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_survivors_of_a_paused_leader_keep_the_leader_they_elect() {
+    let cluster = crate::harness::start(3, &[]).await;
+    let mut leader = cluster.wait_leader().await;
+    for round in 0..6 {
+        cluster.pause(leader);
+        let survivors: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+        let (elected, term) = survivors_agree(&cluster, &survivors, leader).await;
+        let watched = std::time::Instant::now();
+        while watched.elapsed() < Duration::from_millis(1_500) {
+            let now = survivors_view(&cluster, &survivors).await;
+            assert!(
+                now.iter().all(|v| *v == (Some(elected), term)),
+                "round {round}: node {elected}, elected at term {term} while node {leader} \
+                 was paused, was deposed with nothing failing: the survivors now say {now:?}; \
+                 logs: {}\n{}",
+                cluster.log_of(survivors[0]),
+                cluster.log_of(survivors[1])
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        cluster.resume(leader);
+        leader = cluster.wait_leader().await;
+    }
+}
+
+/// What each of `survivors` says: (leader, term); `(None, 0)` when a
+/// node does not answer.
+async fn survivors_view(cluster: &Cluster, survivors: &[u64]) -> Vec<(Option<u64>, u64)> {
+    let mut view = Vec::new();
+    for id in survivors {
+        let status = tokio::time::timeout(Duration::from_secs(2), cluster.status(*id)).await;
+        view.push(match status {
+            Ok(Some(s)) => (s.leader, s.term),
+            _ => (None, 0),
+        });
+    }
+    view
+}
+
+/// Waits until every survivor names one leader other than `paused` at
+/// one term; returns both.
+async fn survivors_agree(cluster: &Cluster, survivors: &[u64], paused: u64) -> (u64, u64) {
+    crate::harness::wait_for(
+        "the survivors to agree on a new leader",
+        Duration::from_secs(15),
+        || async {
+            let view = survivors_view(cluster, survivors).await;
+            let (leader, term) = view[0];
+            let leader = leader.filter(|l| *l != paused)?;
+            view.iter()
+                .all(|v| *v == (Some(leader), term))
+                .then_some((leader, term))
+        },
+    )
+    .await
+}
