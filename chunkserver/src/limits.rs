@@ -13,6 +13,9 @@ pub const DEFAULT_FETCH_PARALLELISM: usize = 4;
 pub const FRESH_ANSWER_INTERVALS: u32 = 3;
 /// A report unanswered this long also goes to the next metadata node.
 pub const REPORT_HEDGE_AFTER: Duration = Duration::from_millis(500);
+/// A node that refused a report at once while another still has not
+/// answered is asked again after this long, within the same round.
+pub const RETRY_REFUSED_AFTER: Duration = Duration::from_millis(100);
 /// Bound on one report round trip to one metadata node.
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one healing copy from one source.

@@ -11,8 +11,12 @@
 //! second, not the report timeout, and the new leader hears from every
 //! chunk server within about one report interval of its election (a
 //! follower forwards the report to the leader it knows, and follows a
-//! change of leader). A report applied twice changes nothing: `added` and
+//! change of leader). A node that refuses while another is still silent
+//! (a candidate knows no leader yet) is asked again every
+//! [`RETRY_REFUSED_AFTER`] for as long as the silent one is waited for. A report applied twice changes nothing: `added` and
 //! `lost` are sets, and a full report replaces the inventory.
+
+use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 use toastyfs_client::transport::Transport;
@@ -20,7 +24,8 @@ use toastyfs_proto::chunks::{ChunkOrders, ChunkReport};
 use toastyfs_proto::routes;
 
 use super::SyncError;
-use crate::limits::REPORT_HEDGE_AFTER;
+
+use crate::limits::{REPORT_HEDGE_AFTER, RETRY_REFUSED_AFTER};
 
 /// The metadata nodes and which one answered last; logs changes of state.
 pub(super) struct Link {
@@ -58,15 +63,18 @@ impl Link {
             self.addrs.clone(),
             hinted.unwrap_or(self.current),
         );
-        let launch = |step: usize| {
-            let index = (current + step) % addrs.len();
+        let send_to = |index: usize, after: Duration| {
             let sent = transport.post_record::<ChunkReport, ChunkOrders>(
                 &addrs[index],
                 routes::CHUNK_REPORT,
                 report,
             );
-            async move { (index, sent.await) }
+            async move {
+                tokio::time::sleep(after).await;
+                (index, sent.await)
+            }
         };
+        let launch = |step: usize| send_to((current + step) % addrs.len(), Duration::ZERO);
         let mut in_flight = FuturesUnordered::new();
         let mut tried = 0;
         if !addrs.is_empty() {
@@ -93,12 +101,18 @@ impl Link {
                     self.on_answer(index);
                     return Ok(orders);
                 }
-                Some((_, Err(e))) => {
+                Some((index, Err(e))) => {
                     tracing::debug!(error = %e, "metadata node did not take the report");
                     last_error = SyncError::Send(e);
                     if tried < addrs.len() {
                         in_flight.push(launch(tried));
                         tried += 1;
+                    } else if !in_flight.is_empty() {
+                        // Refused while another node stays silent (the
+                        // others electing while the old leader is
+                        // paused): ask it again shortly rather than wait
+                        // out the silent node's timeout.
+                        in_flight.push(send_to(index, RETRY_REFUSED_AFTER));
                     }
                 }
                 None => break,

@@ -288,6 +288,28 @@ async fn a_silent_node_does_not_hold_the_report() {
         .expect("the report waited on the silent node");
 }
 
+/// While the others elect, a paused leader stays silent and the nodes
+/// that answer refuse at once (503: no leader known yet). The report must
+/// go to them again within the round, not wait out the silent node's
+/// report timeout (the soak of c4e254b: 4.4 s of reads finding no chunk
+/// holder after a leader pause).
+#[tokio::test]
+async fn a_node_that_refused_at_once_is_tried_again_while_another_is_silent() {
+    let leader = start_leader().await;
+    leader.with(|s| s.refuse = 2);
+    let (_dir, store) = store_with(&[b"one"]);
+    let (silent, _listening) = silent_addr().await;
+    let _sync = spawn(
+        Arc::clone(&store),
+        config(vec![silent, leader.addr.clone()]),
+    )
+    .unwrap();
+    let reported = leader.report_after(0, "an answered report past the silent node", |_| true);
+    tokio::time::timeout(crate::limits::REPORT_TIMEOUT / 2, reported)
+        .await
+        .expect("the report waited on the silent node after the others refused");
+}
+
 /// A fetch order copies the chunk from a peer chunk server, skipping a
 /// source that is down, and the next report says it was added.
 #[tokio::test]
