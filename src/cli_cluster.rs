@@ -1,132 +1,169 @@
 //! `toastyfs cluster ...`: form the metadata cluster, show its status,
-//! add and remove nodes.
+//! add and remove nodes, change its settings; and `toastyfs version`.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
-use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
+use serde::Serialize;
 use toastyfs_client::{Admin, ClientError};
+use toastyfs_proto::cluster::{ChunkClusterStatus, NodeStatus};
 
-use crate::cli_fs::{Connection, Failure};
+use crate::cli_fs::{addresses, Connection};
+use crate::exit::Failure;
+use crate::output::{self, outln, Format, OutputArgs};
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
     #[command(subcommand)]
     command: ClusterCommand,
+    #[command(flatten)]
+    connection: Connection,
 }
 
 #[derive(Subcommand, Debug)]
 enum ClusterCommand {
-    /// Form a new cluster from its initial voters, e.g. `1=127.0.0.1:7001 2=... 3=...`.
-    /// Refuses to re-initialise a formed cluster.
+    /// Form a new cluster from its initial voters. Refuses to
+    /// re-initialise a formed cluster.
+    #[command(
+        after_help = "Example:\n  toastyfs cluster init 1=10.0.0.1:7001 2=10.0.0.2:7001 3=10.0.0.3:7001"
+    )]
     Init {
-        #[arg(required = true)]
+        /// The voters, each `ID=ADDR` (a positive id and the address the
+        /// node was started with).
+        #[arg(required = true, value_name = "ID=ADDR")]
         members: Vec<String>,
     },
-    /// Show every metadata node: role, term, leader, log, commit and applied index, digest.
-    Status,
-    /// Add a node (as a learner, promoted to voter once caught up): `ID=ADDR`.
-    AddNode { member: String },
+    /// Show every metadata node (role, term, leader, log, commit and
+    /// applied index, digest) and every chunk server.
+    Status {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Add a node (as a learner, promoted to voter once caught up).
+    AddNode {
+        /// The new node, `ID=ADDR`.
+        #[arg(value_name = "ID=ADDR")]
+        member: String,
+    },
     /// Remove a node from the cluster.
-    RemoveNode { id: u64 },
+    RemoveNode {
+        /// The node's id.
+        id: u64,
+    },
     /// Set how many copies of every chunk the cluster keeps (1..=16).
-    SetReplicationFactor { factor: u32 },
+    SetReplicationFactor {
+        /// Copies of every chunk.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=16))]
+        factor: u32,
+        /// Set it even when fewer chunk servers are up than the factor
+        /// (every chunk then stays under-replicated until more join).
+        #[arg(long)]
+        force: bool,
+    },
     /// Set how many chunk servers must hold a durable copy of new data
     /// before a write is acknowledged (1..=16, default 2; writes wait for
     /// no more copies than the replication factor).
-    SetMinCopies { copies: u32 },
+    SetMinCopies {
+        /// Copies a write waits for.
+        #[arg(value_parser = clap::value_parser!(u32).range(1..=16))]
+        copies: u32,
+    },
 }
 
-fn parse_member(s: &str) -> anyhow::Result<(u64, String)> {
-    let (id, addr) = s
-        .split_once('=')
-        .with_context(|| format!("{s:?} is not ID=ADDR (e.g. 1=127.0.0.1:7001)"))?;
-    let id: u64 = id
-        .parse()
-        .with_context(|| format!("{id:?} is not a node id (a positive integer)"))?;
+fn parse_member(s: &str) -> Result<(u64, String), Failure> {
+    let bad = || {
+        Failure::usage(format!(
+            "{s:?} is not ID=ADDR with a positive id (e.g. 1=127.0.0.1:7001)"
+        ))
+    };
+    let (id, addr) = s.split_once('=').ok_or_else(bad)?;
+    let id: u64 = id.parse().map_err(|_| bad())?;
     if id == 0 || addr.is_empty() {
-        bail!("{s:?} is not ID=ADDR with a positive id");
+        return Err(bad());
     }
     Ok((id, addr.to_owned()))
 }
 
-pub async fn run(args: ClusterArgs, connection: &Connection) -> Result<(), Failure> {
-    let meta = crate::config::resolve(&connection.meta).unwrap_or_default();
-    let needs_address = !matches!(args.command, ClusterCommand::Init { .. });
-    if needs_address && meta.is_empty() {
-        return Err(crate::cli_fs::no_address());
-    }
-    let result = match args.command {
-        ClusterCommand::Init { members } => init(members).await,
-        ClusterCommand::Status => status(&meta, connection).await,
-        ClusterCommand::AddNode { member } => add_node(&meta, &member).await,
-        ClusterCommand::RemoveNode { id } => remove_node(&meta, id).await,
-        ClusterCommand::SetReplicationFactor { factor } => {
-            return set_replication_factor(connection, factor).await
-        }
-        ClusterCommand::SetMinCopies { copies } => return set_min_copies(connection, copies).await,
-    };
-    // The cluster's own failures get the file commands' exit codes (3: the
-    // cluster cannot be reached, 4: outcome unknown, ...).
-    result.map_err(|e| match e.downcast::<ClientError>() {
-        Ok(client_error) => Failure::from(client_error),
-        Err(e) => Failure {
-            message: toastyfs_client::error::describe(e.as_ref()),
-            code: 1,
-        },
-    })
+/// The CLI's admin client: it reports an unreachable cluster within
+/// about two seconds, like the file commands.
+fn admin(connection: &Connection) -> Result<Admin, Failure> {
+    Ok(crate::cli_fs::client(connection, None)?.admin())
 }
 
-async fn set_replication_factor(connection: &Connection, factor: u32) -> Result<(), Failure> {
-    let client = crate::cli_fs::client(connection)?;
-    let version = client.admin().set_replication_factor(factor, None).await?;
-    println!(
+pub async fn run(args: ClusterArgs) -> Result<(), Failure> {
+    let connection = &args.connection;
+    match args.command {
+        ClusterCommand::Init { members } => init(members).await,
+        ClusterCommand::Status { output } => status(connection, output).await,
+        ClusterCommand::AddNode { member } => {
+            let (id, addr) = parse_member(&member)?;
+            outln!("{}", admin(connection)?.add_node(id, &addr).await?);
+            Ok(())
+        }
+        ClusterCommand::RemoveNode { id } => {
+            outln!("{}", admin(connection)?.remove_node(id).await?);
+            Ok(())
+        }
+        ClusterCommand::SetReplicationFactor { factor, force } => {
+            set_replication_factor(connection, factor, force).await
+        }
+        ClusterCommand::SetMinCopies { copies } => {
+            let version = admin(connection)?.set_min_copies(copies, None).await?;
+            outln!(
+                "min copies set to {copies} (settings version {version}); writes are acknowledged once that many chunk servers hold the data"
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A factor above the chunk servers that are up can never be met: every
+/// chunk would stay under-replicated. Refused unless `force`.
+async fn set_replication_factor(
+    connection: &Connection,
+    factor: u32,
+    force: bool,
+) -> Result<(), Failure> {
+    let admin = admin(connection)?;
+    let up = admin
+        .chunk_status()
+        .await?
+        .servers
+        .iter()
+        .filter(|s| s.up)
+        .count();
+    let short = usize::try_from(factor).unwrap_or(usize::MAX) > up;
+    if short && !force {
+        return Err(Failure::failed(format!(
+            "only {up} chunk servers are up, so a replication factor of {factor} cannot be met: every chunk would stay under-replicated. Add chunk servers first, or pass --force to set it anyway."
+        )));
+    }
+    let version = admin.set_replication_factor(factor, None).await?;
+    outln!(
         "replication factor set to {factor} (settings version {version}); the leader now copies or drops chunks to match"
     );
-    Ok(())
-}
-
-async fn set_min_copies(connection: &Connection, copies: u32) -> Result<(), Failure> {
-    let client = crate::cli_fs::client(connection)?;
-    let version = client.admin().set_min_copies(copies, None).await?;
-    println!(
-        "min copies set to {copies} (settings version {version}); writes are acknowledged once that many chunk servers hold the data"
-    );
-    Ok(())
-}
-
-async fn add_node(meta: &[String], member: &str) -> anyhow::Result<()> {
-    let (id, addr) = parse_member(member)?;
-    println!("{}", client(meta)?.add_node(id, &addr).await?);
-    Ok(())
-}
-
-async fn remove_node(meta: &[String], id: u64) -> anyhow::Result<()> {
-    println!("{}", client(meta)?.remove_node(id).await?);
-    Ok(())
-}
-
-fn client(meta: &[String]) -> anyhow::Result<Admin> {
-    if meta.is_empty() {
-        bail!("no metadata address given: pass --meta ADDR[,ADDR...] or set TOASTYFS_META");
+    if short {
+        eprintln!(
+            "warning: only {up} chunk servers are up: every chunk stays under-replicated until {} more join",
+            usize::try_from(factor).unwrap_or(usize::MAX) - up
+        );
     }
-    Ok(Admin::connect(meta.to_vec()))
+    Ok(())
 }
 
-async fn init(members: Vec<String>) -> anyhow::Result<()> {
+async fn init(members: Vec<String>) -> Result<(), Failure> {
     let members: BTreeMap<u64, String> = members
         .iter()
         .map(|m| parse_member(m))
-        .collect::<anyhow::Result<_>>()?;
-    let (first_id, first_addr) = members
-        .iter()
-        .next()
-        .map(|(i, a)| (*i, a.clone()))
-        .context("no members")?;
+        .collect::<Result<_, _>>()?;
+    let Some((first_id, first_addr)) = members.iter().next().map(|(i, a)| (*i, a.clone())) else {
+        return Err(Failure::usage("no members given"));
+    };
     let client = Admin::connect(vec![first_addr.clone()]);
     match client.init(&first_addr, members.clone()).await {
         Ok(_) => {
-            println!(
+            outln!(
                 "cluster initialised with {} voters; node {first_id} starts the first election",
                 members.len()
             );
@@ -137,88 +174,236 @@ async fn init(members: Vec<String>) -> anyhow::Result<()> {
             let status = client.status(&first_addr).await?;
             let wanted: Vec<u64> = members.keys().copied().collect();
             if status.voters == wanted {
-                println!("cluster already initialised with these voters");
+                outln!("cluster already initialised with these voters");
                 Ok(())
             } else {
-                bail!("node {first_id} already belongs to a cluster with voters {:?}; refusing to re-initialise", status.voters)
+                Err(Failure::failed(format!(
+                    "node {first_id} already belongs to a cluster with voters {:?}; refusing to re-initialise",
+                    status.voters
+                )))
             }
         }
-        Err(e) => Err(e).context("cluster init failed (is the node running and reachable?)"),
+        Err(e) => Err(e.into()),
     }
 }
 
-async fn status(meta: &[String], connection: &Connection) -> anyhow::Result<()> {
-    let client = client(meta)?;
-    // Ask the given nodes for the membership, then every member for its state.
+/// One metadata node in `cluster status -o json`: its status, or why it
+/// did not answer.
+#[derive(Serialize)]
+struct NodeJson {
+    id: u64,
+    addr: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<NodeStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct StatusJson {
+    nodes: Vec<NodeJson>,
+    /// The leader's view of the chunk servers; absent when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    chunks: Option<ChunkClusterStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    min_copies: Option<u32>,
+}
+
+/// Every member's own status, asked at once (a paused node costs its
+/// timeout once, not once per node before it).
+async fn members(admin: &Admin, meta: &[String]) -> Result<Vec<NodeJson>, Failure> {
+    let mut last_error = None;
     let mut nodes = BTreeMap::new();
     for addr in meta {
-        if let Ok(status) = client.status(addr).await {
-            nodes.extend(status.nodes.clone());
-            break;
+        match admin.status(addr).await {
+            Ok(status) => {
+                nodes = status.nodes.clone();
+                break;
+            }
+            Err(e) => last_error = Some(e),
         }
     }
     if nodes.is_empty() {
-        return Err(ClientError::Unavailable {
+        let detail = match last_error {
+            Some(e) => format!("no metadata node answered a status request (the last: {e})"),
+            None => "no metadata node answered a status request".into(),
+        };
+        return Err(Failure::from(ClientError::Unavailable {
             addrs: meta.join(","),
-            detail: "no metadata node answered a status request".into(),
-        }
-        .into());
+            detail,
+        }));
     }
-    println!(
-        "{:>4}  {:<22} {:<10} {:>5} {:>6} {:>10} {:>10} {:>10}  digest",
-        "id", "address", "role", "term", "leader", "last_log", "commit", "applied"
-    );
-    for (id, addr) in nodes {
-        match client.status(&addr).await {
-            Ok(s) => println!(
-                "{:>4}  {:<22} {:<10} {:>5} {:>6} {:>10} {:>10} {:>10}  {}@{}",
-                id,
-                addr,
-                s.role,
-                s.term,
-                s.leader.map_or("-".to_owned(), |l| l.to_string()),
-                s.last_log_index,
-                s.commit_index,
-                s.applied_index,
-                &s.digest[..16],
-                s.digest_index
-            ),
-            Err(e) => println!("{id:>4}  {addr:<22} unreachable: {e}"),
+    let asks = nodes.into_iter().map(|(id, addr)| async move {
+        let answer = admin.status(&addr).await;
+        let (status, error) = match answer {
+            Ok(s) => (Some(s), None),
+            Err(e) => (None, Some(e.to_string())),
+        };
+        NodeJson {
+            id,
+            addr,
+            status,
+            error,
         }
-    }
-    chunk_status(connection).await
+    });
+    Ok(futures::future::join_all(asks).await)
 }
 
-/// The chunk servers as the leader sees them.
-async fn chunk_status(connection: &Connection) -> anyhow::Result<()> {
-    let client = crate::cli_fs::client(connection).map_err(|f| anyhow::anyhow!(f.message))?;
-    let status = match client.admin().chunk_status().await {
-        Ok(status) => status,
-        Err(e) => {
-            println!("\nchunk servers: unknown ({e})");
-            return Ok(());
-        }
-    };
-    println!(
-        "\n{:<22} {:<5} {:>8} {:>14} {:>14}",
-        "chunk server", "state", "chunks", "used bytes", "free bytes"
+async fn status(connection: &Connection, output: OutputArgs) -> Result<(), Failure> {
+    let meta = addresses(connection)?;
+    let admin = admin(connection)?;
+    let nodes = members(&admin, &meta).await?;
+    let chunks = admin.chunk_status().await;
+    let min_copies = admin.settings().await.ok().map(|s| s.min_copies);
+    if output.format == Format::Json {
+        return output::print_json(&StatusJson {
+            nodes,
+            chunks: chunks.ok(),
+            min_copies,
+        });
+    }
+    print_nodes(&nodes);
+    match chunks {
+        Ok(chunks) => print_chunks(&chunks, min_copies, output),
+        Err(e) => outln!("\nchunk servers: unknown ({e})"),
+    }
+    Ok(())
+}
+
+fn print_nodes(nodes: &[NodeJson]) {
+    outln!(
+        "{:>4}  {:<22} {:<10} {:>5} {:>6} {:>10} {:>10} {:>10}  {:<8} DIGEST",
+        "ID",
+        "ADDRESS",
+        "ROLE",
+        "TERM",
+        "LEADER",
+        "LAST LOG",
+        "COMMIT",
+        "APPLIED",
+        "VERSION"
+    );
+    // Digests of the same applied index must match; a mismatch is flagged.
+    let mut by_index: BTreeMap<u64, &str> = BTreeMap::new();
+    for node in nodes {
+        let (id, addr) = (node.id, &node.addr);
+        let Some(s) = &node.status else {
+            outln!(
+                "{id:>4}  {addr:<22} unreachable: {}",
+                node.error.as_deref().unwrap_or("")
+            );
+            continue;
+        };
+        let first = *by_index.entry(s.digest_index).or_insert(&s.digest);
+        let flag = if first == s.digest {
+            ""
+        } else {
+            "  DIGEST MISMATCH"
+        };
+        outln!(
+            "{id:>4}  {addr:<22} {:<10} {:>5} {:>6} {:>10} {:>10} {:>10}  {:<8} {}@{}{flag}",
+            s.role,
+            s.term,
+            s.leader.map_or("-".to_owned(), |l| l.to_string()),
+            s.last_log_index,
+            s.commit_index,
+            s.applied_index,
+            if s.version.is_empty() {
+                "?"
+            } else {
+                &s.version
+            },
+            s.digest.get(..16).unwrap_or(&s.digest),
+            s.digest_index
+        );
+    }
+}
+
+fn print_chunks(status: &ChunkClusterStatus, min_copies: Option<u32>, output: OutputArgs) {
+    outln!(
+        "\n{:<22} {:<5} {:>8} {:>10} {:>10}  LAST SEEN",
+        "CHUNK SERVER",
+        "STATE",
+        "CHUNKS",
+        "USED",
+        "FREE"
     );
     let mut servers = status.servers.clone();
     servers.sort_by(|a, b| a.addr.cmp(&b.addr));
     for s in &servers {
-        let state = if s.up { "up" } else { "DOWN" };
-        println!(
-            "{:<22} {:<5} {:>8} {:>14} {:>14}",
-            s.addr, state, s.chunks, s.used_bytes, s.free_bytes
+        let seen = output::ago(Duration::from_millis(s.last_report_ms));
+        if s.up {
+            outln!(
+                "{:<22} {:<5} {:>8} {:>10} {:>10}  {seen}",
+                s.addr,
+                "up",
+                s.chunks,
+                output.size(s.used_bytes),
+                output.size(s.free_bytes)
+            );
+        } else {
+            // What a down server held is not known now: no stale figures.
+            outln!(
+                "{:<22} {:<5} {:>8} {:>10} {:>10}  {seen}",
+                s.addr,
+                "DOWN",
+                "-",
+                "-",
+                "-"
+            );
+        }
+    }
+    let rf = status.replication_factor;
+    let min_copies = min_copies.map_or("unknown".into(), |m| m.to_string());
+    outln!(
+        "\nreplication factor {rf}; writes wait for {min_copies} copies (min copies)\nchunks: {} under-replicated, {} lost, {} pending reports",
+        status.under_replicated, status.lost, status.pending
+    );
+    let up = servers.iter().filter(|s| s.up).count();
+    if usize::try_from(rf).unwrap_or(usize::MAX) > up {
+        outln!(
+            "warning: only {up} chunk servers are up, fewer than the replication factor {rf}: every chunk stays under-replicated"
         );
     }
-    let min_copies = match client.admin().settings().await {
-        Ok(settings) => settings.min_copies.to_string(),
-        Err(_) => "unknown".into(),
-    };
-    println!(
-        "replication factor {}; writes wait for {} copies (min copies); {} chunks under-replicated; {} lost",
-        status.replication_factor, min_copies, status.under_replicated, status.lost
-    );
+    if status.pending > 0 {
+        outln!("(pending: not yet reported to this leader; they are counted as lost only once every server has had time to report)");
+    }
+}
+
+/// `toastyfs version`: this binary's version, and each reachable metadata
+/// node's. Without a reachable cluster it prints the client's and exits 3.
+pub async fn version(connection: &Connection) -> Result<(), Failure> {
+    outln!("client   {}", env!("CARGO_PKG_VERSION"));
+    let meta = addresses(connection)?;
+    let admin = admin(connection)?;
+    let nodes = members(&admin, &meta).await?;
+    for node in nodes {
+        match node.status {
+            Some(s) if !s.version.is_empty() => {
+                outln!("node {:<3} {} ({})", node.id, s.version, node.addr)
+            }
+            Some(_) => outln!(
+                "node {:<3} unknown: too old to say ({})",
+                node.id,
+                node.addr
+            ),
+            None => outln!("node {:<3} unreachable ({})", node.id, node.addr),
+        }
+    }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit::code;
+
+    #[test]
+    fn a_member_is_a_positive_id_and_an_address() {
+        assert_eq!(parse_member("2=h:7").ok(), Some((2, "h:7".to_owned())));
+        for bad in ["0=h:7", "x=h:7", "2=", "h:7"] {
+            let failure = parse_member(bad).expect_err(bad);
+            assert_eq!(failure.code, code::USAGE, "{bad}");
+        }
+    }
 }

@@ -46,10 +46,29 @@ pub fn write_meta(meta: &[String]) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// The addresses to use: the flag/env value if given, else the file's.
+/// The addresses to use: the flag/env value if it names any (an empty
+/// `TOASTYFS_META=` names none), else the file's.
 pub fn resolve(given: &[String]) -> Option<Vec<String>> {
+    let given: Vec<String> = given
+        .iter()
+        .map(|a| a.trim())
+        .filter(|a| !a.is_empty())
+        .map(str::to_owned)
+        .collect();
     if !given.is_empty() {
-        return Some(given.to_vec());
+        return Some(given);
     }
-    meta_from_file()
+    meta_from_file().filter(|file| !file.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_addresses_name_no_cluster() {
+        let given = vec!["".to_owned(), " a:1 ".to_owned()];
+        assert_eq!(resolve(&given), Some(vec!["a:1".to_owned()]));
+        assert_eq!(split(" , b:2,"), vec!["b:2".to_owned()]);
+    }
 }

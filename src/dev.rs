@@ -27,7 +27,7 @@ pub struct DevArgs {
     /// First port: metadata nodes listen on PORT+1..=PORT+3, chunk servers
     /// on PORT+11..=PORT+13 [default: 7100]. A directory keeps the ports it
     /// was created with (in `DIR/dev.json`).
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65_522))]
     base_port: Option<u16>,
 }
 

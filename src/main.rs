@@ -8,6 +8,12 @@ mod cli_cluster;
 mod cli_fs;
 mod config;
 mod dev;
+mod exit;
+mod get;
+mod limits;
+mod output;
+mod put;
+mod transfer;
 
 use std::net::SocketAddr;
 use std::num::NonZeroU64;
@@ -15,7 +21,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use toastyfs_chunkserver::scrub::ScrubConfig;
 use toastyfs_chunkserver::ChunkServerConfig;
 use toastyfs_raft_meta::server::{self, NodeConfig};
@@ -23,12 +29,15 @@ use toastyfs_raft_meta::server::{self, NodeConfig};
 /// ToastyFS: a self-hosted distributed file system with a Raft-replicated
 /// namespace and content-addressed, replicated chunks.
 #[derive(Parser, Debug)]
-#[command(name = "toastyfs", version, about)]
+#[command(
+    name = "toastyfs",
+    version,
+    about,
+    after_help = "Start a local cluster with `toastyfs dev`, then try `toastyfs put FILE /` and `toastyfs ls -l /`.\nThe cluster is found through --meta, TOASTYFS_META, or the config file `toastyfs dev` writes."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Commands,
-    #[command(flatten)]
-    connection: cli_fs::Connection,
 }
 
 #[derive(Subcommand, Debug)]
@@ -41,8 +50,35 @@ enum Commands {
     Cluster(cli_cluster::ClusterArgs),
     /// Start a whole local cluster (3 metadata nodes, 3 chunk servers).
     Dev(dev::DevArgs),
+    /// Print this client's version and every metadata node's.
+    Version {
+        #[command(flatten)]
+        connection: cli_fs::Connection,
+    },
+    /// Print a shell completion script, e.g. `toastyfs completion bash >
+    /// ~/.local/share/bash-completion/completions/toastyfs`.
+    Completion {
+        /// The shell to complete for.
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Fs(cli_fs::FsCommand),
+}
+
+/// The commands that talk to a cluster end their long help (`--help`)
+/// with the exit-code table; the servers and `dev` do not.
+fn command() -> clap::Command {
+    let servers = ["meta", "chunk", "dev", "completion"];
+    Cli::command().mut_subcommands(|sub| {
+        if servers.contains(&sub.get_name()) {
+            return sub;
+        }
+        let before = sub
+            .get_after_help()
+            .map(|h| format!("{h}\n\n"))
+            .unwrap_or_default();
+        sub.after_long_help(format!("{before}{}", exit::TABLE))
+    })
 }
 
 #[derive(clap::Args, Debug)]
@@ -84,6 +120,10 @@ struct MetaArgs {
     /// leader also waits this long before condemning any.
     #[arg(long, default_value_t = 120_000)]
     placement_ttl_ms: u64,
+    /// A put's temporary file nobody has written for this long (an
+    /// abandoned put's) is deleted by the leader.
+    #[arg(long, default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1..))]
+    upload_temp_ttl_ms: u64,
 }
 
 #[derive(clap::Args, Debug)]
@@ -126,7 +166,11 @@ fn default_log_filter(command: &Commands) -> &'static str {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -136,6 +180,10 @@ fn main() -> ExitCode {
         // Colour only on a terminal: log files (dev's, a service's) stay text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if let Commands::Completion { shell } = cli.command {
+        clap_complete::generate(shell, &mut command(), "toastyfs", &mut std::io::stdout());
+        return ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
@@ -145,11 +193,13 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Commands::Meta(args) => run_meta(args).await.map_err(failure),
-            Commands::Chunk(args) => run_chunk(args).await.map_err(failure),
-            Commands::Cluster(args) => cli_cluster::run(args, &cli.connection).await,
-            Commands::Dev(args) => dev::run(args).await.map_err(failure),
-            Commands::Fs(command) => cli_fs::run(command, &cli.connection).await,
+            Commands::Meta(args) => run_meta(args).await.map_err(exit::from_anyhow),
+            Commands::Chunk(args) => run_chunk(args).await.map_err(exit::from_anyhow),
+            Commands::Cluster(args) => cli_cluster::run(args).await,
+            Commands::Dev(args) => dev::run(args).await.map_err(exit::from_anyhow),
+            Commands::Version { connection } => cli_cluster::version(&connection).await,
+            Commands::Completion { .. } => Ok(()),
+            Commands::Fs(command) => cli_fs::run(command).await,
         }
     });
     // Do not wait for blocking reads still in flight (a put from a pipe
@@ -161,13 +211,6 @@ fn main() -> ExitCode {
             eprintln!("toastyfs: {}", e.message);
             ExitCode::from(e.code)
         }
-    }
-}
-
-fn failure(e: anyhow::Error) -> cli_fs::Failure {
-    cli_fs::Failure {
-        message: toastyfs_client::error::describe(e.as_ref()),
-        code: 1,
     }
 }
 
@@ -186,6 +229,7 @@ async fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
     config.keep_logs = args.keep_logs;
     config.chunks.server_timeout = std::time::Duration::from_millis(args.chunk_server_timeout_ms);
     config.chunks.placement_ttl = std::time::Duration::from_millis(args.placement_ttl_ms);
+    config.upload_temp_ttl = Duration::from_millis(args.upload_temp_ttl_ms);
     server::run(config, stop_signal()).await.map_err(Into::into)
 }
 

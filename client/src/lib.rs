@@ -29,6 +29,7 @@ mod write;
 use std::sync::Arc;
 use std::time::Duration;
 
+use toastyfs_proto::chunks::{ChunkHealth, ChunkHealthRequest, MAX_HASHES_PER_MESSAGE};
 use toastyfs_proto::namespace::{
     Command, EntryInfo, FsError, Listing, Outcome, Query, QueryReply, SlotCheck, DEFAULT_CHUNK_SIZE,
 };
@@ -55,6 +56,10 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// How long an operation retries across leader changes.
     pub retry_for: Duration,
+    /// Give up this early when no metadata node accepts a connection.
+    pub unreachable_after: Duration,
+    /// Longest a connection may take to be made.
+    pub connect_timeout: Duration,
     /// Deliberately unsafe, for the Jepsen harness to catch (test-only
     /// `unsafe-modes` feature): every retry of a write goes under a fresh
     /// session tag, so the cluster's session check cannot recognise it and
@@ -71,6 +76,8 @@ impl ClientConfig {
             chunk_size: DEFAULT_CHUNK_SIZE,
             request_timeout: limits::REQUEST_TIMEOUT,
             retry_for: limits::RETRY_BUDGET,
+            unreachable_after: limits::UNREACHABLE_AFTER,
+            connect_timeout: limits::CONNECT_TIMEOUT,
             #[cfg(feature = "unsafe-modes")]
             unsafe_fresh_tag_per_attempt: false,
         }
@@ -102,8 +109,15 @@ pub(crate) fn version_of(outcome: &Outcome) -> Version {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Client {
-        let transport = transport::Transport::new(config.request_timeout);
-        let policy = retry::DEFAULT_POLICY.with_budget(config.retry_for);
+        let transport = transport::Transport::with_connect_timeout(
+            config.request_timeout,
+            config.connect_timeout,
+        );
+        let policy = retry::RetryPolicy {
+            unreachable_after: config.unreachable_after,
+            ..retry::DEFAULT_POLICY
+        }
+        .with_budget(config.retry_for);
         #[allow(unused_mut)]
         let mut meta = meta::Meta::new(config.meta.clone(), transport.clone(), policy);
         #[cfg(feature = "unsafe-modes")]
@@ -354,13 +368,7 @@ impl Client {
     }
 }
 
-/// Marks a name as a put's temporary (`ls` hides them).
-pub const UPLOAD_TEMP_MARK: &str = ".toastyfs-upload-";
-
-/// Whether `name` is a put's temporary.
-pub fn is_upload_temp(name: &str) -> bool {
-    name.starts_with('.') && name.contains(UPLOAD_TEMP_MARK)
-}
+pub use toastyfs_proto::path::{is_upload_temp, UPLOAD_TEMP_MARK};
 
 /// A fresh temporary beside `path` for a put to write before renaming it
 /// over `path`: `.NAME.toastyfs-upload-<nonce>`.
@@ -386,14 +394,10 @@ fn nonce() -> u64 {
 }
 
 impl Client {
-    /// For `fsck`: how many of a file's chunks have no live holder, and how
-    /// many have fewer than `replication_factor`.
-    pub async fn file_health(
-        &self,
-        path: &FsPath,
-        replication_factor: usize,
-    ) -> Result<(u64, u64)> {
-        let (mut lost, mut under) = (0, 0);
+    /// For `fsck`: a file's chunks counted by health, by the definition
+    /// `cluster status` counts the whole cluster with.
+    pub async fn file_health(&self, path: &FsPath) -> Result<FileHealth> {
+        let mut health = FileHealth::default();
         let mut offset = 0;
         loop {
             let query = Query::ReadPlan {
@@ -405,17 +409,47 @@ impl Client {
                 return Err(ClientError::Protocol("expected a read plan".into()));
             };
             if plan.length == 0 {
-                return Ok((lost, under));
+                return Ok(health);
             }
             let hashes: Vec<ChunkHash> = plan.chunks.iter().flatten().copied().collect();
-            for holders in chunks::locate(&self.meta, hashes).await?.values() {
-                if holders.is_empty() {
-                    lost += 1;
-                } else if holders.len() < replication_factor {
-                    under += 1;
+            for batch in hashes.chunks(MAX_HASHES_PER_MESSAGE) {
+                let request = ChunkHealthRequest {
+                    hashes: batch.to_vec(),
+                };
+                let reply = self.meta.chunk_health(&request).await?;
+                if reply.health.len() != batch.len() {
+                    return Err(ClientError::Protocol(
+                        "chunk health answered a different number of chunks".into(),
+                    ));
                 }
+                reply.health.into_iter().for_each(|h| health.add(h));
             }
             offset += plan.length;
         }
+    }
+}
+
+/// A file's chunks by health ([`Client::file_health`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct FileHealth {
+    pub chunks: u64,
+    pub under_replicated: u64,
+    pub pending: u64,
+    pub lost: u64,
+}
+
+impl FileHealth {
+    fn add(&mut self, health: ChunkHealth) {
+        self.chunks += 1;
+        match health {
+            ChunkHealth::Healthy => {}
+            ChunkHealth::UnderReplicated { .. } => self.under_replicated += 1,
+            ChunkHealth::Pending => self.pending += 1,
+            ChunkHealth::Lost => self.lost += 1,
+        }
+    }
+
+    pub fn is_healthy(&self) -> bool {
+        self.under_replicated == 0 && self.pending == 0 && self.lost == 0
     }
 }

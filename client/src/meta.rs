@@ -27,7 +27,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use toastyfs_proto::chunks::{LocateReply, LocateRequest, PlacementReply, PlacementRequest};
+use toastyfs_proto::chunks::{
+    ChunkHealthReply, ChunkHealthRequest, LocateReply, LocateRequest, PlacementReply,
+    PlacementRequest,
+};
 use toastyfs_proto::namespace::{
     Command, CommandResult, FsError, Outcome, Proposal, Query, QueryReply, QueryResult,
 };
@@ -456,6 +459,12 @@ impl Meta {
 
     pub async fn locate(&self, request: &LocateRequest) -> Result<LocateReply> {
         self.send(routes::CHUNK_LOCATE, request)
+            .await
+            .map_err(|e| self.read_only(e))
+    }
+
+    pub async fn chunk_health(&self, request: &ChunkHealthRequest) -> Result<ChunkHealthReply> {
+        self.send(routes::CHUNK_HEALTH, request)
             .await
             .map_err(|e| self.read_only(e))
     }

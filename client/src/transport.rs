@@ -120,8 +120,13 @@ pub struct Transport {
 impl Transport {
     /// A transport whose typed helpers time out after `timeout`.
     pub fn new(timeout: Duration) -> Transport {
+        Transport::with_connect_timeout(timeout, CONNECT_TIMEOUT)
+    }
+
+    /// A transport whose connections must be made within `connect`.
+    pub fn with_connect_timeout(timeout: Duration, connect: Duration) -> Transport {
         let http = reqwest::Client::builder()
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(connect)
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
             .tcp_nodelay(true)
             .build()

@@ -149,6 +149,36 @@ pub struct LocateReply {
     pub holders: Vec<Vec<String>>,
 }
 
+/// Client → leader: how many copies of these chunks are there?
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkHealthRequest {
+    pub hashes: Vec<ChunkHash>,
+}
+
+/// One referenced chunk's copies, by the one definition `cluster status`
+/// and `fsck` share: live copies are those on up servers that reported
+/// them to this leader.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChunkHealth {
+    /// At least the replication factor of live copies.
+    Healthy,
+    /// Some live copies, fewer than the replication factor.
+    UnderReplicated { copies: u32 },
+    /// No live copy known yet, but one may exist: the leader is still in
+    /// its warm-up (not every server has had time to report), or a recent
+    /// placement sent the chunk to a server that is up and has not
+    /// reported it yet.
+    Pending,
+    /// No known copy after every server has had time to report.
+    Lost,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkHealthReply {
+    /// One answer per requested hash, in order.
+    pub health: Vec<ChunkHealth>,
+}
+
 /// Record kinds of the chunk protocol.
 pub mod kinds {
     pub const CHUNK_REPORT: u8 = 8;
@@ -158,6 +188,8 @@ pub mod kinds {
     pub const LOCATE_REQUEST: u8 = 12;
     pub const LOCATE_REPLY: u8 = 13;
     pub const CHUNK_CLUSTER_STATUS: u8 = 14;
+    pub const CHUNK_HEALTH_REQUEST: u8 = 52;
+    pub const CHUNK_HEALTH_REPLY: u8 = 53;
 }
 
 macro_rules! record {
@@ -244,6 +276,8 @@ impl Record for PlacementReply {
 }
 record!(LocateRequest, kinds::LOCATE_REQUEST);
 record!(LocateReply, kinds::LOCATE_REPLY);
+record!(ChunkHealthRequest, kinds::CHUNK_HEALTH_REQUEST);
+record!(ChunkHealthReply, kinds::CHUNK_HEALTH_REPLY);
 
 #[cfg(test)]
 mod tests {

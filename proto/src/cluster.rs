@@ -67,6 +67,10 @@ pub struct NodeStatus {
     pub nodes: BTreeMap<NodeId, String>,
     pub wal_syncs: u64,
     pub running: bool,
+    /// The ToastyFS version the node runs (empty from nodes older than
+    /// this field).
+    #[serde(default)]
+    pub version: String,
 }
 
 /// `POST /v1/cluster/init`: the initial voters, id → address.
@@ -107,9 +111,16 @@ pub struct ChunkServerInfo {
 pub struct ChunkClusterStatus {
     pub servers: Vec<ChunkServerInfo>,
     pub replication_factor: u32,
+    /// Referenced chunks by [`crate::chunks::ChunkHealth`]: some live
+    /// copies but fewer than the factor.
     pub under_replicated: u64,
-    /// Referenced chunks with no live holder at all.
+    /// Referenced chunks with no known copy after every server has had
+    /// time to report.
     pub lost: u64,
+    /// Referenced chunks with no copy reported yet that may still exist
+    /// (the leader's warm-up, or a placement not yet reported).
+    #[serde(default)]
+    pub pending: u64,
 }
 
 impl Record for ChunkClusterStatus {

@@ -104,6 +104,16 @@ impl FsPath {
     }
 }
 
+/// Marks a name as a put's temporary: `ls` hides them, and the metadata
+/// leader deletes one nobody has written for a long while (an abandoned
+/// put's).
+pub const UPLOAD_TEMP_MARK: &str = ".toastyfs-upload-";
+
+/// Whether `name` is a put's temporary.
+pub fn is_upload_temp(name: &str) -> bool {
+    name.starts_with('.') && name.contains(UPLOAD_TEMP_MARK)
+}
+
 /// Validates one name (a single component).
 pub fn validate_component(name: &str) -> Result<(), PathError> {
     if name.is_empty() {

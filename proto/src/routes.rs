@@ -49,6 +49,9 @@ pub const CHUNK_PLACEMENT: &str = "/v1/chunks/placement";
 pub const CHUNK_LOCATE: &str = "/v1/chunks/locate";
 /// The leader's `ChunkClusterStatus` (JSON).
 pub const CHUNK_STATUS: &str = "/v1/chunks/status";
+/// A `ChunkHealthRequest`; answered with each chunk's `ChunkHealth`, by
+/// the definition `cluster status` counts with.
+pub const CHUNK_HEALTH: &str = "/v1/chunks/health";
 
 /// Cluster management (JSON): initialise, add a node, remove a node.
 pub const CLUSTER_INIT: &str = "/v1/cluster/init";

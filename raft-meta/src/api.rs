@@ -46,6 +46,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .route(routes::CHUNK_PLACEMENT, post(chunks::placement))
         .route(routes::CHUNK_LOCATE, post(chunks::locate))
         .route(routes::CHUNK_STATUS, get(chunks::status))
+        .route(routes::CHUNK_HEALTH, post(chunks::health))
         .route(routes::CLUSTER_INIT, post(cluster::init))
         .route(routes::CLUSTER_ADD_NODE, post(cluster::add_node))
         .route(routes::CLUSTER_REMOVE_NODE, post(cluster::remove_node))

@@ -22,7 +22,7 @@
 //! parts share; `reports.rs` takes chunk server reports (registration,
 //! liveness, orders), `scan.rs` is the replication scan (under-replication,
 //! fetch and drop orders, garbage) and `placement.rs` places new chunks and
-//! locates existing ones.
+//! locates existing ones, `health.rs` says how many copies a chunk has.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
@@ -32,10 +32,12 @@ use toastyfs_proto::cluster::{ChunkClusterStatus, ChunkServerInfo};
 use toastyfs_proto::namespace::ClusterSettings;
 use toastyfs_proto::ChunkHash;
 
+mod health;
 mod placement;
 mod reports;
 mod scan;
 
+pub use health::HealthCounts;
 pub use placement::{NotReady, PlaceError};
 pub use reports::ServerEvent;
 pub use scan::{Collection, ScanOutcome, ScanSummary};
@@ -208,9 +210,9 @@ impl ChunkMap {
         self.holders.get(hash).map_or(0, |h| h.len())
     }
 
-    /// The chunk side of `cluster status`; `lost` is counted by the caller
-    /// (it needs the namespace).
-    pub fn status(&self, now: Instant, lost: u64) -> ChunkClusterStatus {
+    /// The chunk side of `cluster status`; the referenced chunks' health
+    /// is counted by the caller (it needs the namespace).
+    pub fn status(&self, now: Instant, counts: HealthCounts) -> ChunkClusterStatus {
         ChunkClusterStatus {
             servers: self
                 .servers
@@ -218,8 +220,9 @@ impl ChunkMap {
                 .map(|(id, s)| server_info(*id, s, now))
                 .collect(),
             replication_factor: self.config.replication_factor,
-            under_replicated: self.last_scan.under_replicated,
-            lost,
+            under_replicated: counts.under_replicated,
+            lost: counts.lost,
+            pending: counts.pending,
         }
     }
 

@@ -33,6 +33,7 @@ pub mod snapshot_receiver;
 pub mod store;
 pub mod types;
 pub mod unsafe_modes;
+pub mod upload_sweep;
 
 #[cfg(test)]
 mod lifecycle_check;

@@ -44,6 +44,14 @@ pub const CHUNK_STATUS_FORWARD_TIMEOUT: Duration = Duration::from_secs(8);
 /// How often the leader checks for detached subtrees to reclaim.
 pub const RECLAIM_INTERVAL: Duration = Duration::from_millis(200);
 
+/// An upload temporary nobody has written for this long is an abandoned
+/// put's, and the leader deletes it ([`crate::upload_sweep`]).
+pub const DEFAULT_UPLOAD_TEMP_TTL: Duration = Duration::from_secs(3600);
+/// The upload sweep lists one page this often...
+pub const UPLOAD_SWEEP_INTERVAL: Duration = Duration::from_millis(200);
+/// ...of at most this many entries (5,000 entries a second).
+pub const UPLOAD_SWEEP_PAGE: u32 = 1_000;
+
 /// Raft timing defaults (milliseconds, as openraft takes them).
 pub const HEARTBEAT_MS: u64 = 100;
 pub const ELECTION_MIN_MS: u64 = 300;

@@ -113,6 +113,7 @@ impl Node {
                 .map(|(id, n)| (*id, n.addr.clone()))
                 .collect(),
             wal_syncs: self.db.wal_syncs(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
             running: m.running_state.is_ok(),
         })
     }

@@ -21,7 +21,7 @@ use openraft::ServerState;
 use toastyfs_proto::namespace::{Command, Outcome, Proposal};
 use toastyfs_proto::ChunkHash;
 
-use crate::chunk_map::{ChunkMap, ChunkMapConfig, Collection, ServerEvent};
+use crate::chunk_map::{ChunkMap, ChunkMapConfig, Collection, HealthCounts, ServerEvent};
 use crate::namespace;
 use crate::namespace::kv::{KvRead, StoreError};
 use crate::proposer::Proposer;
@@ -128,17 +128,19 @@ pub fn follow_settings<R: KvRead>(reader: &R, map: &mut ChunkMap) -> Result<(), 
     Ok(())
 }
 
-/// Referenced chunks that no live chunk server holds.
-pub fn count_lost(db: &Db, map: &ChunkMap) -> Result<u64, StoreError> {
+/// The referenced chunks counted by health ([`ChunkMap::health`]).
+pub fn count_health(db: &Db, map: &ChunkMap, now: Instant) -> Result<HealthCounts, StoreError> {
     let reader = DbReader::new(db);
     let mut after = None;
-    let mut lost = 0;
+    let mut counts = HealthCounts::default();
     loop {
         let (page, next) = namespace::referenced_chunks_page(&reader, after, REF_PAGE)?;
-        lost += page.iter().filter(|h| map.holder_count(h) == 0).count() as u64;
+        for hash in &page {
+            counts.add(map.health(hash, now));
+        }
         match next {
             Some(_) => after = next,
-            None => return Ok(lost),
+            None => return Ok(counts),
         }
     }
 }

@@ -24,6 +24,7 @@ use crate::proposer::Proposer;
 use crate::replication::{self, Replication};
 use crate::store;
 use crate::types::{NodeId, Raft};
+use crate::upload_sweep;
 
 /// How to run one node.
 #[derive(Debug, Clone)]
@@ -42,6 +43,8 @@ pub struct NodeConfig {
     pub keep_logs: u64,
     /// Chunk replication: replication factor and chunk server timeouts.
     pub chunks: ChunkMapConfig,
+    /// An upload temporary unwritten for this long is deleted.
+    pub upload_temp_ttl: Duration,
 }
 
 impl NodeConfig {
@@ -57,6 +60,7 @@ impl NodeConfig {
             snapshot_every: limits::SNAPSHOT_EVERY_ENTRIES,
             keep_logs: limits::KEEP_LOGS_BEHIND_SNAPSHOT,
             chunks: ChunkMapConfig::default(),
+            upload_temp_ttl: limits::DEFAULT_UPLOAD_TEMP_TTL,
         }
     }
 
@@ -139,6 +143,7 @@ pub async fn run(
         }
     });
     tokio::spawn(propose_reclaim(node.clone()));
+    tokio::spawn(upload_sweep::run(node.clone(), config.upload_temp_ttl));
     tokio::spawn(election::run(node.clone(), config.election_timing()));
     let scanner = node.clone();
     tokio::spawn(async move {

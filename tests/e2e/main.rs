@@ -4,6 +4,7 @@
 
 mod budgets;
 mod chunks;
+mod cli;
 mod client;
 mod collect;
 mod dev;
@@ -12,3 +13,4 @@ mod jepsen;
 mod meta;
 mod partition;
 mod teeth;
+mod terminal;

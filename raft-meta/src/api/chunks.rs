@@ -1,5 +1,6 @@
 //! The chunk endpoints of a metadata node: chunk server reports, placement
-//! of new chunks, chunk locations, and the chunk side of cluster status.
+//! of new chunks, chunk locations and health, and the chunk side of
+//! cluster status.
 //!
 //! They are answered from the leader's soft state ([`crate::replication`]);
 //! a follower forwards them to the leader once, like namespace writes.
@@ -13,7 +14,8 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use toastyfs_client::transport::SendOptions;
 use toastyfs_proto::chunks::{
-    ChunkReport, LocateRequest, PlacementRequest, MAX_HASHES_PER_MESSAGE,
+    ChunkHealthReply, ChunkHealthRequest, ChunkReport, LocateRequest, PlacementRequest,
+    MAX_HASHES_PER_MESSAGE,
 };
 use toastyfs_proto::namespace::{Command, MAX_CHUNKS_PER_OP};
 use toastyfs_proto::record::{self, Record};
@@ -154,8 +156,36 @@ pub async fn locate(
     .await
 }
 
+/// [`routes::CHUNK_HEALTH`]: each chunk's health, by the definition
+/// [`status`] counts with, at the replication factor now in force.
+pub async fn health(
+    State(node): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: ChunkHealthRequest = record::decode(&body)?;
+    check_count(request.hashes.len())?;
+    let reader = DbReader::new(&node.db);
+    on_leader(
+        &node,
+        &headers,
+        body,
+        routes::CHUNK_HEALTH,
+        "health",
+        |map| {
+            replication::follow_settings(&reader, map)
+                .map_err(|e| ApiError::Internal(e.to_string()))?;
+            let now = Instant::now();
+            Ok(ChunkHealthReply {
+                health: request.hashes.iter().map(|h| map.health(h, now)).collect(),
+            })
+        },
+    )
+    .await
+}
+
 /// [`routes::CHUNK_STATUS`] (JSON): chunk servers, replication factor,
-/// under-replicated and lost chunks, as the leader sees them.
+/// under-replicated, pending and lost chunks, as the leader sees them.
 pub async fn status(
     State(node): State<AppState>,
     headers: HeaderMap,
@@ -164,9 +194,10 @@ pub async fn status(
         if let Some(mut map) = node.replication.map_if_leader(&node.raft) {
             replication::follow_settings(&DbReader::new(&node.db), &mut map)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
-            let lost = replication::count_lost(&node.db, &map)
+            let now = Instant::now();
+            let counts = replication::count_health(&node.db, &map, now)
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
-            return Ok(Json(map.status(Instant::now(), lost)).into_response());
+            return Ok(Json(map.status(now, counts)).into_response());
         }
     }
     let request = Forward::Get {

@@ -496,3 +496,45 @@ fn a_full_report_keeps_the_pending_drops() {
     let (orders, _) = map.report(report(1, true, &[h(1)], &[]), t1);
     assert_eq!(orders.drop, vec![h(1)], "a full report cancelled the drop");
 }
+
+/// One definition of health for `cluster status` and `fsck`: fewer live
+/// copies than the factor is under-replicated; none is "pending" while a
+/// copy may exist unreported (the warm-up, or a placement to an up server
+/// not yet confirmed), and "lost" only after that.
+#[test]
+fn health_says_pending_until_every_server_had_time_to_report() {
+    use toastyfs_proto::chunks::ChunkHealth;
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    map.report(report(1, true, &[h(1)], &[]), t0);
+    map.report(report(2, true, &[h(1), h(2)], &[]), t0);
+    map.report(report(3, true, &[h(1)], &[]), t0);
+    assert_eq!(map.health(&h(1), t0), ChunkHealth::Healthy);
+    assert_eq!(
+        map.health(&h(2), t0),
+        ChunkHealth::UnderReplicated { copies: 1 }
+    );
+    // Warming up: an unheard chunk may be on a server yet to report.
+    assert_eq!(map.health(&h(3), t0), ChunkHealth::Pending);
+    let later = t0 + Duration::from_secs(10);
+    map.report(report(1, true, &[h(1)], &[]), later);
+    map.report(report(2, true, &[h(1), h(2)], &[]), later);
+    map.report(report(3, true, &[h(1)], &[]), later);
+    assert_eq!(map.health(&h(3), later), ChunkHealth::Lost);
+    // Placed on up servers that have not reported it yet: pending.
+    let placed = place(&mut map, &[h(4)], later, &BTreeSet::new()).expect("placed");
+    assert!(!placed.placements[0].present);
+    assert_eq!(map.health(&h(4), later), ChunkHealth::Pending);
+    let mut counts = HealthCounts::default();
+    for n in 1..=4 {
+        counts.add(map.health(&h(n), later));
+    }
+    assert_eq!(
+        counts,
+        HealthCounts {
+            under_replicated: 1,
+            pending: 1,
+            lost: 1
+        }
+    );
+}

@@ -1,0 +1,260 @@
+//! What `put` and `get` share: where a copy goes (the `cp` rule), the
+//! options that bound it, one progress bar over every file, the signals
+//! that interrupt it, and running many files at once while remembering
+//! which temporaries are in flight so an interrupted copy removes them.
+
+use std::collections::BTreeSet;
+use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::stream::{self, StreamExt};
+use toastyfs_client::Progress;
+
+use crate::exit::{code, Failure};
+use crate::output;
+
+/// Options of a copy with more than one file in it.
+#[derive(clap::Args, Debug, Clone, Copy)]
+pub struct TransferArgs {
+    /// Copy directories and everything in them.
+    #[arg(short, long)]
+    pub recursive: bool,
+    /// Files transferred at once (and chunks at once within a file).
+    #[arg(long, env = "TOASTYFS_PARALLELISM", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub parallelism: u16,
+    /// Print sizes in the final line as exact byte counts.
+    #[arg(long)]
+    pub bytes: bool,
+}
+
+/// The `cp` rule: the target "names a directory" when it is an existing
+/// directory, ends with `/`, or several sources are copied; then each
+/// source goes inside it under its own name. Otherwise the target is the
+/// copy itself.
+pub fn target_is_directory(exists_as_dir: bool, trailing_slash: bool, sources: usize) -> bool {
+    exists_as_dir || trailing_slash || sources > 1
+}
+
+/// One overall bar (bytes of every file, rate, time left) on a terminal,
+/// or a spinner with bytes and rate when the total is unknown.
+pub struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+    done: Arc<AtomicU64>,
+    started: Instant,
+}
+
+/// A bar with the total, rate and time left for a known length; for an
+/// unknown one (a put from a pipe), a spinner with the bytes so far and the
+/// rate, never a bar whose "total" is just the bytes read.
+pub fn progress_template(total: Option<u64>) -> &'static str {
+    match total {
+        Some(_) => "{bytes}/{total_bytes} {bytes_per_sec} [{wide_bar}] {eta}",
+        None => "{spinner} {bytes} {bytes_per_sec} {elapsed}",
+    }
+}
+
+impl Bar {
+    pub fn new(total: Option<u64>) -> Bar {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = match total {
+                Some(total) => indicatif::ProgressBar::new(total),
+                None => {
+                    let spinner = indicatif::ProgressBar::new_spinner();
+                    spinner.enable_steady_tick(Duration::from_millis(120));
+                    spinner
+                }
+            };
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(progress_template(total))
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Bar {
+            bar,
+            done: Arc::new(AtomicU64::new(0)),
+            started: Instant::now(),
+        }
+    }
+
+    /// A callback for one file: it reports that file's bytes so far, and
+    /// the bar shows the sum over every file.
+    pub fn for_file(&self) -> Option<Progress> {
+        let bar = self.bar.clone()?;
+        let done = Arc::clone(&self.done);
+        let mine = AtomicU64::new(0);
+        Some(Arc::new(move |so_far: u64| {
+            let before = mine.swap(so_far, Ordering::Relaxed);
+            let total = if so_far >= before {
+                done.fetch_add(so_far - before, Ordering::Relaxed) + (so_far - before)
+            } else {
+                done.fetch_sub(before - so_far, Ordering::Relaxed) - (before - so_far)
+            };
+            bar.set_position(total);
+        }))
+    }
+
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// Completes at SIGINT (Ctrl-C), SIGTERM or SIGHUP. Armed when this
+/// returns, so no signal can land between creating a temporary and
+/// watching for it.
+pub fn interrupt_watch() -> Result<impl std::future::Future<Output = ()>, Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let watch = |kind: SignalKind| {
+        signal(kind).map_err(|e| Failure::failed(format!("cannot watch for signals: {e}")))
+    };
+    let (mut int, mut term, mut hup) = (
+        watch(SignalKind::interrupt())?,
+        watch(SignalKind::terminate())?,
+        watch(SignalKind::hangup())?,
+    );
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+            _ = hup.recv() => {}
+        }
+    })
+}
+
+/// Ctrl-C: exit 130, as shells report an interrupted command.
+pub fn interrupted(what: &str) -> Failure {
+    Failure::new(code::INTERRUPTED, format!("interrupted; {what}"))
+}
+
+/// The temporaries of copies in flight: what an interrupt removes.
+pub struct InFlight<T: Ord + Clone> {
+    temps: Mutex<BTreeSet<T>>,
+}
+
+impl<T: Ord + Clone> Default for InFlight<T> {
+    fn default() -> Self {
+        InFlight {
+            temps: Mutex::new(BTreeSet::new()),
+        }
+    }
+}
+
+impl<T: Ord + Clone> InFlight<T> {
+    pub fn start(&self, temp: &T) {
+        self.lock().insert(temp.clone());
+    }
+
+    pub fn finish(&self, temp: &T) {
+        self.lock().remove(temp);
+    }
+
+    pub fn take(&self) -> Vec<T> {
+        std::mem::take(&mut *self.lock()).into_iter().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeSet<T>> {
+        self.temps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Runs `copy` over `jobs`, `parallelism` at a time. Every job runs (one
+/// failing does not stop the others); each failure is printed as it
+/// happens. Returns the bytes copied, or the first failure when any job
+/// failed (its code, with a count when there were several files).
+pub async fn run_all<J, F, Fut>(jobs: Vec<J>, parallelism: u16, copy: F) -> Result<u64, Failure>
+where
+    J: std::fmt::Display,
+    F: Fn(J) -> Fut,
+    Fut: std::future::Future<Output = Result<u64, Failure>>,
+{
+    let total = jobs.len();
+    let mut results = stream::iter(jobs)
+        .map(|job| {
+            let name = job.to_string();
+            let done = copy(job);
+            async move { (name, done.await) }
+        })
+        .buffer_unordered(usize::from(parallelism.max(1)));
+    let (mut bytes, mut failures) = (0u64, Vec::new());
+    while let Some((name, result)) = results.next().await {
+        match result {
+            Ok(n) => bytes += n,
+            Err(failure) if total == 1 => return Err(failure),
+            Err(failure) => {
+                eprintln!("toastyfs: {name}: {}", failure.message);
+                failures.push(failure.code);
+            }
+        }
+    }
+    match failures.first() {
+        None => Ok(bytes),
+        Some(first) => Err(Failure::new(
+            *first,
+            format!(
+                "{} of {total} files were not copied (see above)",
+                failures.len()
+            ),
+        )),
+    }
+}
+
+/// The last line of a copy of several files.
+pub fn summary(files: usize, bytes: u64, took: Duration, raw: bool) -> String {
+    format!("{files} files, {}", output::transfer(bytes, took, raw))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An unknown length shows a spinner with bytes and rate, no total.
+    #[test]
+    fn an_unknown_length_shows_a_spinner_without_a_total() {
+        let unknown = progress_template(None);
+        assert!(unknown.contains("{spinner}") && unknown.contains("{bytes_per_sec}"));
+        assert!(!unknown.contains("total") && !unknown.contains("bar"));
+        assert!(progress_template(Some(10)).contains("{total_bytes}"));
+        for total in [None, Some(10)] {
+            assert!(indicatif::ProgressStyle::with_template(progress_template(total)).is_ok());
+        }
+    }
+
+    #[test]
+    fn a_target_names_a_directory_like_cp() {
+        assert!(target_is_directory(true, false, 1));
+        assert!(target_is_directory(false, true, 1));
+        assert!(target_is_directory(false, false, 2));
+        assert!(!target_is_directory(false, false, 1));
+    }
+
+    #[tokio::test]
+    async fn every_job_runs_and_the_first_failure_decides_the_code() {
+        let jobs = vec![1u64, 2, 3, 4];
+        let result = run_all(jobs, 2, |n| async move {
+            if n % 2 == 0 {
+                Err(Failure::new(code::DATA_UNAVAILABLE, format!("job {n}")))
+            } else {
+                Ok(n * 10)
+            }
+        })
+        .await;
+        let failure = result.expect_err("two jobs failed");
+        assert_eq!(failure.code, code::DATA_UNAVAILABLE);
+        assert!(
+            failure.message.starts_with("2 of 4 files"),
+            "{}",
+            failure.message
+        );
+        let ok = run_all(vec![1u64, 3], 4, |n| async move { Ok(n) }).await;
+        assert_eq!(ok.ok(), Some(4));
+    }
+}
