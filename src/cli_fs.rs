@@ -14,12 +14,15 @@ use crate::get::GetArgs;
 use crate::output::{self, outln, Format, OutputArgs};
 use crate::put::PutArgs;
 
-/// Where the cluster is.
+/// Where the cluster is. Global within the command that has it (so
+/// `cluster --meta A init` and `cluster init --meta A` both work);
+/// `toastyfs --meta A COMMAND` gives the same through
+/// [`crate::config::set_given_before_command`].
 #[derive(Args, Debug, Clone)]
 pub struct Connection {
     /// Metadata node addresses, comma-separated (default: TOASTYFS_META, then
     /// the config file `toastyfs dev` writes).
-    #[arg(long, env = "TOASTYFS_META", value_delimiter = ',')]
+    #[arg(long, env = "TOASTYFS_META", value_delimiter = ',', global = true)]
     pub meta: Vec<String>,
 }
 
@@ -355,6 +358,37 @@ async fn stat(client: &Client, path: &FsPath, output: OutputArgs) -> Result<(), 
     Ok(())
 }
 
+/// Every entry under `root`, depth first, puts' temporaries left out; each
+/// name checked to be one component (never `..` nor a `/`), so a copy of
+/// the tree stays inside its target.
+pub async fn tree(client: &Client, root: &FsPath) -> Result<Vec<(FsPath, EntryInfo)>, Failure> {
+    let mut found = Vec::new();
+    let mut dirs = vec![root.clone()];
+    while let Some(dir) = dirs.pop() {
+        let mut after = None;
+        loop {
+            let page = client.list(&dir, after, MAX_LIST_PAGE).await?;
+            for entry in page.entries {
+                if toastyfs_client::is_upload_temp(&entry.name) {
+                    continue;
+                }
+                let path = toastyfs_proto::path::validate_component(&entry.name)
+                    .and_then(|()| dir.join(&entry.name))
+                    .map_err(|e| Failure::failed(format!("bad name {:?}: {e}", entry.name)))?;
+                if entry.kind == EntryKind::Dir {
+                    dirs.push(path.clone());
+                }
+                found.push((path, entry));
+            }
+            match page.next {
+                Some(next) => after = Some(next),
+                None => break,
+            }
+        }
+    }
+    Ok(found)
+}
+
 /// One unhealthy file in `fsck -o json`.
 #[derive(Serialize)]
 struct UnhealthyJson {
@@ -371,42 +405,28 @@ async fn fsck(client: &Client, root: &FsPath, output: OutputArgs) -> Result<(), 
     let rf = status.replication_factor;
     let table = output.format == Format::Table;
     let (mut files, mut unhealthy) = (0u64, Vec::new());
-    let mut dirs = vec![root.clone()];
-    while let Some(dir) = dirs.pop() {
-        let mut after = None;
-        loop {
-            let page = client.list(&dir, after, MAX_LIST_PAGE).await?;
-            for entry in &page.entries {
-                if toastyfs_client::is_upload_temp(&entry.name) {
-                    continue;
-                }
-                let path = dir
-                    .join(&entry.name)
-                    .map_err(|e| Failure::failed(format!("bad name {}: {e}", entry.name)))?;
-                if entry.kind == EntryKind::Dir {
-                    dirs.push(path);
-                    continue;
-                }
-                files += 1;
-                let health = client.file_health(&path).await?;
-                if !health.is_healthy() {
-                    if table {
-                        outln!(
-                            "{path}: {} of {} chunks below {rf} copies, {} lost, {} pending reports",
-                            health.under_replicated, health.chunks, health.lost, health.pending
-                        );
-                    }
-                    unhealthy.push(UnhealthyJson {
-                        path: path.to_string(),
-                        health,
-                    });
-                }
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
+    for (path, entry) in tree(client, root).await? {
+        if entry.kind == EntryKind::Dir {
+            continue;
         }
+        files += 1;
+        let health = client.file_health(&path).await?;
+        if health.is_healthy() {
+            continue;
+        }
+        if table {
+            outln!(
+                "{path}: {} of {} chunks below {rf} copies, {} lost, {} pending reports",
+                health.under_replicated,
+                health.chunks,
+                health.lost,
+                health.pending
+            );
+        }
+        unhealthy.push(UnhealthyJson {
+            path: path.to_string(),
+            health,
+        });
     }
     let damaged = unhealthy
         .iter()

@@ -46,19 +46,41 @@ pub fn write_meta(meta: &[String]) -> std::io::Result<PathBuf> {
     Ok(path)
 }
 
-/// The addresses to use: the flag/env value if it names any (an empty
-/// `TOASTYFS_META=` names none), else the file's.
+/// `--meta` given before the command (`toastyfs --meta A ls`), and
+/// whether the command's own value came only from `TOASTYFS_META`.
+static GIVEN_BEFORE_COMMAND: std::sync::OnceLock<(Vec<String>, bool)> = std::sync::OnceLock::new();
+
+pub fn set_given_before_command(meta: Vec<String>, command_value_from_env: bool) {
+    let _ = GIVEN_BEFORE_COMMAND.set((meta, command_value_from_env));
+}
+
+/// The addresses to use, the first that names any (an empty
+/// `TOASTYFS_META=` names none): a `--meta` flag (before or after the
+/// command; after wins), `TOASTYFS_META`, the config file.
 pub fn resolve(given: &[String]) -> Option<Vec<String>> {
-    let given: Vec<String> = given
+    let (before, given_from_env) = GIVEN_BEFORE_COMMAND
+        .get()
+        .map(|(b, env)| (b.as_slice(), *env))
+        .unwrap_or((&[], false));
+    let order = if given_from_env {
+        [before, given]
+    } else {
+        [given, before]
+    };
+    order
+        .into_iter()
+        .map(named)
+        .find(|addrs| !addrs.is_empty())
+        .or_else(|| meta_from_file().filter(|file| !file.is_empty()))
+}
+
+fn named(given: &[String]) -> Vec<String> {
+    given
         .iter()
         .map(|a| a.trim())
         .filter(|a| !a.is_empty())
         .map(str::to_owned)
-        .collect();
-    if !given.is_empty() {
-        return Some(given);
-    }
-    meta_from_file().filter(|file| !file.is_empty())
+        .collect()
 }
 
 #[cfg(test)]

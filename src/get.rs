@@ -7,13 +7,12 @@
 use std::path::{Path, PathBuf};
 
 use toastyfs_client::{Client, ClientError};
-use toastyfs_proto::namespace::{EntryKind, MAX_LIST_PAGE};
+use toastyfs_proto::namespace::EntryKind;
 use toastyfs_proto::FsPath;
 
 use crate::cli_fs::fs_path;
 use crate::exit::Failure;
-use crate::output;
-use crate::transfer::{self, target_is_directory, Bar, InFlight, TransferArgs};
+use crate::transfer::{target_is_directory, Bar, Transfer, TransferArgs};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
@@ -73,36 +72,22 @@ pub async fn run(client: &Client, args: &GetArgs) -> Result<(), Failure> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let bar = Bar::new(Some(plan.jobs.iter().map(|j| j.length).sum()));
-    let in_flight = InFlight::default();
-    // Armed before any temporary exists.
-    let interrupt = transfer::interrupt_watch()?;
-    let files = plan.jobs.len();
-    let single = (files == 1).then(|| plan.jobs[0].remote.clone());
-    let copy = transfer::run_all(plan.jobs, args.transfer.parallelism, |job| {
-        copy_one(client, args, job, &bar, &in_flight)
-    });
-    let outcome = tokio::select! {
-        outcome = copy => outcome,
-        _ = interrupt => {
-            for temp in in_flight.take() {
-                let _ = std::fs::remove_file(temp);
-            }
-            bar.finish();
-            return Err(transfer::interrupted("the partial downloads were removed"));
-        }
-    };
-    bar.finish();
-    let bytes = outcome?;
-    let line = output::transfer(bytes, bar.elapsed(), args.transfer.bytes);
-    match single {
-        Some(remote) => eprintln!("{remote}: {line}"),
-        None => eprintln!(
-            "{}",
-            transfer::summary(files, bytes, bar.elapsed(), args.transfer.bytes)
-        ),
-    }
-    Ok(())
+    let transfer = Transfer::new(
+        Some(plan.jobs.iter().map(|j| j.length).sum()),
+        args.transfer,
+    );
+    let single = (plan.jobs.len() == 1).then(|| plan.jobs[0].remote.to_string());
+    transfer
+        .run(
+            plan.jobs,
+            single,
+            |job| copy_one(client, args, job, &transfer),
+            |temp| async move {
+                let _ = tokio::fs::remove_file(temp).await;
+            },
+            "the partial downloads were removed",
+        )
+        .await
 }
 
 /// `cat`, and `get REMOTE -`: a closed reader (`| head`) ends quietly.
@@ -134,16 +119,15 @@ async fn copy_one(
     client: &Client,
     args: &GetArgs,
     job: Job,
-    bar: &Bar,
-    in_flight: &InFlight<PathBuf>,
+    transfer: &Transfer<PathBuf>,
 ) -> Result<u64, Failure> {
     let temp = download_temp_path(&job.local);
-    in_flight.start(&temp);
-    let result = download(client, args, &job, &temp, bar).await;
+    transfer.in_flight.start(&temp);
+    let result = download(client, args, &job, &temp, &transfer.bar).await;
     if result.is_err() {
         let _ = tokio::fs::remove_file(&temp).await;
     }
-    in_flight.finish(&temp);
+    transfer.in_flight.finish(&temp);
     result
 }
 
@@ -221,37 +205,24 @@ async fn plan(client: &Client, args: &GetArgs) -> Result<Plan, Failure> {
     Ok(plan)
 }
 
-/// Every file and directory under `dir` (puts' temporaries left out).
+/// Every file and directory under `dir` (puts' temporaries left out), at
+/// the same place under `dest`.
 async fn walk(client: &Client, dir: FsPath, dest: PathBuf, plan: &mut Plan) -> Result<(), Failure> {
-    let mut pending = vec![(dir, dest)];
-    while let Some((dir, dest)) = pending.pop() {
-        plan.dirs.push(dest.clone());
-        let mut after = None;
-        loop {
-            let page = client.list(&dir, after, MAX_LIST_PAGE).await?;
-            for entry in &page.entries {
-                if toastyfs_client::is_upload_temp(&entry.name) {
-                    continue;
-                }
-                // One component, never `..` or a `/`: the local target
-                // stays inside the directory being written.
-                let remote = toastyfs_proto::path::validate_component(&entry.name)
-                    .and_then(|()| dir.join(&entry.name))
-                    .map_err(|e| Failure::failed(format!("bad name {:?}: {e}", entry.name)))?;
-                let local = dest.join(&entry.name);
-                match entry.kind {
-                    EntryKind::Dir => pending.push((remote, local)),
-                    EntryKind::File => plan.jobs.push(Job {
-                        remote,
-                        local,
-                        length: entry.length,
-                    }),
-                }
-            }
-            match page.next {
-                Some(next) => after = Some(next),
-                None => break,
-            }
+    plan.dirs.push(dest.clone());
+    for (path, entry) in crate::cli_fs::tree(client, &dir).await? {
+        let relative = path
+            .as_str()
+            .strip_prefix(dir.as_str())
+            .unwrap_or(path.as_str())
+            .trim_start_matches('/');
+        let local = dest.join(relative);
+        match entry.kind {
+            EntryKind::Dir => plan.dirs.push(local),
+            EntryKind::File => plan.jobs.push(Job {
+                remote: path,
+                local,
+                length: entry.length,
+            }),
         }
     }
     Ok(())

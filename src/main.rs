@@ -38,6 +38,15 @@ use toastyfs_raft_meta::server::{self, NodeConfig};
 struct Cli {
     #[command(subcommand)]
     command: Commands,
+    /// Metadata node addresses for the command, comma-separated (also
+    /// accepted after it).
+    #[arg(
+        long = "meta",
+        id = "meta_before_command",
+        value_name = "ADDRS",
+        value_delimiter = ','
+    )]
+    meta: Vec<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -157,6 +166,17 @@ struct ChunkArgs {
     scrub_pause_secs: u64,
 }
 
+/// Whether the command's `--meta` value came from `TOASTYFS_META` rather
+/// than a flag after the command (then a flag before it wins).
+fn meta_from_env_only(matches: &clap::ArgMatches) -> bool {
+    let mut leaf = matches;
+    while let Some((_, sub)) = leaf.subcommand() {
+        leaf = sub;
+    }
+    leaf.ids().any(|id| id.as_str() == "meta")
+        && leaf.value_source("meta") == Some(clap::parser::ValueSource::EnvVariable)
+}
+
 /// Servers log at info; CLI commands only warn.
 fn default_log_filter(command: &Commands) -> &'static str {
     match command {
@@ -180,6 +200,7 @@ fn main() -> ExitCode {
         // Colour only on a terminal: log files (dev's, a service's) stay text.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    config::set_given_before_command(cli.meta.clone(), meta_from_env_only(&matches));
     if let Commands::Completion { shell } = cli.command {
         clap_complete::generate(shell, &mut command(), "toastyfs", &mut std::io::stdout());
         return ExitCode::SUCCESS;

@@ -13,7 +13,7 @@ use toastyfs_proto::namespace::{EntryInfo, EntryKind, FsError};
 use toastyfs_proto::{FsPath, Version};
 
 use crate::exit::Failure;
-use crate::transfer::{self, target_is_directory, Bar, InFlight, TransferArgs};
+use crate::transfer::{target_is_directory, Bar, Transfer, TransferArgs};
 use crate::{cli_fs::fs_path, output};
 
 #[derive(clap::Args, Debug)]
@@ -114,35 +114,19 @@ pub async fn run(client: &Client, args: &PutArgs) -> Result<(), Failure> {
             Source::File { length, .. } => Some(sum + length),
             Source::Stdin => None,
         });
-    let bar = Bar::new(total);
-    let in_flight = InFlight::default();
-    let interrupt = transfer::interrupt_watch()?;
-    let files = plan.jobs.len();
-    let single = (files == 1).then(|| plan.jobs[0].remote.clone());
-    let copy = transfer::run_all(plan.jobs, args.transfer.parallelism, |job| {
-        copy_one(client, args, job, &bar, &in_flight)
-    });
-    let outcome = tokio::select! {
-        outcome = copy => outcome,
-        _ = interrupt => {
-            for temp in in_flight.take() {
+    let transfer = Transfer::new(total, args.transfer);
+    let single = (plan.jobs.len() == 1).then(|| plan.jobs[0].remote.to_string());
+    transfer
+        .run(
+            plan.jobs,
+            single,
+            |job| copy_one(client, args, job, &transfer),
+            |temp| async move {
                 let _ = client.delete(&temp, false, None).await;
-            }
-            bar.finish();
-            return Err(transfer::interrupted("the partial uploads were removed"));
-        }
-    };
-    bar.finish();
-    let bytes = outcome?;
-    let line = output::transfer(bytes, bar.elapsed(), args.transfer.bytes);
-    match single {
-        Some(remote) => eprintln!("{remote}: {line}"),
-        None => eprintln!(
-            "{}",
-            transfer::summary(files, bytes, bar.elapsed(), args.transfer.bytes)
-        ),
-    }
-    Ok(())
+            },
+            "the partial uploads were removed",
+        )
+        .await
 }
 
 /// Uploads one file through a temporary, which stays registered in
@@ -151,12 +135,11 @@ async fn copy_one(
     client: &Client,
     args: &PutArgs,
     job: Job,
-    bar: &Bar,
-    in_flight: &InFlight<FsPath>,
+    transfer: &Transfer<FsPath>,
 ) -> Result<u64, Failure> {
     let reader = open(&job.source).await?;
     let temp = toastyfs_client::upload_temp_path(&job.remote)?;
-    in_flight.start(&temp);
+    transfer.in_flight.start(&temp);
     let written = client
         .put_via(
             &job.remote,
@@ -164,10 +147,10 @@ async fn copy_one(
             reader,
             args.no_clobber,
             args.chunk_size,
-            bar.for_file(),
+            transfer.bar.for_file(),
         )
         .await;
-    in_flight.finish(&temp);
+    transfer.in_flight.finish(&temp);
     Ok(written?.bytes_written)
 }
 

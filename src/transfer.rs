@@ -166,6 +166,69 @@ impl<T: Ord + Clone> InFlight<T> {
     }
 }
 
+/// One copy of one or many files: its progress bar, the temporaries in
+/// flight, and how it runs to the end or to an interrupt.
+pub struct Transfer<T: Ord + Clone> {
+    pub bar: Bar,
+    pub in_flight: InFlight<T>,
+    options: TransferArgs,
+}
+
+impl<T: Ord + Clone> Transfer<T> {
+    pub fn new(total: Option<u64>, options: TransferArgs) -> Transfer<T> {
+        Transfer {
+            bar: Bar::new(total),
+            in_flight: InFlight::default(),
+            options,
+        }
+    }
+
+    /// Runs `copy` over `jobs` ([`run_all`]) until done, or until a
+    /// signal, when `remove` deletes every temporary still in flight and
+    /// the copy ends with exit 130 saying `removed`. Prints the last line:
+    /// `single`'s name with bytes, time and rate, or a summary.
+    pub async fn run<J, F, Fut, R, RFut>(
+        &self,
+        jobs: Vec<J>,
+        single: Option<String>,
+        copy: F,
+        remove: R,
+        removed: &str,
+    ) -> Result<(), Failure>
+    where
+        J: std::fmt::Display,
+        F: Fn(J) -> Fut,
+        Fut: std::future::Future<Output = Result<u64, Failure>>,
+        R: Fn(T) -> RFut,
+        RFut: std::future::Future<Output = ()>,
+    {
+        // Armed before any temporary exists.
+        let interrupt = interrupt_watch()?;
+        let files = jobs.len();
+        let outcome = tokio::select! {
+            outcome = run_all(jobs, self.options.parallelism, copy) => outcome,
+            _ = interrupt => {
+                for temp in self.in_flight.take() {
+                    remove(temp).await;
+                }
+                self.bar.finish();
+                return Err(interrupted(removed));
+            }
+        };
+        self.bar.finish();
+        let bytes = outcome?;
+        let took = self.bar.elapsed();
+        match single {
+            Some(name) => eprintln!(
+                "{name}: {}",
+                output::transfer(bytes, took, self.options.bytes)
+            ),
+            None => eprintln!("{}", summary(files, bytes, took, self.options.bytes)),
+        }
+        Ok(())
+    }
+}
+
 /// Runs `copy` over `jobs`, `parallelism` at a time. Every job runs (one
 /// failing does not stop the others); each failure is printed as it
 /// happens. Returns the bytes copied, or the first failure when any job

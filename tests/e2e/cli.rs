@@ -133,6 +133,18 @@ async fn output_is_readable_for_people_and_stable_for_scripts() {
         "{fsck}"
     );
 
+    // A --meta flag, before the command or after it, beats TOASTYFS_META.
+    let addrs = cluster.addrs().join(",");
+    for args in [
+        &["--meta", &addrs, "ls", "/d"][..],
+        &["ls", "/d", "--meta", &addrs],
+        &["cluster", "status", "--meta", &addrs],
+    ] {
+        let output = command("127.0.0.1:1", args).output().expect("run the CLI");
+        let err = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "toastyfs {args:?}: {err}");
+    }
+
     let (out, _) = ok(&cluster, &["version"]);
     assert!(
         out.contains(&format!("client   {}", env!("CARGO_PKG_VERSION"))),

@@ -1,5 +1,5 @@
 //! `toastyfs dev` as a process: its directory is locked against a second
-//! dev, SIGTERM stops the whole cluster like Ctrl-C, and a dev killed with
+//! dev, SIGTERM and SIGHUP stop the whole cluster like Ctrl-C, and a dev killed with
 //! SIGKILL takes its children with it.
 
 use std::net::TcpStream;
@@ -160,4 +160,12 @@ async fn dev_locks_its_directory_and_never_leaves_children_behind() {
         "no word about the kept port: {said}"
     );
     wait_all_stopped(base, "the children to die with a SIGKILLed dev").await;
+
+    // A closed terminal (SIGHUP) stops it like Ctrl-C.
+    let mut hung_up = Running(dev(dir.path(), base).spawn().expect("restart dev"));
+    wait_running(base).await;
+    signal(&hung_up.0, "-HUP");
+    let exited = wait_exit(&mut hung_up.0, Duration::from_secs(20));
+    assert!(exited.is_some(), "dev did not stop on SIGHUP");
+    wait_all_stopped(base, "SIGHUP to stop every child").await;
 }
