@@ -49,8 +49,10 @@ pub const RECLAIM_INTERVAL: Duration = Duration::from_millis(200);
 pub const DEFAULT_UPLOAD_TEMP_TTL: Duration = Duration::from_secs(3600);
 /// The upload sweep lists one page this often...
 pub const UPLOAD_SWEEP_INTERVAL: Duration = Duration::from_millis(200);
-/// ...of at most this many entries (5,000 entries a second).
+/// ...of at most this many entries (5,000 entries a second)...
 pub const UPLOAD_SWEEP_PAGE: u32 = 1_000;
+/// ...and rests at most this long between passes over the namespace.
+pub const UPLOAD_SWEEP_MAX_REST: Duration = Duration::from_secs(300);
 
 /// Raft timing defaults (milliseconds, as openraft takes them).
 pub const HEARTBEAT_MS: u64 = 100;

@@ -11,7 +11,9 @@
 //! (stamped by whichever leader applied the last write), so clocks that
 //! disagree by more than the TTL could delete a temporary early; the TTL
 //! (an hour by default) is far above any sane skew. The walk is soft
-//! state: a new leader starts again from the root.
+//! state: a new leader starts again from the root. A pass lists a page
+//! every 200 ms and then rests a quarter of the TTL (at most 5 min), so an
+//! idle cluster is not kept busy listing itself.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,7 +22,7 @@ use toastyfs_proto::namespace::{Command, EntryKind, Listing, Proposal, Query, Qu
 use toastyfs_proto::path::is_upload_temp;
 use toastyfs_proto::{FsPath, Version};
 
-use crate::limits::{UPLOAD_SWEEP_INTERVAL, UPLOAD_SWEEP_PAGE};
+use crate::limits::{UPLOAD_SWEEP_INTERVAL, UPLOAD_SWEEP_MAX_REST, UPLOAD_SWEEP_PAGE};
 use crate::node::Node;
 
 /// Where the walk is: directories still to list, each with the last name
@@ -87,6 +89,18 @@ impl Walk {
     pub fn skip(&mut self) {
         self.pending.pop();
     }
+
+    /// Whether the last page taken ended a pass over the whole namespace.
+    pub fn pass_done(&self) -> bool {
+        self.pending.is_empty()
+    }
+}
+
+/// The rest between two passes: a quarter of the TTL (so a temporary is
+/// deleted within about 1.25 TTL of its last write), within bounds, so a
+/// large namespace is not listed over and over for an hour-long TTL.
+pub fn rest_between_passes(ttl: Duration) -> Duration {
+    (ttl / 4).clamp(UPLOAD_SWEEP_INTERVAL, UPLOAD_SWEEP_MAX_REST)
 }
 
 fn wall_clock_ms() -> u64 {
@@ -121,6 +135,9 @@ pub async fn run(node: Arc<Node>, ttl: Duration) {
         };
         for stale in walk.take(&listing, wall_clock_ms(), ttl_ms) {
             delete(&node, stale).await;
+        }
+        if walk.pass_done() {
+            tokio::time::sleep(rest_between_passes(ttl)).await;
         }
     }
 }
@@ -215,6 +232,26 @@ mod tests {
         assert_eq!(listed(&walk.next_query(2)), ("/".into(), Some("d".into())));
         assert!(walk.take(&page(vec![], None), 10_000, 5_000).is_empty());
         assert_eq!(listed(&walk.next_query(2)), ("/".into(), None));
+    }
+
+    #[test]
+    fn passes_rest_a_quarter_of_the_ttl_within_bounds() {
+        assert_eq!(
+            rest_between_passes(Duration::from_secs(3600)),
+            UPLOAD_SWEEP_MAX_REST
+        );
+        assert_eq!(
+            rest_between_passes(Duration::from_secs(4)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            rest_between_passes(Duration::from_millis(1)),
+            UPLOAD_SWEEP_INTERVAL
+        );
+        let mut walk = Walk::default();
+        walk.next_query(10);
+        walk.take(&page(vec![], None), 0, 1);
+        assert!(walk.pass_done());
     }
 
     #[test]
