@@ -209,13 +209,19 @@ struct StatusJson {
     min_copies: Option<u32>,
 }
 
-/// Every member's own status, asked at once (a paused node costs its
+/// Every member's own status: the membership from the first given node
+/// that answers, then every member asked at once (a paused node costs its
 /// timeout once, not once per node before it).
 async fn members(admin: &Admin, meta: &[String]) -> Result<Vec<NodeJson>, Failure> {
     let mut last_error = None;
     let mut nodes = BTreeMap::new();
     for addr in meta {
         match admin.status(addr).await {
+            Ok(status) if status.nodes.is_empty() => {
+                return Err(Failure::failed(format!(
+                    "the node at {addr} belongs to no cluster yet: form one with `toastyfs cluster init ID=ADDR ...`"
+                )));
+            }
             Ok(status) => {
                 nodes = status.nodes.clone();
                 break;

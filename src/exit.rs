@@ -26,12 +26,13 @@ pub mod code {
 pub const TABLE: &str = "\
 Exit codes:
   0    done
-  1    refused or failed: nothing was changed (fsck: damage found)
+  1    refused or failed: nothing was changed (fsck: damage found; several
+       files: those named were not copied, the others were)
   2    bad argument or option: nothing was sent
   3    the cluster cannot be reached (no address, or no node answered): nothing was changed
   4    outcome unknown: the change may or may not have been made; check with `toastyfs stat`
   5    chunk data unavailable: chunk servers holding or taking the data are down
-  130  interrupted: what was partly written was removed";
+  130  interrupted: the copies' temporaries were removed";
 
 /// A failure, printed once with advice and mapped to an exit code.
 #[derive(Debug)]

@@ -12,7 +12,7 @@ use toastyfs_proto::FsPath;
 
 use crate::cli_fs::fs_path;
 use crate::exit::Failure;
-use crate::transfer::{target_is_directory, Bar, Transfer, TransferArgs};
+use crate::transfer::{self, target_is_directory, Bar, Transfer, TransferArgs};
 
 #[derive(clap::Args, Debug)]
 #[command(after_help = "Examples:
@@ -72,6 +72,14 @@ pub async fn run(client: &Client, args: &GetArgs) -> Result<(), Failure> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
     }
+    let shared;
+    let client = match transfer::per_file_client(client, plan.jobs.len(), args.transfer) {
+        Some(fewer_chunks) => {
+            shared = fewer_chunks;
+            &shared
+        }
+        None => client,
+    };
     let transfer = Transfer::new(
         Some(plan.jobs.iter().map(|j| j.length).sum()),
         args.transfer,
@@ -138,8 +146,14 @@ async fn download(
     temp: &Path,
     bar: &Bar,
 ) -> Result<u64, Failure> {
-    let file = tokio::fs::File::create(temp)
-        .await
+    // Created here, not on the blocking pool: an interrupt that drops this
+    // future must find the file it removes already there.
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(temp)
+        .map(tokio::fs::File::from_std)
         .map_err(|e| Failure::failed(format!("cannot write {}: {e}", temp.display())))?;
     let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
     let outcome = client
@@ -202,6 +216,7 @@ async fn plan(client: &Client, args: &GetArgs) -> Result<Plan, Failure> {
             )));
         }
     }
+    transfer::refuse_duplicates(plan.jobs.iter().map(|j| j.local.display().to_string()))?;
     Ok(plan)
 }
 

@@ -74,20 +74,36 @@ enum Commands {
     Fs(cli_fs::FsCommand),
 }
 
-/// The commands that talk to a cluster end their long help (`--help`)
-/// with the exit-code table; the servers and `dev` do not.
+/// The commands that talk to a cluster, `cluster …` included, end their
+/// long help (`--help`) with the exit-code table; the servers and `dev`
+/// do not.
 fn command() -> clap::Command {
     let servers = ["meta", "chunk", "dev", "completion"];
     Cli::command().mut_subcommands(|sub| {
         if servers.contains(&sub.get_name()) {
-            return sub;
+            sub
+        } else {
+            with_exit_codes(sub)
         }
-        let before = sub
-            .get_after_help()
-            .map(|h| format!("{h}\n\n"))
-            .unwrap_or_default();
-        sub.after_long_help(format!("{before}{}", exit::TABLE))
     })
+}
+
+fn with_exit_codes(command: clap::Command) -> clap::Command {
+    let before = command
+        .get_after_help()
+        .map(|h| format!("{h}\n\n"))
+        .unwrap_or_default();
+    command
+        .after_long_help(format!("{before}{}", exit::TABLE))
+        .mut_subcommands(with_exit_codes)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        super::command().debug_assert();
+    }
 }
 
 #[derive(clap::Args, Debug)]

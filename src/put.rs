@@ -8,12 +8,15 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use toastyfs_client::{Client, ClientError, WriteOptions, WriteOutcome};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use toastyfs_client::{Client, ClientError, Progress, WriteOptions, WriteOutcome};
 use toastyfs_proto::namespace::{EntryInfo, EntryKind, FsError};
 use toastyfs_proto::{FsPath, Version};
 
-use crate::exit::Failure;
-use crate::transfer::{target_is_directory, Bar, Transfer, TransferArgs};
+use crate::exit::{code, Failure};
+use crate::transfer::{self, target_is_directory, Bar, Transfer, TransferArgs};
 use crate::{cli_fs::fs_path, output};
 
 #[derive(clap::Args, Debug)]
@@ -97,16 +100,24 @@ struct Plan {
 
 pub async fn run(client: &Client, args: &PutArgs) -> Result<(), Failure> {
     let plan = plan(client, args).await?;
-    make_dirs(client, &plan, args.no_parents).await?;
     let in_place = args.offset.is_some() || args.append || args.if_version.is_some();
-    if in_place {
-        let [job] = &plan.jobs[..] else {
-            return Err(Failure::usage(
-                "--offset, --append and --if-version write one file; name one source file",
-            ));
-        };
+    if in_place && (plan.jobs.len() != 1 || !plan.dirs.is_empty()) {
+        return Err(Failure::usage(
+            "--offset, --append and --if-version write one file; name one source file",
+        ));
+    }
+    make_dirs(client, &plan, args.no_parents).await?;
+    if let (true, [job]) = (in_place, &plan.jobs[..]) {
         return write_in_place(client, args, job).await;
     }
+    let shared;
+    let client = match transfer::per_file_client(client, plan.jobs.len(), args.transfer) {
+        Some(fewer_chunks) => {
+            shared = fewer_chunks;
+            &shared
+        }
+        None => client,
+    };
     let total = plan
         .jobs
         .iter()
@@ -181,26 +192,51 @@ async fn write_in_place(client: &Client, args: &PutArgs, job: &Job) -> Result<()
             info.length,
             Some(args.if_version.map_or(info.version, Version)),
         ),
-        (None, true) => (0, Some(Version(0))),
+        (None, true) => (0, Some(Version(args.if_version.unwrap_or(0)))),
         (_, false) => (args.offset.unwrap_or(0), args.if_version.map(Version)),
     };
     let bar = Bar::new(match job.source {
         Source::File { length, .. } => Some(length),
         Source::Stdin => None,
     });
+    // What has committed so far: a failure after the first window leaves
+    // the file partly written, which is not "nothing was changed".
+    let committed = Arc::new(AtomicU64::new(0));
+    let seen = Arc::clone(&committed);
+    let shown = bar.for_file();
+    let progress: Progress = Arc::new(move |done| {
+        seen.store(done, Ordering::Relaxed);
+        if let Some(shown) = &shown {
+            shown(done);
+        }
+    });
     let options = WriteOptions {
         expect,
         create_with_chunk_size: Some(args.chunk_size.unwrap_or(client.config().chunk_size)),
-        progress: bar.for_file(),
+        progress: Some(progress),
     };
+    let partly = |e: Failure| match committed.load(Ordering::Relaxed) {
+        0 => e,
+        n => Failure::new(
+            code::UNKNOWN,
+            format!(
+                "{}\n{n} bytes from offset {offset} of {} were already written",
+                e.message, job.remote
+            ),
+        ),
+    };
+    let source = open(&job.source).await?;
     let written: WriteOutcome = client
-        .write_at(&job.remote, offset, open(&job.source).await?, options)
-        .await?;
+        .write_at(&job.remote, offset, source, options)
+        .await
+        .map_err(|e| partly(e.into()))?;
     if args.offset.is_none() && !args.append && written.file_length > written.bytes_written {
-        // A whole-file put (`--if-version`) over a longer file: drop the old tail.
+        // A whole-file put (`--if-version`) over a longer file: drop the
+        // old tail, only from the version just written.
         client
-            .truncate(&job.remote, written.bytes_written, None)
-            .await?;
+            .truncate(&job.remote, written.bytes_written, Some(written.version))
+            .await
+            .map_err(|e| partly(e.into()))?;
     }
     bar.finish();
     eprintln!(
@@ -260,8 +296,15 @@ async fn plan(client: &Client, args: &PutArgs) -> Result<Plan, Failure> {
         } else {
             target.clone()
         };
+        let named = std::fs::metadata(local).map(|m| m.is_file() || m.is_dir());
+        if matches!(named, Ok(false)) {
+            return Err(Failure::usage(format!(
+                "{source} is not a regular file or directory (pipe it in: `cat {source} | toastyfs put - REMOTE`)"
+            )));
+        }
         add_source(local, dest, args.transfer.recursive, &mut plan)?;
     }
+    transfer::refuse_duplicates(plan.jobs.iter().map(|j| j.remote.to_string()))?;
     Ok(plan)
 }
 

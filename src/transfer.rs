@@ -208,11 +208,17 @@ impl<T: Ord + Clone> Transfer<T> {
         let outcome = tokio::select! {
             outcome = run_all(jobs, self.options.parallelism, copy) => outcome,
             _ = interrupt => {
-                for temp in self.in_flight.take() {
-                    remove(temp).await;
-                }
+                // All at once and bounded: a second Ctrl-C is not heard
+                // any more, so this must not hang.
+                let temps = self.in_flight.take();
+                let removals = futures::future::join_all(temps.into_iter().map(remove));
+                let done = tokio::time::timeout(crate::limits::CLI_CLEANUP_TIMEOUT, removals).await;
                 self.bar.finish();
-                return Err(interrupted(removed));
+                return Err(interrupted(if done.is_ok() {
+                    removed
+                } else {
+                    "some partial copies could not be removed in time (the cluster deletes abandoned uploads later)"
+                }));
             }
         };
         self.bar.finish();
@@ -231,8 +237,9 @@ impl<T: Ord + Clone> Transfer<T> {
 
 /// Runs `copy` over `jobs`, `parallelism` at a time. Every job runs (one
 /// failing does not stop the others); each failure is printed as it
-/// happens. Returns the bytes copied, or the first failure when any job
-/// failed (its code, with a count when there were several files).
+/// happens. Returns the bytes copied, or, when any job failed, the most
+/// serious failure's code ([`severity`]) with a count: the files named
+/// were not copied, the others were.
 pub async fn run_all<J, F, Fut>(jobs: Vec<J>, parallelism: u16, copy: F) -> Result<u64, Failure>
 where
     J: std::fmt::Display,
@@ -258,16 +265,61 @@ where
             }
         }
     }
-    match failures.first() {
+    match failures.iter().copied().max_by_key(|c| severity(*c)) {
         None => Ok(bytes),
-        Some(first) => Err(Failure::new(
-            *first,
+        Some(worst) => Err(Failure::new(
+            worst,
             format!(
-                "{} of {total} files were not copied (see above)",
+                "{} of {total} files were not copied (see above); the others were",
                 failures.len()
             ),
         )),
     }
+}
+
+/// Which exit code wins when files failed differently: an unknown outcome
+/// above all (a script must not think nothing happened), then data
+/// unavailable, an unreachable cluster, a refusal, a usage error.
+pub fn severity(code: u8) -> u8 {
+    match code {
+        code::UNKNOWN => 5,
+        code::DATA_UNAVAILABLE => 4,
+        code::UNREACHABLE => 3,
+        code::FAILED => 2,
+        _ => 1,
+    }
+}
+
+/// Two sources that would land on one target (`put a/f b/f DIR`) are a
+/// usage error, before anything is copied.
+pub fn refuse_duplicates(targets: impl Iterator<Item = String>) -> Result<(), Failure> {
+    let mut seen = std::collections::BTreeSet::new();
+    for target in targets {
+        if !seen.insert(target.clone()) {
+            return Err(Failure::usage(format!(
+                "two sources would both be copied to {target}"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// For a copy of several files, a client whose files share
+/// [`crate::limits::CLI_CHUNKS_IN_FLIGHT`] chunks in flight (each file's
+/// window is its share), so memory stays bounded however many files move
+/// at once; `None` for one file (it keeps `--parallelism` chunks).
+pub fn per_file_client(
+    client: &toastyfs_client::Client,
+    files: usize,
+    options: TransferArgs,
+) -> Option<toastyfs_client::Client> {
+    if files <= 1 {
+        return None;
+    }
+    let at_once = files.min(usize::from(options.parallelism.max(1)));
+    let mut config = client.config().clone();
+    config.parallelism = (crate::limits::CLI_CHUNKS_IN_FLIGHT / at_once).max(1);
+    Some(toastyfs_client::Client::new(config))
 }
 
 /// The last line of a copy of several files.
@@ -292,6 +344,14 @@ mod tests {
     }
 
     #[test]
+    fn two_sources_onto_one_target_are_refused() {
+        let targets = ["/d/a", "/d/b", "/d/a"].map(str::to_owned);
+        let failure = refuse_duplicates(targets.into_iter()).expect_err("a duplicate");
+        assert_eq!(failure.code, code::USAGE);
+        assert!(refuse_duplicates(["/x".to_owned()].into_iter()).is_ok());
+    }
+
+    #[test]
     fn a_target_names_a_directory_like_cp() {
         assert!(target_is_directory(true, false, 1));
         assert!(target_is_directory(false, true, 1));
@@ -312,6 +372,16 @@ mod tests {
         .await;
         let failure = result.expect_err("two jobs failed");
         assert_eq!(failure.code, code::DATA_UNAVAILABLE);
+        let codes = [code::FAILED, code::UNKNOWN, code::USAGE];
+        let mixed = run_all(vec![0usize, 1, 2], 1, |n| async move {
+            Err::<u64, _>(Failure::new(codes[n], "x"))
+        })
+        .await;
+        assert_eq!(
+            mixed.expect_err("all failed").code,
+            code::UNKNOWN,
+            "an unknown outcome is never hidden"
+        );
         assert!(
             failure.message.starts_with("2 of 4 files"),
             "{}",

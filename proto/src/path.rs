@@ -109,9 +109,36 @@ impl FsPath {
 /// put's).
 pub const UPLOAD_TEMP_MARK: &str = ".toastyfs-upload-";
 
-/// Whether `name` is a put's temporary.
+/// Whether `name` is a put's temporary, exactly as a put names one:
+/// `.NAME.toastyfs-upload-` and 16 hex digits.
 pub fn is_upload_temp(name: &str) -> bool {
-    name.starts_with('.') && name.contains(UPLOAD_TEMP_MARK)
+    let Some((stem, nonce)) = name
+        .strip_prefix('.')
+        .and_then(|rest| rest.rsplit_once(UPLOAD_TEMP_MARK))
+    else {
+        return false;
+    };
+    !stem.is_empty() && nonce.len() == 16 && nonce.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod upload_temp_tests {
+    use super::*;
+
+    #[test]
+    fn only_a_puts_own_temporary_names_count() {
+        assert!(is_upload_temp(".f.toastyfs-upload-00000000000000ab"));
+        assert!(is_upload_temp(".a.b.toastyfs-upload-0123456789abcdef"));
+        for other in [
+            "f.toastyfs-upload-00000000000000ab",
+            "..toastyfs-upload-00000000000000ab",
+            ".f.toastyfs-upload-00ab",
+            ".f.toastyfs-upload-00000000000000ab.bak",
+            ".notes about .toastyfs-upload- files",
+        ] {
+            assert!(!is_upload_temp(other), "{other}");
+        }
+    }
 }
 
 /// Validates one name (a single component).

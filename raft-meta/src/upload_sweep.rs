@@ -195,7 +195,7 @@ mod tests {
     fn the_walk_finds_old_temporaries_in_every_directory_and_starts_over() {
         let mut walk = Walk::default();
         assert_eq!(listed(&walk.next_query(2)), ("/".into(), None));
-        let temp = ".f.toastyfs-upload-00ab";
+        let temp = ".f.toastyfs-upload-00000000000000ab";
         let stale = walk.take(
             &page(
                 vec![
@@ -219,7 +219,11 @@ mod tests {
         let young = walk.take(
             &page(
                 vec![
-                    entry(".g.toastyfs-upload-01", EntryKind::File, 8_000),
+                    entry(
+                        ".g.toastyfs-upload-0000000000000001",
+                        EntryKind::File,
+                        8_000,
+                    ),
                     entry(".hidden", EntryKind::File, 0),
                     entry("plain", EntryKind::File, 0),
                 ],
