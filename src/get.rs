@@ -72,18 +72,9 @@ pub async fn run(client: &Client, args: &GetArgs) -> Result<(), Failure> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::failed(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let shared;
-    let client = match transfer::per_file_client(client, plan.jobs.len(), args.transfer) {
-        Some(fewer_chunks) => {
-            shared = fewer_chunks;
-            &shared
-        }
-        None => client,
-    };
-    let transfer = Transfer::new(
-        Some(plan.jobs.iter().map(|j| j.length).sum()),
-        args.transfer,
-    );
+    let total = plan.jobs.iter().map(|j| j.length).sum();
+    let transfer = Transfer::new(client, plan.jobs.len(), Some(total), args.transfer);
+    let client = transfer.client(client);
     let single = (plan.jobs.len() == 1).then(|| plan.jobs[0].remote.to_string());
     transfer
         .run(

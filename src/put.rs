@@ -110,14 +110,6 @@ pub async fn run(client: &Client, args: &PutArgs) -> Result<(), Failure> {
     if let (true, [job]) = (in_place, &plan.jobs[..]) {
         return write_in_place(client, args, job).await;
     }
-    let shared;
-    let client = match transfer::per_file_client(client, plan.jobs.len(), args.transfer) {
-        Some(fewer_chunks) => {
-            shared = fewer_chunks;
-            &shared
-        }
-        None => client,
-    };
     let total = plan
         .jobs
         .iter()
@@ -125,7 +117,8 @@ pub async fn run(client: &Client, args: &PutArgs) -> Result<(), Failure> {
             Source::File { length, .. } => Some(sum + length),
             Source::Stdin => None,
         });
-    let transfer = Transfer::new(total, args.transfer);
+    let transfer = Transfer::new(client, plan.jobs.len(), total, args.transfer);
+    let client = transfer.client(client);
     let single = (plan.jobs.len() == 1).then(|| plan.jobs[0].remote.to_string());
     transfer
         .run(

@@ -172,15 +172,30 @@ pub struct Transfer<T: Ord + Clone> {
     pub bar: Bar,
     pub in_flight: InFlight<T>,
     options: TransferArgs,
+    /// For several files: a client whose files share the chunks in flight.
+    fewer_chunks: Option<toastyfs_client::Client>,
 }
 
 impl<T: Ord + Clone> Transfer<T> {
-    pub fn new(total: Option<u64>, options: TransferArgs) -> Transfer<T> {
+    /// A copy of `files` files of `total` bytes (unknown from a pipe).
+    pub fn new(
+        client: &toastyfs_client::Client,
+        files: usize,
+        total: Option<u64>,
+        options: TransferArgs,
+    ) -> Transfer<T> {
         Transfer {
             bar: Bar::new(total),
             in_flight: InFlight::default(),
             options,
+            fewer_chunks: per_file_client(client, files, options),
         }
+    }
+
+    /// The client each file is copied with: `given`, or for several files
+    /// one that shares the chunks in flight among them.
+    pub fn client<'a>(&'a self, given: &'a toastyfs_client::Client) -> &'a toastyfs_client::Client {
+        self.fewer_chunks.as_ref().unwrap_or(given)
     }
 
     /// Runs `copy` over `jobs` ([`run_all`]) until done, or until a
@@ -308,7 +323,7 @@ pub fn refuse_duplicates(targets: impl Iterator<Item = String>) -> Result<(), Fa
 /// [`crate::limits::CLI_CHUNKS_IN_FLIGHT`] chunks in flight (each file's
 /// window is its share), so memory stays bounded however many files move
 /// at once; `None` for one file (it keeps `--parallelism` chunks).
-pub fn per_file_client(
+fn per_file_client(
     client: &toastyfs_client::Client,
     files: usize,
     options: TransferArgs,
