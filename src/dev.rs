@@ -25,15 +25,16 @@ pub struct DevArgs {
     #[arg(long)]
     dir: Option<PathBuf>,
     /// First port: metadata nodes listen on PORT+1..=PORT+3, chunk servers
-    /// on PORT+11..=PORT+13 [default: 7100]. A directory keeps the ports it
-    /// was created with (in `DIR/dev.json`).
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65_522))]
+    /// on PORT+11..=PORT+13, the gateway on PORT+20 [default: 7100]. A
+    /// directory keeps the ports it was created with (in `DIR/dev.json`).
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65_515))]
     base_port: Option<u16>,
 }
 
 struct Layout {
     meta: Vec<(u64, String)>,
     chunk: Vec<String>,
+    gateway: String,
 }
 
 /// The default first port of a new dev directory.
@@ -70,6 +71,7 @@ fn layout(dir: &Path, base_port: Option<u16>) -> anyhow::Result<Layout> {
         chunk: (1..=3)
             .map(|i| format!("127.0.0.1:{}", base + 10 + i))
             .collect(),
+        gateway: format!("127.0.0.1:{}", base + 20),
     })
 }
 
@@ -175,6 +177,14 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         ];
         children.push((name.clone(), spawn(&dir, &name, &args)?));
     }
+    let args = vec![
+        "gateway".into(),
+        "--listen".into(),
+        layout.gateway.clone(),
+        "--meta".into(),
+        meta_addrs.join(","),
+    ];
+    children.push(("gateway".into(), spawn(&dir, "gateway", &args)?));
     let config = crate::config::write_meta(&meta_addrs)?;
     print_banner(&dir, &layout, &config);
     supervise(&mut children).await;
@@ -227,6 +237,10 @@ fn print_banner(dir: &Path, layout: &Layout, config: &Path) {
     for (i, addr) in layout.chunk.iter().enumerate() {
         println!("  chunk server {}    http://{addr}", i + 1);
     }
+    println!(
+        "  gateway          http://{}/   (curl, scripts)",
+        layout.gateway
+    );
     println!(
         "\n  data and logs: {}\n  CLI config:    {} (the CLI needs no flags)\n",
         dir.display(),

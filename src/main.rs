@@ -57,7 +57,10 @@ enum Commands {
     Chunk(ChunkArgs),
     /// Form, inspect and change the cluster.
     Cluster(cli_cluster::ClusterArgs),
-    /// Start a whole local cluster (3 metadata nodes, 3 chunk servers).
+    /// Run an HTTP gateway to the cluster (GET, HEAD, PUT, DELETE).
+    Gateway(GatewayArgs),
+    /// Start a whole local cluster (3 metadata nodes, 3 chunk servers, a
+    /// gateway).
     Dev(dev::DevArgs),
     /// Print this client's version and every metadata node's.
     Version {
@@ -78,7 +81,7 @@ enum Commands {
 /// long help (`--help`) with the exit-code table; the servers and `dev`
 /// do not.
 fn command() -> clap::Command {
-    let servers = ["meta", "chunk", "dev", "completion"];
+    let servers = ["meta", "chunk", "gateway", "dev", "completion"];
     Cli::command().mut_subcommands(|sub| {
         if servers.contains(&sub.get_name()) {
             sub
@@ -193,10 +196,21 @@ fn meta_from_env_only(matches: &clap::ArgMatches) -> bool {
         && leaf.value_source("meta") == Some(clap::parser::ValueSource::EnvVariable)
 }
 
+#[derive(clap::Args, Debug)]
+struct GatewayArgs {
+    /// Address to listen on, e.g. 127.0.0.1:8080.
+    #[arg(long)]
+    listen: SocketAddr,
+    #[command(flatten)]
+    connection: cli_fs::Connection,
+}
+
 /// Servers log at info; CLI commands only warn.
 fn default_log_filter(command: &Commands) -> &'static str {
     match command {
-        Commands::Meta(_) | Commands::Chunk(_) | Commands::Dev(_) => "info,openraft=warn",
+        Commands::Meta(_) | Commands::Chunk(_) | Commands::Gateway(_) | Commands::Dev(_) => {
+            "info,openraft=warn"
+        }
         _ => "warn",
     }
 }
@@ -233,6 +247,7 @@ fn main() -> ExitCode {
             Commands::Meta(args) => run_meta(args).await.map_err(exit::from_anyhow),
             Commands::Chunk(args) => run_chunk(args).await.map_err(exit::from_anyhow),
             Commands::Cluster(args) => cli_cluster::run(args).await,
+            Commands::Gateway(args) => run_gateway(args).await,
             Commands::Dev(args) => dev::run(args).await.map_err(exit::from_anyhow),
             Commands::Version { connection } => cli_cluster::version(&connection).await,
             Commands::Completion { .. } => Ok(()),
@@ -286,6 +301,17 @@ async fn stop_signal() {
         _ = tokio::signal::ctrl_c() => tracing::info!("interrupted"),
         _ = terminate.recv() => tracing::info!("terminated"),
     }
+}
+
+async fn run_gateway(args: GatewayArgs) -> Result<(), exit::Failure> {
+    // A server: the library's patience (retries across elections), not
+    // the CLI's quick give-up.
+    let client = toastyfs_client::Client::new(toastyfs_client::ClientConfig::new(
+        cli_fs::addresses(&args.connection)?,
+    ));
+    toastyfs_gateway::run(args.listen, client, stop_signal())
+        .await
+        .map_err(|e| exit::Failure::failed(e.to_string()))
 }
 
 async fn run_chunk(args: ChunkArgs) -> anyhow::Result<()> {

@@ -52,6 +52,23 @@ impl Client {
         path: &FsPath,
         offset: u64,
         length: Option<u64>,
+        out: W,
+        progress: Option<Progress>,
+    ) -> Result<ReadOutcome> {
+        self.read_version_to(path, None, offset, length, out, progress)
+            .await
+    }
+
+    /// [`Client::read_to`] of one given version: if the file is no longer
+    /// at `version` when the read begins, nothing is written and the read
+    /// ends with [`ClientError::ChangedDuringRead`] (the gateway promised
+    /// that version's entity tag before the first byte).
+    pub async fn read_version_to<W: AsyncWrite + Unpin>(
+        &self,
+        path: &FsPath,
+        version: Option<Version>,
+        offset: u64,
+        length: Option<u64>,
         mut out: W,
         progress: Option<Progress>,
     ) -> Result<ReadOutcome> {
@@ -70,6 +87,13 @@ impl Client {
             }
             let plan = self.plan(path, offset + done, want).await?;
             if first {
+                if let Some(wanted) = version.filter(|v| *v != plan.version) {
+                    return Err(ClientError::ChangedDuringRead {
+                        path: path.to_string(),
+                        from: wanted,
+                        to: plan.version,
+                    });
+                }
                 outcome.version = plan.version;
                 outcome.file_length = plan.file_length;
                 // To the end as it is now, not as it may become.
@@ -103,34 +127,48 @@ impl Client {
         let holders = chunks::locate(&self.meta, hashes).await?;
         let cs = u64::from(plan.chunk_size);
         let end = plan.offset + plan.length;
-        let pieces = plan.chunks.iter().enumerate().map(|(i, hash)| {
-            let index = plan.first_chunk + i as u64;
-            let chunk_start = index * cs;
-            let from = plan.offset.max(chunk_start);
-            let to = end.min(chunk_start + cs);
-            (*hash, chunk_start, from, (to - from) as usize)
-        });
-        let mut fetched = stream::iter(pieces)
-            .map(|(hash, chunk_start, from, len)| {
+        // Futures of an async fn, not closures returning async blocks: a
+        // read stays `Send` for callers that spawn it (the gateway).
+        let pieces: Vec<_> = plan
+            .chunks
+            .iter()
+            .enumerate()
+            .map(|(i, hash)| {
+                let index = plan.first_chunk + i as u64;
+                let chunk_start = index * cs;
+                let from = plan.offset.max(chunk_start);
+                let to = end.min(chunk_start + cs);
                 let holders = hash
                     .and_then(|h| holders.get(&h).cloned())
                     .unwrap_or_default();
-                async move {
-                    let content = match hash {
-                        Some(hash) => Some(chunks::fetch(&self.transport, hash, &holders).await?),
-                        None => None,
-                    };
-                    // The whole chunk wanted, as stored: pass it on uncopied.
-                    Ok::<Vec<u8>, ClientError>(match content {
-                        Some(content) if from == chunk_start && content.len() == len => content,
-                        content => slice_chunk(content.as_deref(), chunk_start, from, len),
-                    })
-                }
+                self.fetch_piece(*hash, holders, chunk_start, from, (to - from) as usize)
             })
-            .buffered(self.config.parallelism.max(1));
+            .collect();
+        let mut fetched = stream::iter(pieces).buffered(self.config.parallelism.max(1));
         while let Some(piece) = fetched.next().await {
             out.write_all(&piece?).await?;
         }
         Ok(())
+    }
+
+    /// The wanted bytes `[from, from + len)` of one planned chunk (a hole
+    /// reads as zeros).
+    async fn fetch_piece(
+        &self,
+        hash: Option<toastyfs_proto::ChunkHash>,
+        holders: Vec<String>,
+        chunk_start: u64,
+        from: u64,
+        len: usize,
+    ) -> Result<Vec<u8>> {
+        let content = match hash {
+            Some(hash) => Some(chunks::fetch(&self.transport, hash, &holders).await?),
+            None => None,
+        };
+        // The whole chunk wanted, as stored: pass it on uncopied.
+        Ok(match content {
+            Some(content) if from == chunk_start && content.len() == len => content,
+            content => slice_chunk(content.as_deref(), chunk_start, from, len),
+        })
     }
 }

@@ -10,12 +10,12 @@ use toastyfs_client::Admin;
 
 use crate::harness::wait_for;
 
-/// A base port whose 13 ports above it are free right now.
+/// A base port whose 20 ports above it are free right now.
 fn free_base() -> u16 {
-    let start = 20_000 + (std::process::id() % 2_000) as u16 * 20;
+    let start = 20_000 + (std::process::id() % 1_500) as u16 * 25;
     (0..100)
-        .map(|i| start.wrapping_add(i * 20))
-        .find(|base| (1..=13).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()))
+        .map(|i| start.wrapping_add(i * 25))
+        .find(|base| (1..=20).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()))
         .expect("a free port range")
 }
 
@@ -33,7 +33,7 @@ fn dev(dir: &std::path::Path, base: u16) -> Command {
 
 /// Every port of the dev cluster that still accepts connections.
 fn listening(base: u16) -> Vec<u16> {
-    [1, 2, 3, 11, 12, 13]
+    [1, 2, 3, 11, 12, 13, 20]
         .into_iter()
         .map(|i| base + i)
         .filter(|port| {

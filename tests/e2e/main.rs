@@ -8,6 +8,7 @@ mod cli;
 mod client;
 mod collect;
 mod dev;
+mod gateway;
 mod harness;
 mod jepsen;
 mod meta;

@@ -64,14 +64,14 @@ impl Drop for Tmux {
     }
 }
 
-/// A base port whose dev ports (+1..=+3, +11..=+13) are free now.
+/// A base port whose dev ports (+1..=+3, +11..=+13, +20) are free now.
 fn free_base_port() -> u16 {
     for _ in 0..100 {
         let base = toastyfs_jepsen::cluster::free_port().saturating_sub(1);
         if !(1024..65_500).contains(&base) {
             continue;
         }
-        let free = [1u16, 2, 3, 11, 12, 13]
+        let free = [1u16, 2, 3, 11, 12, 13, 20]
             .iter()
             .all(|o| std::net::TcpListener::bind(("127.0.0.1", base + o)).is_ok());
         if free {

@@ -1,0 +1,95 @@
+//! The ToastyFS gateway: plain HTTP access to the namespace for curl and
+//! scripts, over the client library. GET streams a file (one range,
+//! entity tags from versions, conditional requests) or lists a directory
+//! (HTML, or JSON for `Accept: application/json`); HEAD; PUT streams a
+//! file in (or, with a trailing slash, makes a directory); DELETE.
+//!
+//! `files.rs` owns the file methods, `listing.rs` directories, `range.rs`
+//! and `conditional.rs` the pure header rules, `url.rs` paths in URLs and
+//! HTML, `error.rs` the status of every failure, `limits.rs` the limits.
+
+pub mod conditional;
+pub mod error;
+pub mod files;
+pub mod limits;
+pub mod listing;
+pub mod range;
+pub mod url;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use toastyfs_client::Client;
+
+use crate::error::GatewayError;
+use crate::files::Params;
+
+/// What a gateway serves with.
+pub struct Gateway {
+    pub client: Client,
+}
+
+/// Why a gateway stopped or could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayStartError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("the HTTP server stopped: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Every path, by method.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new().fallback(serve).with_state(gateway)
+}
+
+async fn serve(
+    State(gateway): State<Arc<Gateway>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    Query(params): Query<Params>,
+    body: Body,
+) -> Response {
+    let url_path = match url::decode_path(uri.path()) {
+        Ok(path) => path,
+        Err(e) => return GatewayError::BadRequest(e).into_response(),
+    };
+    let answer = match method {
+        Method::GET | Method::HEAD => {
+            files::read(gateway, method, &url_path, &headers, &params).await
+        }
+        Method::PUT => files::write(gateway, &url_path, &headers, body).await,
+        Method::DELETE => files::delete(gateway, &url_path, &headers, &params).await,
+        other => Err(GatewayError::MethodNotAllowed(other.to_string())),
+    };
+    answer.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// Serves on `listen` until `stop` completes.
+pub async fn run(
+    listen: SocketAddr,
+    client: Client,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), GatewayStartError> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|source| GatewayStartError::Listen {
+            addr: listen,
+            source,
+        })?;
+    tracing::info!(addr = %listen, "gateway listening");
+    let app = router(Arc::new(Gateway { client }));
+    axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+        .map_err(GatewayStartError::Serve)
+}
