@@ -151,7 +151,7 @@ impl Admin {
                     status: 409,
                     message,
                 },
-                other => one_node(addr, other),
+                other => one_node_change(addr, other),
             })
     }
 
@@ -227,6 +227,19 @@ impl Admin {
 
 /// A request to one node only: a read or status query, so an unanswered
 /// one failed; a refusal keeps its status.
+/// A change sent to one node: only a request that provably never reached
+/// it is "unavailable"; one that may have been applied is unknown.
+fn one_node_change(addr: &str, e: SendError) -> ClientError {
+    if e.never_sent() {
+        one_node(addr, e)
+    } else {
+        match e {
+            SendError::Status { .. } => one_node(addr, e),
+            other => ClientError::Unknown(other.to_string()),
+        }
+    }
+}
+
 fn one_node(addr: &str, e: SendError) -> ClientError {
     match e {
         SendError::Status {
@@ -236,5 +249,41 @@ fn one_node(addr: &str, e: SendError) -> ClientError {
             addrs: addr.to_owned(),
             detail: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cluster init` that timed out may have formed the cluster: unknown
+    /// (exit 4), never "unavailable" (exit 3, nothing changed).
+    #[test]
+    fn a_change_that_may_have_reached_the_node_is_unknown() {
+        let timeout = SendError::Timeout {
+            addr: "a:1".into(),
+            timeout: Duration::from_secs(1),
+        };
+        assert!(matches!(
+            one_node_change("a:1", timeout),
+            ClientError::Unknown(_)
+        ));
+        let refused = SendError::NotSent {
+            addr: "a:1".into(),
+            detail: "refused".into(),
+        };
+        assert!(matches!(
+            one_node_change("a:1", refused),
+            ClientError::Unavailable { .. }
+        ));
+        let answered = SendError::Status {
+            addr: "a:1".into(),
+            status: 409,
+            message: "formed".into(),
+        };
+        assert!(matches!(
+            one_node_change("a:1", answered),
+            ClientError::Rejected { status: 409, .. }
+        ));
     }
 }
