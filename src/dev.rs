@@ -242,6 +242,10 @@ fn print_banner(dir: &Path, layout: &Layout, config: &Path) {
         layout.gateway
     );
     println!(
+        "  WebDAV           http://{}/dav/   (file managers, davfs2, rclone)",
+        layout.gateway
+    );
+    println!(
         "\n  data and logs: {}\n  CLI config:    {} (the CLI needs no flags)\n",
         dir.display(),
         config.display()

@@ -14,13 +14,13 @@ use serde::Deserialize;
 use toastyfs_client::{Client, ClientError};
 use toastyfs_proto::namespace::{EntryInfo, EntryKind, FsError};
 use toastyfs_proto::FsPath;
-use tokio_util::io::{ReaderStream, StreamReader};
+use tokio_util::io::StreamReader;
 
 use crate::conditional::{self, Preconditions, Verdict};
 use crate::error::GatewayError;
-use crate::limits::{CHUNK_SIZE_HEADER, STREAM_BUFFER};
+use crate::limits::CHUNK_SIZE_HEADER;
 use crate::range::{self, Wanted};
-use crate::{listing, Gateway};
+use crate::{listing, pipe, Gateway};
 
 /// The query string of any request to a path.
 #[derive(Debug, Default, Deserialize)]
@@ -160,10 +160,10 @@ fn unsatisfiable(info: &EntryInfo) -> Response {
     response
 }
 
-/// The bytes `[start, start + len)` of the version `info` names, read in
-/// a task into a pipe the body streams from. A read that fails midway
-/// ends the body short of its `Content-Length`, so the client sees a
-/// broken transfer, never a silently short file.
+/// The bytes `[start, start + len)` of the version `info` names. A read
+/// that fails midway ends the body with an error, short of its
+/// `Content-Length`, so the client sees a broken transfer, never a
+/// silently short file.
 fn stream_file(
     gateway: Arc<Gateway>,
     path: FsPath,
@@ -171,18 +171,13 @@ fn stream_file(
     start: u64,
     len: u64,
 ) -> Body {
-    let (writer, reader) = tokio::io::duplex(STREAM_BUFFER);
-    let version = info.version;
-    tokio::spawn(async move {
-        let read = gateway
-            .client
-            .read_version_to(&path, Some(version), start, Some(len), writer, None)
-            .await;
-        if let Err(e) = read {
-            tracing::warn!(%path, error = %e, "a GET ended early");
-        }
-    });
-    Body::from_stream(ReaderStream::new(reader))
+    Body::from_stream(pipe::read_stream(
+        gateway,
+        path,
+        info.version,
+        start,
+        Some(len),
+    ))
 }
 
 /// PUT: a file from the body (or, with a trailing slash, a directory).

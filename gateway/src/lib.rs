@@ -4,15 +4,20 @@
 //! (HTML, or JSON for `Accept: application/json`); HEAD; PUT streams a
 //! file in (or, with a trailing slash, makes a directory); DELETE.
 //!
-//! `files.rs` owns the file methods, `listing.rs` directories, `range.rs`
-//! and `conditional.rs` the pure header rules, `url.rs` paths in URLs and
-//! HTML, `error.rs` the status of every failure, `limits.rs` the limits.
+//! WebDAV is served under `/dav/` (`dav/`).
+//!
+//! `files.rs` owns the file methods, `listing.rs` directories, `pipe.rs`
+//! reads handed on as streams, `range.rs` and `conditional.rs` the pure
+//! header rules, `url.rs` paths in URLs and HTML, `error.rs` the status of
+//! every failure, `limits.rs` the limits.
 
 pub mod conditional;
+pub mod dav;
 pub mod error;
 pub mod files;
 pub mod limits;
 pub mod listing;
+pub mod pipe;
 pub mod range;
 pub mod url;
 
@@ -23,6 +28,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::routing::any;
 use axum::Router;
 use toastyfs_client::Client;
 
@@ -48,7 +54,12 @@ pub enum GatewayStartError {
 
 /// Every path, by method.
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new().fallback(serve).with_state(gateway)
+    let dav = Router::new()
+        .route(dav::PREFIX, any(dav::serve))
+        .route(&format!("{}/", dav::PREFIX), any(dav::serve))
+        .route(&format!("{}/{{*path}}", dav::PREFIX), any(dav::serve))
+        .with_state(dav::handler(Arc::clone(&gateway)));
+    Router::new().fallback(serve).with_state(gateway).merge(dav)
 }
 
 async fn serve(

@@ -12,9 +12,9 @@ use reqwest::StatusCode;
 
 use crate::harness::{pattern, wait_for, Cluster};
 
-struct Gateway {
-    child: Child,
-    url: String,
+pub struct Gateway {
+    pub child: Child,
+    pub url: String,
 }
 
 impl Drop for Gateway {
@@ -24,7 +24,7 @@ impl Drop for Gateway {
     }
 }
 
-async fn start() -> (Cluster, Gateway) {
+pub async fn start() -> (Cluster, Gateway) {
     let mut cluster = crate::harness::start(3, &[]).await;
     for _ in 0..3 {
         cluster.spawn_chunk_server(&["--report-interval-ms", "200"]);

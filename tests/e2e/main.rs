@@ -7,6 +7,7 @@ mod chunks;
 mod cli;
 mod client;
 mod collect;
+mod dav;
 mod dev;
 mod gateway;
 mod harness;
