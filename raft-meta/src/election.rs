@@ -217,8 +217,18 @@ pub async fn run(node: Arc<Node>, timing: Timing) {
         let is_voter = voters.iter().any(|(id, _)| *id == node.id);
         node.election
             .set_leading(metrics.state == ServerState::Leader);
-        if metrics.state == ServerState::Leader || !is_voter {
+        if metrics.state == ServerState::Leader {
             node.election.heard();
+            continue;
+        }
+        if !is_voter {
+            // Not (yet) a voter: it never campaigns, and a new voter
+            // waits a whole timeout before its first campaign. Its
+            // leader clock is left alone: a node that belongs to no
+            // cluster yet heard from no leader, so it grants the first
+            // node's pre-votes (the cluster was initialised before it
+            // started); marking it here refused them for ever.
+            asked = Instant::now();
             continue;
         }
         let silent = node.election.since();

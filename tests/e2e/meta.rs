@@ -720,3 +720,45 @@ async fn survivors_agree(cluster: &Cluster, survivors: &[u64], paused: u64) -> (
     )
     .await
 }
+
+/// An operator may run `cluster init` on the first node before the
+/// others are up (the network-namespace harness does so too). That
+/// node's first election then fails at once, with nobody listening; it
+/// must keep campaigning, and the others, once up, must grant it: a node
+/// that belongs to no cluster yet has heard from no leader. Before, the
+/// newcomers refused every pre-vote as if they had just heard a leader,
+/// and the cluster never elected one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_initialised_before_its_other_nodes_start_elects_a_leader() {
+    let mut cluster = Cluster {
+        binary: crate::harness::binary(),
+        root: tempfile::tempdir().expect("temp dir"),
+        nodes: Default::default(),
+        chunk_servers: Default::default(),
+    };
+    for id in 1..=3 {
+        cluster.spawn_new(id, &[]);
+        cluster.wait_healthy(id).await;
+    }
+    cluster.kill(2);
+    cluster.kill(3);
+    let members = cluster
+        .nodes
+        .values()
+        .map(|n| (n.id, n.addr.clone()))
+        .collect();
+    let first = cluster.nodes[&1].addr.clone();
+    cluster
+        .client()
+        .init(&first, members)
+        .await
+        .expect("cluster init on the only running node");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    cluster.restart(2).await;
+    cluster.restart(3).await;
+    cluster.wait_leader().await;
+    assert!(
+        cluster.write(mkdir("/formed")).await.is_ok(),
+        "the cluster serves once its nodes are up"
+    );
+}
