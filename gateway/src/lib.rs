@@ -4,7 +4,8 @@
 //! (HTML, or JSON for `Accept: application/json`); HEAD; PUT streams a
 //! file in (or, with a trailing slash, makes a directory); DELETE.
 //!
-//! WebDAV is served under `/dav/` (`dav/`).
+//! WebDAV is served under `/dav/` (`dav/`); the web page's scripts, style
+//! and cluster view under `/ui/` (`ui/`).
 //!
 //! `files.rs` owns the file methods, `listing.rs` directories, `pipe.rs`
 //! reads handed on as streams, `range.rs` and `conditional.rs` the pure
@@ -19,6 +20,7 @@ pub mod limits;
 pub mod listing;
 pub mod pipe;
 pub mod range;
+pub mod ui;
 pub mod url;
 
 use std::net::SocketAddr;
@@ -59,7 +61,12 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route(&format!("{}/", dav::PREFIX), any(dav::serve))
         .route(&format!("{}/{{*path}}", dav::PREFIX), any(dav::serve))
         .with_state(dav::handler(Arc::clone(&gateway)));
-    Router::new().fallback(serve).with_state(gateway).merge(dav)
+    let ui = ui::router(Arc::clone(&gateway));
+    Router::new()
+        .fallback(serve)
+        .with_state(gateway)
+        .merge(dav)
+        .merge(ui)
 }
 
 async fn serve(

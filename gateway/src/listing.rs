@@ -106,24 +106,10 @@ fn html(path: &FsPath, entries: &[&EntryInfo], next: Option<&str>, limit: u32) -
     let title = escape_html(path.as_str());
     let mut rows = String::new();
     if !path.is_root() {
-        rows.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td></tr>\n");
+        rows.push_str("<tr><td><a href=\"../\">../</a></td><td></td><td></td><td></td></tr>\n");
     }
     for entry in entries {
-        let slash = if entry.kind == EntryKind::Dir {
-            "/"
-        } else {
-            ""
-        };
-        let size = match entry.kind {
-            EntryKind::Dir => String::new(),
-            EntryKind::File => entry.length.to_string(),
-        };
-        rows.push_str(&format!(
-            "<tr><td><a href=\"{base}/{}{slash}\">{}{slash}</a></td><td>{size}</td><td>{}</td></tr>\n",
-            encode_segment(&entry.name),
-            escape_html(&entry.name),
-            crate::conditional::http_date(entry.mtime_ms),
-        ));
+        rows.push_str(&row(&base, entry));
     }
     let more = next.map_or(String::new(), |after| {
         format!(
@@ -132,6 +118,40 @@ fn html(path: &FsPath, entries: &[&EntryInfo], next: Option<&str>, limit: u32) -
         )
     });
     format!(
-        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\n<body><h1>{title}</h1>\n<table>\n<tr><th>name</th><th>bytes</th><th>modified</th></tr>\n{rows}</table>\n{more}</body></html>\n"
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title>\n\
+         <link rel=\"stylesheet\" href=\"/ui/style.css\"><script src=\"/ui/app.js\" defer></script></head>\n\
+         <body><nav><a href=\"/\">Files</a><a href=\"/ui/cluster\">Cluster</a></nav>\n<h1>{title}</h1>\n{TOOLBAR}\
+         <table id=\"entries\">\n<tr><th>name</th><th>bytes</th><th>modified</th><th></th></tr>\n{rows}</table>\n{more}</body></html>\n"
+    )
+}
+
+/// Upload (picker, drop zone, progress), new directory, and what the
+/// last action said; `ui/assets/app.js` wires them.
+const TOOLBAR: &str = "<p><input type=\"file\" id=\"pick\" multiple> \
+     <input id=\"newdir\" placeholder=\"new directory\"><button id=\"mkdir\">create</button></p>\n\
+     <div id=\"drop\">drop files here to upload</div>\n\
+     <progress id=\"progress\" max=\"1\" value=\"0\" hidden></progress>\n<p id=\"status\"></p>\n";
+
+/// One entry: its link, size, time, and its download, rename and delete.
+fn row(base: &str, entry: &EntryInfo) -> String {
+    let dir = entry.kind == EntryKind::Dir;
+    let slash = if dir { "/" } else { "" };
+    let size = if dir {
+        String::new()
+    } else {
+        entry.length.to_string()
+    };
+    let href = format!("{base}/{}{slash}", encode_segment(&entry.name));
+    let name = escape_html(&entry.name);
+    let download = if dir {
+        String::new()
+    } else {
+        format!("<a href=\"{href}\" download=\"{name}\">download</a>")
+    };
+    format!(
+        "<tr data-name=\"{name}\" data-kind=\"{}\"><td><a href=\"{href}\">{name}{slash}</a></td><td class=\"num\">{size}</td><td>{}</td>\
+         <td>{download}<button data-action=\"rename\">rename</button><button data-action=\"delete\">delete</button></td></tr>\n",
+        kind(entry),
+        crate::conditional::http_date(entry.mtime_ms),
     )
 }

@@ -297,3 +297,86 @@ async fn directories_list_in_pages_and_delete_only_when_asked() {
         "the 12 MiB file came back different"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_browses_files_and_shows_the_cluster() {
+    let (_cluster, gateway) = start().await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", gateway.url);
+    let put = http
+        .put(url("/page%20test.txt"))
+        .body("hello")
+        .send()
+        .await
+        .expect("put");
+    assert_eq!(put.status(), StatusCode::CREATED);
+
+    let page = http.get(url("/")).send().await.expect("get /");
+    let html = page.text().await.expect("html");
+    for part in [
+        "<script src=\"/ui/app.js\"",
+        "id=\"pick\"",
+        "id=\"drop\"",
+        "<progress id=\"progress\"",
+        "data-name=\"page test.txt\"",
+        "download=\"page test.txt\"",
+        "data-action=\"rename\"",
+        "data-action=\"delete\"",
+    ] {
+        assert!(html.contains(part), "the listing has {part}: {html}");
+    }
+    for (asset, kind) in [
+        ("/ui/app.js", "text/javascript"),
+        ("/ui/cluster.js", "text/javascript"),
+        ("/ui/style.css", "text/css"),
+        ("/ui/cluster", "text/html"),
+    ] {
+        let answer = http.get(url(asset)).send().await.expect("asset");
+        assert_eq!(answer.status(), StatusCode::OK, "{asset}");
+        let content_type = answer.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .expect("type");
+        assert!(content_type.starts_with(kind), "{asset}: {content_type}");
+    }
+
+    // The cluster view: 3 nodes answering, one leader, one digest per
+    // index, and the 3 chunk servers up.
+    let view: serde_json::Value = wait_for("the cluster view", Duration::from_secs(30), || async {
+        let view: serde_json::Value = http
+            .get(url("/ui/cluster.json"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        let up = view["chunks"]["servers"]
+            .as_array()?
+            .iter()
+            .filter(|s| s["up"] == true)
+            .count();
+        (up == 3).then_some(view)
+    })
+    .await;
+    let ids = view["chunks"]["server_ids"].as_array().expect("server ids");
+    assert!(
+        ids.len() == 3 && ids.iter().all(|id| id.is_string()),
+        "ids exact: {view}"
+    );
+    let nodes = view["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 3, "{view}");
+    let statuses: Vec<&serde_json::Value> = nodes.iter().map(|n| &n["status"]).collect();
+    assert!(
+        statuses.iter().all(|s| s.is_object()),
+        "every node answers: {view}"
+    );
+    let leaders = statuses.iter().filter(|s| s["role"] == "Leader").count();
+    assert_eq!(leaders, 1, "{view}");
+    for node in &statuses {
+        for other in &statuses {
+            if node["digest_index"] == other["digest_index"] {
+                assert_eq!(node["digest"], other["digest"], "{view}");
+            }
+        }
+    }
+}
