@@ -23,6 +23,14 @@ pub struct ClusterArgs {
 
 #[derive(Subcommand, Debug)]
 enum ClusterCommand {
+    /// Write a new random cluster secret to FILE (mode 0600; never over an
+    /// existing file). Give every node and chunk server `--secret-file`
+    /// with a copy of it before `cluster init`.
+    #[command(after_help = "Example:\n  toastyfs cluster secret /etc/toastyfs/cluster.secret")]
+    Secret {
+        /// Where to write it.
+        file: std::path::PathBuf,
+    },
     /// Form a new cluster from its initial voters. Refuses to
     /// re-initialise a formed cluster.
     #[command(
@@ -94,7 +102,15 @@ fn admin(connection: &Connection) -> Result<Admin, Failure> {
 pub async fn run(args: ClusterArgs) -> Result<(), Failure> {
     let connection = &args.connection;
     match args.command {
-        ClusterCommand::Init { members } => init(members).await,
+        ClusterCommand::Secret { file } => {
+            toastyfs_client::secret::create(&file).map_err(|e| Failure::failed(e.to_string()))?;
+            outln!(
+                "wrote a new cluster secret to {} (mode 0600); copy it to every host and pass --secret-file",
+                file.display()
+            );
+            Ok(())
+        }
+        ClusterCommand::Init { members } => init(connection, members).await,
         ClusterCommand::Status { output } => status(connection, output).await,
         ClusterCommand::AddNode { member } => {
             let (id, addr) = parse_member(&member)?;
@@ -152,7 +168,7 @@ async fn set_replication_factor(
     Ok(())
 }
 
-async fn init(members: Vec<String>) -> Result<(), Failure> {
+async fn init(connection: &Connection, members: Vec<String>) -> Result<(), Failure> {
     let members: BTreeMap<u64, String> = members
         .iter()
         .map(|m| parse_member(m))
@@ -160,7 +176,8 @@ async fn init(members: Vec<String>) -> Result<(), Failure> {
     let Some((first_id, first_addr)) = members.iter().next().map(|(i, a)| (*i, a.clone())) else {
         return Err(Failure::usage("no members given"));
     };
-    let client = Admin::connect(vec![first_addr.clone()]);
+    let secret = crate::cli_fs::secret(connection)?;
+    let client = Admin::connect_signed(vec![first_addr.clone()], secret);
     match client.init(&first_addr, members.clone()).await {
         Ok(_) => {
             outln!(

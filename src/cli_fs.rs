@@ -3,9 +3,12 @@
 //! line saying what went wrong and what to do, and an exit code from the
 //! one table in [`crate::exit`].
 
+use std::path::PathBuf;
+
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use toastyfs_client::{Client, ClientConfig, FileHealth};
+use toastyfs_proto::auth::Secret;
 use toastyfs_proto::namespace::{EntryInfo, EntryKind, MAX_LIST_PAGE};
 use toastyfs_proto::FsPath;
 
@@ -24,6 +27,11 @@ pub struct Connection {
     /// the config file `toastyfs dev` writes).
     #[arg(long, env = "TOASTYFS_META", value_delimiter = ',', global = true)]
     pub meta: Vec<String>,
+    /// The cluster secret file, for cluster management of a cluster that
+    /// has one (default: TOASTYFS_SECRET_FILE, then the config file
+    /// `toastyfs dev` writes).
+    #[arg(long, env = "TOASTYFS_SECRET_FILE", global = true)]
+    pub secret_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -164,6 +172,21 @@ pub fn addresses(connection: &Connection) -> Result<Vec<String>, Failure> {
     crate::config::resolve(&connection.meta).ok_or_else(exit::no_address)
 }
 
+/// The cluster secret to sign with: `--secret-file`, else the one the
+/// config file names; none when neither does.
+pub fn secret(connection: &Connection) -> Result<Option<Secret>, Failure> {
+    let Some(path) = connection
+        .secret_file
+        .clone()
+        .or_else(crate::config::secret_file_from_file)
+    else {
+        return Ok(None);
+    };
+    toastyfs_client::secret::load(&path)
+        .map(Some)
+        .map_err(|e| Failure::usage(e.to_string()))
+}
+
 pub fn client(connection: &Connection, parallelism: Option<u16>) -> Result<Client, Failure> {
     let mut config = ClientConfig::new(addresses(connection)?);
     if let Some(parallelism) = parallelism {
@@ -173,6 +196,7 @@ pub fn client(connection: &Connection, parallelism: Option<u16>) -> Result<Clien
     // within about two seconds, not after the library's longer wait.
     config.unreachable_after = crate::limits::CLI_UNREACHABLE_AFTER;
     config.connect_timeout = crate::limits::CLI_CONNECT_TIMEOUT;
+    config.secret = secret(connection)?;
     Ok(Client::new(config))
 }
 

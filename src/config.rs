@@ -12,13 +12,25 @@ pub fn path() -> Option<PathBuf> {
     Some(base.join("toastyfs").join("config"))
 }
 
-/// Metadata addresses from the config file, if it names any.
-pub fn meta_from_file() -> Option<Vec<String>> {
+/// The value of `key` in the config file, if the file names it.
+fn value_in_file(key: &str) -> Option<String> {
     let text = std::fs::read_to_string(path()?).ok()?;
     text.lines().find_map(|line| {
-        let (key, value) = line.split_once('=')?;
-        (key.trim() == "meta").then(|| split(value.trim().trim_matches('"')))
+        let (name, value) = line.split_once('=')?;
+        (name.trim() == key).then(|| value.trim().trim_matches('"').to_owned())
     })
+}
+
+/// Metadata addresses from the config file, if it names any.
+pub fn meta_from_file() -> Option<Vec<String>> {
+    value_in_file("meta").map(|list| split(&list))
+}
+
+/// The cluster secret file the config file names, if any.
+pub fn secret_file_from_file() -> Option<PathBuf> {
+    value_in_file("secret_file")
+        .filter(|p| !p.is_empty())
+        .map(PathBuf::from)
 }
 
 fn split(list: &str) -> Vec<String> {
@@ -29,8 +41,8 @@ fn split(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Writes the config file naming `meta`.
-pub fn write_meta(meta: &[String]) -> std::io::Result<PathBuf> {
+/// Writes the config file naming `meta` and the cluster's secret file.
+pub fn write_meta(meta: &[String], secret_file: &std::path::Path) -> std::io::Result<PathBuf> {
     let path =
         path().ok_or_else(|| std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set"))?;
     if let Some(dir) = path.parent() {
@@ -39,8 +51,9 @@ pub fn write_meta(meta: &[String]) -> std::io::Result<PathBuf> {
     std::fs::write(
         &path,
         format!(
-            "# written by `toastyfs dev`\nmeta = \"{}\"\n",
-            meta.join(",")
+            "# written by `toastyfs dev`\nmeta = \"{}\"\nsecret_file = \"{}\"\n",
+            meta.join(","),
+            secret_file.display()
         ),
     )?;
     Ok(path)

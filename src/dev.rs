@@ -17,6 +17,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use serde_json::json;
 use toastyfs_client::Admin;
+use toastyfs_proto::auth::Secret;
 use toastyfs_proto::routes;
 
 #[derive(Args, Debug)]
@@ -142,6 +143,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let _lock = lock_dir(&dir)?;
     let layout = layout(&dir, args.base_port)?;
     let meta_addrs: Vec<String> = layout.meta.iter().map(|(_, a)| a.clone()).collect();
+    let (secret_file, secret) = cluster_secret(&dir)?;
+    let secret_arg = secret_file.display().to_string();
     let mut children: Vec<(String, Child)> = Vec::new();
     for (id, addr) in &layout.meta {
         let args = vec![
@@ -152,13 +155,15 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             addr.clone(),
             "--data-dir".into(),
             dir.join(format!("meta{id}")).display().to_string(),
+            "--secret-file".into(),
+            secret_arg.clone(),
         ];
         children.push((
             format!("meta{id}"),
             spawn(&dir, &format!("meta{id}"), &args)?,
         ));
     }
-    let client = Admin::connect(meta_addrs.clone());
+    let client = Admin::connect_signed(meta_addrs.clone(), Some(secret));
     let result = form(&client, &layout).await;
     if let Err(e) = result {
         stop(&mut children);
@@ -174,6 +179,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             meta_addrs.join(","),
             "--data-dir".into(),
             dir.join(&name).display().to_string(),
+            "--secret-file".into(),
+            secret_arg.clone(),
         ];
         children.push((name.clone(), spawn(&dir, &name, &args)?));
     }
@@ -185,10 +192,22 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         meta_addrs.join(","),
     ];
     children.push(("gateway".into(), spawn(&dir, "gateway", &args)?));
-    let config = crate::config::write_meta(&meta_addrs)?;
+    let config = crate::config::write_meta(&meta_addrs, &secret_file)?;
     print_banner(&dir, &layout, &config);
     supervise(&mut children).await;
     Ok(())
+}
+
+/// The dev cluster's secret, `cluster.secret` in its directory: made on
+/// first start, read on every later one.
+fn cluster_secret(dir: &Path) -> anyhow::Result<(PathBuf, Secret)> {
+    let path = dir.join("cluster.secret");
+    let secret = if path.exists() {
+        toastyfs_client::secret::load(&path)?
+    } else {
+        toastyfs_client::secret::create(&path)?
+    };
+    Ok((path, secret))
 }
 
 /// Waits for the metadata nodes and forms the cluster on first start.

@@ -20,6 +20,7 @@ use std::num::NonZeroU64;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
+use toastyfs_client::secret::ClusterKeys;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use toastyfs_chunkserver::scrub::ScrubConfig;
@@ -152,6 +153,16 @@ struct MetaArgs {
     /// abandoned put's) is deleted by the leader.
     #[arg(long, default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1..))]
     upload_temp_ttl_ms: u64,
+    /// The cluster secret (64 hex digits, mode 0600; `toastyfs cluster
+    /// secret` makes one): node-to-node requests are signed with it, and
+    /// Raft RPCs, chunk reports and cluster management without it are
+    /// refused. Without it, nothing is checked.
+    #[arg(long, env = "TOASTYFS_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
+    /// A second secret also accepted (never signed with), for a rotation:
+    /// see docs/operations.md, "Rotating the cluster secret".
+    #[arg(long, requires = "secret_file")]
+    also_accept_secret_file: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -183,6 +194,9 @@ struct ChunkArgs {
     /// Rest between two scrub passes.
     #[arg(long, default_value_t = 3600)]
     scrub_pause_secs: u64,
+    /// The cluster secret its reports and peer fetches are signed with.
+    #[arg(long, env = "TOASTYFS_SECRET_FILE")]
+    secret_file: Option<PathBuf>,
 }
 
 /// Whether the command's `--meta` value came from `TOASTYFS_META` rather
@@ -282,6 +296,12 @@ async fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
     config.chunks.server_timeout = std::time::Duration::from_millis(args.chunk_server_timeout_ms);
     config.chunks.placement_ttl = std::time::Duration::from_millis(args.placement_ttl_ms);
     config.upload_temp_ttl = Duration::from_millis(args.upload_temp_ttl_ms);
+    if let Some(path) = &args.secret_file {
+        config.keys = Some(ClusterKeys::load(
+            path,
+            args.also_accept_secret_file.as_deref(),
+        )?);
+    }
     server::run(config, stop_signal()).await.map_err(Into::into)
 }
 
@@ -320,6 +340,11 @@ async fn run_chunk(args: ChunkArgs) -> anyhow::Result<()> {
     config.capacity_bytes = args.capacity_bytes;
     config.report_interval = Duration::from_millis(args.report_interval_ms);
     config.drop_grace = Duration::from_secs(args.drop_grace_secs);
+    config.secret = args
+        .secret_file
+        .as_deref()
+        .map(toastyfs_client::secret::load)
+        .transpose()?;
     config.scrub = ScrubConfig {
         rate_bytes_per_sec: NonZeroU64::new(args.scrub_rate_mb_per_sec.saturating_mul(1 << 20))
             .unwrap_or(NonZeroU64::MIN),

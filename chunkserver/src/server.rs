@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use toastyfs_proto::auth::Secret;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -43,6 +44,8 @@ pub struct ChunkServerConfig {
     /// Delay between the leader's drop order and the deletion.
     pub drop_grace: Duration,
     pub scrub: ScrubConfig,
+    /// The cluster secret its reports and peer fetches are signed with.
+    pub secret: Option<Secret>,
 }
 
 impl ChunkServerConfig {
@@ -58,6 +61,7 @@ impl ChunkServerConfig {
             report_interval: sync::DEFAULT_REPORT_INTERVAL,
             drop_grace: sync::DEFAULT_DROP_GRACE,
             scrub: ScrubConfig::default(),
+            secret: None,
         }
     }
 }
@@ -128,6 +132,7 @@ pub async fn run_on(
     let sync_config = SyncConfig {
         report_interval: config.report_interval,
         drop_grace: config.drop_grace,
+        secret: config.secret.clone(),
         ..SyncConfig::new(server, advertise.clone(), config.meta.clone())
     };
     let sync = sync::spawn(Arc::clone(&store), sync_config)?;

@@ -41,6 +41,7 @@ use std::time::Duration;
 
 use toastyfs_client::retry::Backoff;
 use toastyfs_client::transport::{SendError, Transport};
+use toastyfs_proto::auth::Secret;
 use toastyfs_proto::chunks::{ChunkOrders, ChunkReport, ChunkServerId, MAX_HASHES_PER_MESSAGE};
 use toastyfs_proto::hash::ChunkHash;
 use tokio::sync::Notify;
@@ -69,6 +70,8 @@ pub struct SyncConfig {
     pub report_interval: Duration,
     pub drop_grace: Duration,
     pub fetch_parallelism: usize,
+    /// Signs reports and peer fetches (`None`: unsigned).
+    pub secret: Option<Secret>,
 }
 
 impl SyncConfig {
@@ -81,6 +84,7 @@ impl SyncConfig {
             report_interval: DEFAULT_REPORT_INTERVAL,
             drop_grace: DEFAULT_DROP_GRACE,
             fetch_parallelism: DEFAULT_FETCH_PARALLELISM,
+            secret: None,
         }
     }
 }
@@ -188,7 +192,7 @@ struct Syncer {
 
 impl Syncer {
     fn new(store: Arc<ChunkStore>, config: SyncConfig, wake: Arc<Notify>) -> Syncer {
-        let transport = Transport::new(REPORT_TIMEOUT);
+        let transport = Transport::new(REPORT_TIMEOUT).signed_with(config.secret.clone());
         let fetcher = Fetcher::new(
             Arc::clone(&store),
             transport.with_timeout(FETCH_TIMEOUT),

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+use toastyfs_proto::auth::Secret;
 use toastyfs_proto::cluster::{
     AddNodeRequest, ChunkClusterStatus, InitRequest, NodeId, NodeStatus, RemoveNodeRequest,
 };
@@ -48,7 +49,21 @@ impl Admin {
     }
 
     pub fn with_policy(addrs: Vec<String>, policy: RetryPolicy) -> Admin {
-        let transport = Transport::new(STATUS_TIMEOUT);
+        Admin::signed(addrs, policy, None)
+    }
+
+    /// An admin client signing every request with the cluster secret
+    /// (cluster management needs it when the cluster has one).
+    pub fn connect_signed(addrs: Vec<String>, secret: Option<Secret>) -> Admin {
+        Admin::signed(
+            addrs,
+            DEFAULT_POLICY.with_budget(ADMIN_RETRY_BUDGET),
+            secret,
+        )
+    }
+
+    fn signed(addrs: Vec<String>, policy: RetryPolicy, secret: Option<Secret>) -> Admin {
+        let transport = Transport::new(STATUS_TIMEOUT).signed_with(secret);
         Admin {
             meta: Arc::new(Meta::new(addrs, transport, policy)),
         }

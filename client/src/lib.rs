@@ -23,6 +23,7 @@ pub mod limits;
 mod meta;
 mod read;
 pub mod retry;
+pub mod secret;
 pub mod transport;
 mod write;
 
@@ -60,6 +61,10 @@ pub struct ClientConfig {
     pub unreachable_after: Duration,
     /// Longest a connection may take to be made.
     pub connect_timeout: Duration,
+    /// The cluster secret, for an operator's client: every request is
+    /// signed with it (cluster management needs it when the cluster has
+    /// one).
+    pub secret: Option<toastyfs_proto::auth::Secret>,
     /// Deliberately unsafe, for the Jepsen harness to catch (test-only
     /// `unsafe-modes` feature): every retry of a write goes under a fresh
     /// session tag, so the cluster's session check cannot recognise it and
@@ -78,6 +83,7 @@ impl ClientConfig {
             retry_for: limits::RETRY_BUDGET,
             unreachable_after: limits::UNREACHABLE_AFTER,
             connect_timeout: limits::CONNECT_TIMEOUT,
+            secret: None,
             #[cfg(feature = "unsafe-modes")]
             unsafe_fresh_tag_per_attempt: false,
         }
@@ -112,7 +118,8 @@ impl Client {
         let transport = transport::Transport::with_connect_timeout(
             config.request_timeout,
             config.connect_timeout,
-        );
+        )
+        .signed_with(config.secret.clone());
         let policy = retry::RetryPolicy {
             unreachable_after: config.unreachable_after,
             ..retry::DEFAULT_POLICY

@@ -72,7 +72,9 @@ struct Session {
 const MAX_REGISTRATIONS_PER_WRITE: u32 = 3;
 
 /// A definite refusal that retrying elsewhere cannot change: the request
-/// is malformed (400) or conflicts with the cluster's state (409).
+/// is malformed (400), not signed with the cluster secret (401: the
+/// node refused it before any handler ran) or conflicts with the
+/// cluster's state (409).
 fn definite_refusal(e: &SendError) -> Option<ClientError> {
     match e {
         SendError::Status {
@@ -81,11 +83,11 @@ fn definite_refusal(e: &SendError) -> Option<ClientError> {
             ..
         } => Some(ClientError::Protocol(message.clone())),
         SendError::Status {
-            status: 409,
+            status: status @ (401 | 409),
             message,
             ..
         } => Some(ClientError::Rejected {
-            status: 409,
+            status: *status,
             message: message.clone(),
         }),
         _ => None,

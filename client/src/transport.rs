@@ -11,13 +11,17 @@
 //! [`SendError::Lost`] or [`SendError::Timeout`], and a caller must treat a
 //! mutating request that ended so as possibly applied.
 //!
-//! Request signing and TLS belong here when they come.
+//! A transport given the cluster secret ([`Transport::signed_with`]) signs
+//! every request it sends ([`sign`]); TLS belongs here when it comes.
+
+mod sign;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use toastyfs_proto::auth::Secret;
 use toastyfs_proto::record::{self, Record, RecordError};
 use toastyfs_proto::routes::{self, FORWARDED_HEADER, RECORD_CONTENT_TYPE};
 use toastyfs_proto::ChunkHash;
@@ -86,6 +90,9 @@ pub struct SendOptions {
     /// Marks the request with [`FORWARDED_HEADER`].
     pub forwarded: bool,
     pub max_response: usize,
+    /// Whether a signature covers the body (off only for chunk uploads,
+    /// which the chunk server checks against their hash).
+    pub sign_body: bool,
 }
 
 impl SendOptions {
@@ -94,6 +101,7 @@ impl SendOptions {
             timeout,
             forwarded: false,
             max_response: MAX_RESPONSE_BYTES,
+            sign_body: true,
         }
     }
 
@@ -115,6 +123,9 @@ pub struct Transport {
     /// The metadata leader the latest answer named
     /// ([`routes::LEADER_HEADER`]); shared by every copy of the transport.
     leader_hint: Arc<Mutex<Option<String>>>,
+    /// Signs every request with the cluster secret, when the process has
+    /// one.
+    signer: Option<Arc<sign::Signer>>,
 }
 
 impl Transport {
@@ -135,6 +146,7 @@ impl Transport {
             http,
             timeout,
             leader_hint: Arc::default(),
+            signer: None,
         }
     }
 
@@ -144,7 +156,15 @@ impl Transport {
             http: self.http.clone(),
             timeout,
             leader_hint: self.leader_hint.clone(),
+            signer: self.signer.clone(),
         }
+    }
+
+    /// The same transport, signing every request with `secret` (none:
+    /// unsigned, for a cluster that runs without a secret).
+    pub fn signed_with(mut self, secret: Option<Secret>) -> Transport {
+        self.signer = secret.map(|s| Arc::new(sign::Signer::new(s)));
+        self
     }
 
     /// The metadata leader's address as the latest answer that named one
@@ -214,9 +234,16 @@ impl Transport {
         request: reqwest::RequestBuilder,
         options: SendOptions,
     ) -> Result<RawResponse, SendError> {
-        let response = request
+        let mut request = request
             .timeout(options.timeout)
-            .send()
+            .build()
+            .map_err(|e| classify(addr, options.timeout, e))?;
+        if let Some(signer) = &self.signer {
+            signer.sign(&mut request, options.sign_body);
+        }
+        let response = self
+            .http
+            .execute(request)
             .await
             .map_err(|e| classify(addr, options.timeout, e))?;
         let status = response.status().as_u16();
@@ -301,6 +328,7 @@ impl Transport {
             .body(bytes);
         let options = SendOptions {
             max_response: MAX_QUOTED_ERROR,
+            sign_body: false,
             ..SendOptions::new(self.timeout)
         };
         let raw = self.exchange(addr, request, options).await?;

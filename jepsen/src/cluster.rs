@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use toastyfs_client::Admin;
+use toastyfs_proto::auth::Secret;
 use toastyfs_proto::cluster::NodeStatus;
 use toastyfs_proto::namespace::{
     Command as NsCommand, CommandResult, Proposal, Query, QueryResult,
@@ -63,17 +64,29 @@ pub struct Cluster {
     pub nodes: BTreeMap<u64, MetaProcess>,
     /// Chunk servers, numbered from 1 in start order.
     pub chunk_servers: BTreeMap<u64, ChunkProcess>,
+    /// The cluster secret the harness's own requests are signed with,
+    /// when the nodes were started with one.
+    pub secret: Option<Secret>,
 }
 
 impl Cluster {
     /// Starts `n` nodes of `binary` and forms the cluster.
     pub async fn start(binary: PathBuf, n: u64, extra_args: &[&str]) -> Cluster {
-        let mut cluster = Cluster {
-            binary,
-            root: tempfile::tempdir().expect("temp dir"),
-            nodes: BTreeMap::new(),
-            chunk_servers: BTreeMap::new(),
-        };
+        Cluster::empty(binary).form(n, extra_args).await
+    }
+
+    /// Starts `n` nodes each given the cluster secret in `secret_file`,
+    /// and forms the cluster with requests signed with it.
+    pub async fn start_signed(binary: PathBuf, n: u64, secret_file: &Path) -> Cluster {
+        let mut cluster = Cluster::empty(binary);
+        cluster.secret =
+            Some(toastyfs_client::secret::load(secret_file).expect("read the cluster secret"));
+        let path = secret_file.display().to_string();
+        cluster.form(n, &["--secret-file", &path]).await
+    }
+
+    async fn form(self, n: u64, extra_args: &[&str]) -> Cluster {
+        let mut cluster = self;
         for id in 1..=n {
             cluster.spawn_new(id, extra_args);
         }
@@ -93,6 +106,17 @@ impl Cluster {
             .expect("cluster init");
         cluster.wait_leader().await;
         cluster
+    }
+
+    /// A cluster of no processes yet, in a new temporary directory.
+    pub fn empty(binary: PathBuf) -> Cluster {
+        Cluster {
+            binary,
+            root: tempfile::tempdir().expect("temp dir"),
+            nodes: BTreeMap::new(),
+            chunk_servers: BTreeMap::new(),
+            secret: None,
+        }
     }
 
     /// Starts a new node process (not yet a member).
@@ -178,7 +202,7 @@ impl Cluster {
     }
 
     pub fn client(&self) -> Admin {
-        Admin::connect(self.addrs())
+        Admin::connect_signed(self.addrs(), self.secret.clone())
     }
 
     pub async fn wait_healthy(&self, id: u64) {

@@ -5,6 +5,7 @@
 //! these types inside the [`record`] envelope.
 
 pub mod admission;
+pub mod auth;
 pub mod chunks;
 pub mod cluster;
 pub mod hash;

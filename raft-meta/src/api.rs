@@ -27,31 +27,41 @@ use axum::routing::{get, post};
 use axum::Router;
 use toastyfs_proto::routes;
 
+use crate::auth::{self, Gate};
 use crate::limits::MAX_REQUEST_BYTES;
 use crate::node::Node;
 
 type AppState = Arc<Node>;
 
-pub fn router(node: Arc<Node>) -> Router {
-    Router::new()
+/// The node's router. Node-to-node routes (Raft RPCs, chunk reports,
+/// cluster management) pass `gate` first ([`crate::auth`]); `None` checks
+/// nothing.
+pub fn router(node: Arc<Node>, gate: Option<Arc<Gate>>) -> Router {
+    let between_nodes = Router::new()
         .route(routes::RAFT_APPEND, post(raft::append))
         .route(routes::RAFT_VOTE, post(raft::vote))
         .route(routes::RAFT_SNAPSHOT, post(raft::snapshot))
         .route(routes::RAFT_PRE_VOTE, post(raft::pre_vote))
         .route(routes::RAFT_CAMPAIGN, post(raft::campaign))
+        .route(routes::CHUNK_REPORT, post(chunks::report))
+        .route(routes::CLUSTER_INIT, post(cluster::init))
+        .route(routes::CLUSTER_ADD_NODE, post(cluster::add_node))
+        .route(routes::CLUSTER_REMOVE_NODE, post(cluster::remove_node))
+        .route_layer(axum::middleware::from_fn_with_state(
+            gate,
+            auth::require_signature,
+        ));
+    Router::new()
         .route(routes::WRITE, post(namespace::write))
         .route(routes::READ, post(namespace::read))
         .route(routes::STATUS, get(cluster::status))
-        .route(routes::CHUNK_REPORT, post(chunks::report))
         .route(routes::CHUNK_PLACEMENT, post(chunks::placement))
         .route(routes::CHUNK_LOCATE, post(chunks::locate))
         .route(routes::CHUNK_STATUS, get(chunks::status))
         .route(routes::CHUNK_HEALTH, post(chunks::health))
-        .route(routes::CLUSTER_INIT, post(cluster::init))
-        .route(routes::CLUSTER_ADD_NODE, post(cluster::add_node))
-        .route(routes::CLUSTER_REMOVE_NODE, post(cluster::remove_node))
         .route(routes::METRICS, get(cluster::metrics))
         .route(routes::HEALTH, get(|| async { "ok" }))
+        .merge(between_nodes)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .layer(axum::middleware::map_response_with_state(
             node.clone(),

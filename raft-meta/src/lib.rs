@@ -17,6 +17,7 @@
 //! every interleaving of the chunk lifecycle protocol over both.
 
 pub mod api;
+pub mod auth;
 pub mod chunk_map;
 pub mod cluster;
 pub mod election;

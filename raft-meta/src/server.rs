@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::{Config, SnapshotPolicy};
+use toastyfs_client::secret::ClusterKeys;
 use toastyfs_client::transport::Transport;
 use toastyfs_proto::namespace::{Command, Proposal};
 
 use crate::api;
+use crate::auth::Gate;
 use crate::chunk_map::ChunkMapConfig;
 use crate::election::{self, ElectionState};
 use crate::handover;
@@ -45,6 +47,10 @@ pub struct NodeConfig {
     pub chunks: ChunkMapConfig,
     /// An upload temporary unwritten for this long is deleted.
     pub upload_temp_ttl: Duration,
+    /// The cluster secret (and during a rotation one more accepted):
+    /// node-to-node requests are signed and checked with it. `None`:
+    /// nothing is signed or checked.
+    pub keys: Option<ClusterKeys>,
 }
 
 impl NodeConfig {
@@ -61,6 +67,7 @@ impl NodeConfig {
             keep_logs: limits::KEEP_LOGS_BEHIND_SNAPSHOT,
             chunks: ChunkMapConfig::default(),
             upload_temp_ttl: limits::DEFAULT_UPLOAD_TEMP_TTL,
+            keys: None,
         }
     }
 
@@ -136,7 +143,18 @@ pub async fn run(
             source,
         })?;
     tracing::info!(id = config.id, addr = %config.advertise, dir = %config.data_dir.display(), "metadata node listening");
-    let server = axum::serve(listener, api::router(node.clone()));
+    let gate = match &config.keys {
+        Some(keys) => Some(Arc::new(Gate::new(keys))),
+        None => {
+            tracing::warn!("no cluster secret (--secret-file): node-to-node requests are neither signed nor checked; anyone who reaches this node can act as a peer");
+            None
+        }
+    };
+    let app = api::router(node.clone(), gate);
+    let server = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    );
     tokio::spawn(async move {
         if let Err(e) = server.await {
             tracing::error!(error = %e, "HTTP server stopped");
@@ -165,7 +183,8 @@ pub async fn run(
 async fn start(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
     let (log, sm) = store::open(&config.data_dir)?;
     let db = sm.db().clone();
-    let transport = Transport::new(limits::FORWARD_TIMEOUT);
+    let transport = Transport::new(limits::FORWARD_TIMEOUT)
+        .signed_with(config.keys.as_ref().map(|k| k.sign_with.clone()));
     let network = NetworkFactory {
         transport: transport.clone(),
     };

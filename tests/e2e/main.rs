@@ -2,6 +2,7 @@
 //! with free ports and temp data directories, bounded waits, cleanup in
 //! `Drop`, and the nodes' logs printed when a test fails.
 
+mod auth;
 mod browser;
 mod budgets;
 mod chunks;

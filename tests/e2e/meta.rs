@@ -730,12 +730,7 @@ async fn survivors_agree(cluster: &Cluster, survivors: &[u64], paused: u64) -> (
 /// and the cluster never elected one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_cluster_initialised_before_its_other_nodes_start_elects_a_leader() {
-    let mut cluster = Cluster {
-        binary: crate::harness::binary(),
-        root: tempfile::tempdir().expect("temp dir"),
-        nodes: Default::default(),
-        chunk_servers: Default::default(),
-    };
+    let mut cluster = Cluster::empty(crate::harness::binary());
     for id in 1..=3 {
         cluster.spawn_new(id, &[]);
         cluster.wait_healthy(id).await;

@@ -173,6 +173,7 @@ fn config(meta: Vec<String>) -> SyncConfig {
         report_interval: INTERVAL,
         drop_grace: GRACE,
         fetch_parallelism: 2,
+        secret: None,
     }
 }
 

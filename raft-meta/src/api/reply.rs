@@ -28,6 +28,11 @@ pub enum ApiError {
     BadRequest(String),
     #[error("internal error: {0}")]
     Internal(String),
+    /// A node-to-node request not signed with the cluster secret.
+    #[error("{0}")]
+    Unauthenticated(#[from] toastyfs_proto::auth::AuthError),
+    #[error("{0}")]
+    TooLarge(String),
 }
 
 impl ApiError {
@@ -38,6 +43,8 @@ impl ApiError {
             ApiError::ForwardFailed(_) => StatusCode::BAD_GATEWAY,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }
