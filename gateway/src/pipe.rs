@@ -12,7 +12,7 @@ use futures::stream::{self, Stream, StreamExt};
 use toastyfs_proto::{FsPath, Version};
 use tokio_util::io::ReaderStream;
 
-use crate::limits::STREAM_BUFFER;
+use crate::limits::{STREAM_BLOCK, STREAM_BUFFER};
 use crate::Gateway;
 
 /// The bytes `[start, start + len)` (`len` `None`: to the end) of
@@ -43,5 +43,5 @@ pub fn read_stream(
         }
     })
     .filter_map(futures::future::ready);
-    ReaderStream::new(reader).chain(outcome)
+    ReaderStream::with_capacity(reader, STREAM_BLOCK).chain(outcome)
 }
