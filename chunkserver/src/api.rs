@@ -40,8 +40,9 @@ use crate::store::{ChunkStore, PutOutcome, MAX_CHUNK_BYTES};
 
 pub use range::ByteRange;
 
-use crate::limits::MAX_EXISTS_BODY_BYTES;
 pub use crate::limits::{BODY_SLACK_BYTES, MAX_EXISTS_HASHES};
+use crate::limits::{MAX_CHUNK_BODIES_IN_FLIGHT, MAX_EXISTS_BODY_BYTES};
+use tower::limit::GlobalConcurrencyLimitLayer;
 
 /// An error answer.
 #[derive(Debug, thiserror::Error)]
@@ -174,7 +175,13 @@ pub fn router(store: Arc<ChunkStore>, metrics: Option<PrometheusHandle>) -> Rout
             routes::CHUNKS_EXISTS,
             post(exists).layer(DefaultBodyLimit::max(MAX_EXISTS_BODY_BYTES)),
         )
-        .route(routes::CHUNK, put(upload).get(download).patch(patch))
+        .route(
+            routes::CHUNK,
+            put(upload)
+                .patch(patch)
+                .layer(GlobalConcurrencyLimitLayer::new(MAX_CHUNK_BODIES_IN_FLIGHT))
+                .get(download),
+        )
         .route(routes::HEALTH, get(|| async { "ok" }))
         .route(routes::CHUNK_SERVER_STATUS, get(status))
         .route(routes::METRICS, get(render_metrics))

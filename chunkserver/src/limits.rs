@@ -28,6 +28,11 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// answer.
 pub const MAX_QUEUED_FETCHES: usize = 256;
 
+/// Chunk bodies (uploads and patches) read at once; more wait their turn
+/// before their body is read, so buffered bodies stay under this many
+/// times the largest chunk (1 GiB at 64 MiB chunks), however many
+/// clients upload.
+pub const MAX_CHUNK_BODIES_IN_FLIGHT: usize = 16;
 /// Room for request framing beyond the largest chunk body.
 pub const BODY_SLACK_BYTES: usize = 64 << 10;
 /// Most hashes one `POST /chunks/exists` may ask about.

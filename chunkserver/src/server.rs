@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use toastyfs_client::serve::{serve, ServeLimits};
 use toastyfs_proto::auth::Secret;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -89,8 +90,6 @@ pub enum ChunkServerError {
     BadAdvertise { addr: String },
     #[error("cannot start the sync with the metadata service: {0}")]
     Sync(#[from] SyncError),
-    #[error("the HTTP server failed: {0}")]
-    Serve(#[source] io::Error),
 }
 
 /// Binds `config.listen` and runs the chunk server on it. Returns only on
@@ -145,9 +144,8 @@ pub async fn run_on(
         meta = ?config.meta,
         "chunk server serving"
     );
-    axum::serve(listener, app)
-        .await
-        .map_err(ChunkServerError::Serve)
+    serve(listener, app, ServeLimits::default()).await;
+    Ok(())
 }
 
 /// The address to report: the one given, else the bound one; never an

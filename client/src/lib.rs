@@ -24,6 +24,8 @@ mod meta;
 mod read;
 pub mod retry;
 pub mod secret;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod transport;
 mod write;
 

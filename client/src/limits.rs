@@ -43,6 +43,12 @@ pub const MAX_RESPONSE_BYTES: usize = (16 << 20) + 4096;
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle connections kept per host, so bursts reuse connections.
 pub const MAX_IDLE_PER_HOST: usize = 64;
+/// An idle pooled connection is dropped after this long: well before a
+/// ToastyFS server closes it (its header read timeout, 10 s by default,
+/// also runs on idle keep-alive connections), so a request is never sent
+/// on a connection the server is closing, which would make its outcome
+/// unknown.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 /// Most bytes of an error body quoted in an error.
 pub const MAX_QUOTED_ERROR: usize = 1 << 10;
 

@@ -27,7 +27,7 @@ use toastyfs_proto::routes::{self, FORWARDED_HEADER, RECORD_CONTENT_TYPE};
 use toastyfs_proto::ChunkHash;
 
 pub use crate::limits::MAX_RESPONSE_BYTES;
-use crate::limits::{CONNECT_TIMEOUT, MAX_IDLE_PER_HOST, MAX_QUOTED_ERROR};
+use crate::limits::{CONNECT_TIMEOUT, MAX_IDLE_PER_HOST, MAX_QUOTED_ERROR, POOL_IDLE_TIMEOUT};
 
 /// Why a request got no usable answer.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +139,7 @@ impl Transport {
         let http = reqwest::Client::builder()
             .connect_timeout(connect)
             .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .build()
             .unwrap_or_default();

@@ -32,6 +32,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use toastyfs_client::serve::{self as listener, ServeLimits};
 use toastyfs_client::Client;
 
 use crate::error::GatewayError;
@@ -50,8 +51,6 @@ pub enum GatewayStartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
-    #[error("the HTTP server stopped: {0}")]
-    Serve(std::io::Error),
 }
 
 /// Every path, by method.
@@ -98,7 +97,7 @@ pub async fn run(
     client: Client,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayStartError> {
-    let listener = tokio::net::TcpListener::bind(listen)
+    let tcp = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|source| GatewayStartError::Listen {
             addr: listen,
@@ -106,8 +105,11 @@ pub async fn run(
         })?;
     tracing::info!(addr = %listen, "gateway listening");
     let app = router(Arc::new(Gateway { client }));
-    axum::serve(listener, app)
-        .with_graceful_shutdown(stop)
-        .await
-        .map_err(GatewayStartError::Serve)
+    // At `stop`, accepting ends and the process exits: a transfer still
+    // running is cut off, and a put cut off leaves no file behind.
+    tokio::select! {
+        () = listener::serve(tcp, app, ServeLimits::default()) => {}
+        () = stop => {}
+    }
+    Ok(())
 }

@@ -4,6 +4,7 @@
 //! and no I/O. Everything that crosses a wire or reaches a disk is one of
 //! these types inside the [`record`] envelope.
 
+pub mod addr;
 pub mod admission;
 pub mod auth;
 pub mod chunks;

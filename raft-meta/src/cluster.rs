@@ -20,7 +20,7 @@ pub enum ClusterError {
     NotAMember(NodeId),
     #[error("the cluster is already initialised; refusing to initialise it again")]
     AlreadyInitialised,
-    #[error("the membership cannot be initialised: {0}")]
+    #[error("the membership is not valid: {0}")]
     BadMembership(String),
     #[error("{0}")]
     Refused(String),
@@ -30,6 +30,10 @@ pub enum ClusterError {
 pub async fn init(node: &Node, members: BTreeMap<NodeId, String>) -> Result<(), ClusterError> {
     if !members.contains_key(&node.id) {
         return Err(ClusterError::NotAMember(node.id));
+    }
+    for (id, addr) in &members {
+        toastyfs_proto::addr::validate(addr)
+            .map_err(|e| ClusterError::BadMembership(format!("node {id}: {e}")))?;
     }
     let members: BTreeMap<NodeId, BasicNode> = members
         .into_iter()
@@ -50,6 +54,8 @@ pub async fn init(node: &Node, members: BTreeMap<NodeId, String>) -> Result<(), 
 /// Adds a node as a learner, waits for it to catch up, then makes it a
 /// voter. Runs on the leader.
 pub async fn add_node(node: &Node, request: &AddNodeRequest) -> Result<String, ClusterError> {
+    toastyfs_proto::addr::validate(&request.addr)
+        .map_err(|e| ClusterError::BadMembership(format!("node {}: {e}", request.id)))?;
     tracing::info!(id = request.id, addr = %request.addr, "adding node as learner");
     node.raft
         .add_learner(request.id, BasicNode::new(&request.addr), true)

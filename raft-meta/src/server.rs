@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use openraft::{Config, SnapshotPolicy};
 use toastyfs_client::secret::ClusterKeys;
+use toastyfs_client::serve::{serve, ServeLimits};
 use toastyfs_client::transport::Transport;
 use toastyfs_proto::namespace::{Command, Proposal};
 
@@ -151,15 +152,7 @@ pub async fn run(
         }
     };
     let app = api::router(node.clone(), gate);
-    let server = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    );
-    tokio::spawn(async move {
-        if let Err(e) = server.await {
-            tracing::error!(error = %e, "HTTP server stopped");
-        }
-    });
+    tokio::spawn(serve(listener, app, ServeLimits::default()));
     tokio::spawn(propose_reclaim(node.clone()));
     tokio::spawn(upload_sweep::run(node.clone(), config.upload_temp_ttl));
     tokio::spawn(election::run(node.clone(), config.election_timing()));

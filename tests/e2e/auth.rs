@@ -249,6 +249,14 @@ async fn node_to_node_requests_need_the_cluster_secret_once() {
         ),
         "remove-node without the secret: {refused:?}"
     );
+
+    // Signed, but naming an address nobody could dial: refused, saying why.
+    let bad = cluster.client().add_node(4, "evil/../x:80").await;
+    let why = bad.expect_err("add-node with a bad address").to_string();
+    assert!(
+        why.contains("neither an IP address nor a DNS name"),
+        "{why}"
+    );
 }
 
 /// A node started with the wrong secret, initialised as a cluster with

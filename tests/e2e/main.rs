@@ -13,6 +13,7 @@ mod dav;
 mod dev;
 mod gateway;
 mod harness;
+mod hostile;
 mod jepsen;
 mod meta;
 mod partition;

@@ -19,7 +19,7 @@ use toastyfs_proto::chunks::{
 };
 use toastyfs_proto::namespace::{Command, MAX_CHUNKS_PER_OP};
 use toastyfs_proto::record::{self, Record};
-use toastyfs_proto::routes;
+use toastyfs_proto::{addr, routes};
 
 use super::forward::{self, Forward};
 use super::reply::{record_response, ApiError};
@@ -79,6 +79,8 @@ pub async fn report(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let report: ChunkReport = record::decode(&body)?;
+    addr::validate(&report.addr)
+        .map_err(|e| ApiError::BadRequest(format!("the report's address: {e}")))?;
     check_count(report.added.len() + report.lost.len())?;
     check_count(report.dropping.len())?;
     let path = routes::CHUNK_REPORT;

@@ -1,0 +1,97 @@
+//! The one way every ToastyFS server accepts connections (feature
+//! `serve`; the metadata node, the chunk server and the gateway): the
+//! counterpart of [`crate::transport`], so the limits that keep a server
+//! up against slow or greedy clients are set in one place, [`ServeLimits`].
+//!
+//! - At most `max_connections` connections at once; beyond them, new
+//!   ones wait in the kernel's accept queue.
+//! - A client must send a request's headers within `header_read_timeout`
+//!   or its connection is closed (a slow-loris holds nothing for long);
+//!   hyper also applies it to an idle keep-alive connection, so the
+//!   transport drops idle connections sooner
+//!   ([`crate::limits::POOL_IDLE_TIMEOUT`]).
+//! - A request body that sends nothing for `body_idle_timeout` fails, so
+//!   a stalled upload releases what it holds.
+//!
+//! Per-route concurrency limits (the chunk bodies a chunk server buffers,
+//! the client requests a metadata node takes) are tower layers on the
+//! routes themselves. Every request carries `ConnectInfo<SocketAddr>`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
+use tower_http::timeout::TimeoutBody;
+
+/// How much one server lets its clients take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    pub max_connections: usize,
+    pub header_read_timeout: Duration,
+    pub body_idle_timeout: Duration,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        ServeLimits {
+            max_connections: 4_096,
+            header_read_timeout: Duration::from_secs(10),
+            body_idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Pause after a failed accept (out of file descriptors, say) before the
+/// next, so the loop does not spin.
+const ACCEPT_RETRY: Duration = Duration::from_millis(50);
+
+/// Serves `app` on `listener` within `limits` until the task is dropped.
+pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
+    let connections = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    loop {
+        let Ok(permit) = connections.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, remote) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot accept a connection; retrying");
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let service = app.clone().map_request(move |request: Request<Incoming>| {
+            let mut request =
+                request.map(|body| Body::new(TimeoutBody::new(limits.body_idle_timeout, body)));
+            request.extensions_mut().insert(ConnectInfo(remote));
+            request
+        });
+        tokio::spawn(async move {
+            let mut builder = Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout);
+            builder.http2().timer(TokioTimer::new());
+            let connection = builder.serve_connection_with_upgrades(
+                TokioIo::new(stream),
+                TowerToHyperService::new(service),
+            );
+            if let Err(e) = connection.await {
+                tracing::debug!(%remote, error = %e, "connection ended with an error");
+            }
+            drop(permit);
+        });
+    }
+}
