@@ -172,13 +172,14 @@ pub fn addresses(connection: &Connection) -> Result<Vec<String>, Failure> {
     crate::config::resolve(&connection.meta).ok_or_else(exit::no_address)
 }
 
-/// The cluster secret to sign with: `--secret-file`, else the one the
-/// config file names; none when neither does.
+/// The cluster secret to sign with: `--secret-file` (or
+/// `TOASTYFS_SECRET_FILE`), else the one the config file names when the
+/// addresses come from it too; none otherwise.
 pub fn secret(connection: &Connection) -> Result<Option<Secret>, Failure> {
     let Some(path) = connection
         .secret_file
         .clone()
-        .or_else(crate::config::secret_file_from_file)
+        .or_else(|| crate::config::secret_file_for(&connection.meta))
     else {
         return Ok(None);
     };

@@ -27,7 +27,7 @@ pub fn meta_from_file() -> Option<Vec<String>> {
 }
 
 /// The cluster secret file the config file names, if any.
-pub fn secret_file_from_file() -> Option<PathBuf> {
+fn secret_file_from_file() -> Option<PathBuf> {
     value_in_file("secret_file")
         .filter(|p| !p.is_empty())
         .map(PathBuf::from)
@@ -71,6 +71,11 @@ pub fn set_given_before_command(meta: Vec<String>, command_value_from_env: bool)
 /// `TOASTYFS_META=` names none): a `--meta` flag (before or after the
 /// command; after wins), `TOASTYFS_META`, the config file.
 pub fn resolve(given: &[String]) -> Option<Vec<String>> {
+    named_explicitly(given).or_else(|| meta_from_file().filter(|file| !file.is_empty()))
+}
+
+/// The addresses a `--meta` flag or `TOASTYFS_META` names, if any.
+fn named_explicitly(given: &[String]) -> Option<Vec<String>> {
     let (before, given_from_env) = GIVEN_BEFORE_COMMAND
         .get()
         .map(|(b, env)| (b.as_slice(), *env))
@@ -80,11 +85,18 @@ pub fn resolve(given: &[String]) -> Option<Vec<String>> {
     } else {
         [given, before]
     };
-    order
-        .into_iter()
-        .map(named)
-        .find(|addrs| !addrs.is_empty())
-        .or_else(|| meta_from_file().filter(|file| !file.is_empty()))
+    order.into_iter().map(named).find(|addrs| !addrs.is_empty())
+}
+
+/// The secret file the config file names, when the addresses come from
+/// it too: the two describe one cluster (the one `toastyfs dev` ran), so
+/// a cluster named with `--meta` never gets a stale dev cluster's secret.
+pub fn secret_file_for(given: &[String]) -> Option<PathBuf> {
+    if named_explicitly(given).is_some() {
+        None
+    } else {
+        secret_file_from_file()
+    }
 }
 
 fn named(given: &[String]) -> Vec<String> {

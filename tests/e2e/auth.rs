@@ -389,3 +389,43 @@ async fn a_secret_rotation_one_node_at_a_time_keeps_the_cluster_serving() {
     .await;
     assert_eq!(status, 401, "the rotated-out secret: {text}");
 }
+
+/// The config file `toastyfs dev` writes names that cluster's secret
+/// with its addresses. A command given other addresses (`--meta`) must
+/// not use that secret: the dev cluster and its secret may be long gone
+/// (every CLI command failed with "cannot read the cluster secret" after
+/// a dev cluster's directory was deleted). Without `--meta`, the config
+/// file's cluster is meant, and a missing secret is said plainly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_dev_config_does_not_break_commands_given_addresses() {
+    let cluster = crate::harness::start(3, &[]).await;
+    let home = tempfile::tempdir().expect("temp dir");
+    let config = home.path().join(".config/toastyfs");
+    std::fs::create_dir_all(&config).expect("config dir");
+    std::fs::write(
+        config.join("config"),
+        "meta = \"127.0.0.1:1\"\nsecret_file = \"/nonexistent/cluster.secret\"\n",
+    )
+    .expect("write the config");
+    let cli = |args: &[&str]| {
+        std::process::Command::new(crate::harness::binary())
+            .args(args)
+            .env("HOME", home.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("TOASTYFS_META")
+            .env_remove("TOASTYFS_SECRET_FILE")
+            .output()
+            .expect("run the CLI")
+    };
+    let addrs = cluster.addrs().join(",");
+    let given = cli(&["--meta", &addrs, "mkdir", "/given"]);
+    assert!(
+        given.status.success(),
+        "{}",
+        String::from_utf8_lossy(&given.stderr)
+    );
+    let from_file = cli(&["ls", "/"]);
+    assert_eq!(from_file.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&from_file.stderr);
+    assert!(said.contains("/nonexistent/cluster.secret"), "{said}");
+}
