@@ -1,3 +1,7 @@
+//! Tests of the signature scheme and the replay guard: what a signature
+//! covers, rotation, the window, header errors, and (proptest) that no
+//! request is admitted twice whatever the guard's capacity.
+
 use proptest::prelude::*;
 
 use super::*;
