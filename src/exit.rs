@@ -69,6 +69,10 @@ impl From<ClientError> for Failure {
                 format!("{e} (someone else changed it; re-read and retry)"),
                 code::FAILED,
             ),
+            ClientError::Rejected { status: 401, .. } => (
+                format!("{e}\nThis cluster needs its secret: pass --secret-file FILE or set TOASTYFS_SECRET_FILE."),
+                code::FAILED,
+            ),
             ClientError::Refused(_) | ClientError::Rejected { .. } => (e.to_string(), code::FAILED),
             ClientError::Unavailable { .. } => (format!("{e}\n{START_HINT}"), code::UNREACHABLE),
             ClientError::Unknown(_) => (

@@ -395,11 +395,13 @@ async fn a_secret_rotation_one_node_at_a_time_keeps_the_cluster_serving() {
 /// not use that secret: the dev cluster and its secret may be long gone
 /// (every CLI command failed with "cannot read the cluster secret" after
 /// a dev cluster's directory was deleted). Without `--meta`, the config
-/// file's cluster is meant, and a missing secret is said plainly.
+/// file's cluster is meant, and a missing secret is said plainly; a
+/// management command without the secret is refused with the hint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stale_dev_config_does_not_break_commands_given_addresses() {
-    let cluster = crate::harness::start(3, &[]).await;
     let home = tempfile::tempdir().expect("temp dir");
+    let secret_file = new_secret(home.path(), "cluster.secret");
+    let cluster = Cluster::start_signed(crate::harness::binary(), 3, &secret_file).await;
     let config = home.path().join(".config/toastyfs");
     std::fs::create_dir_all(&config).expect("config dir");
     std::fs::write(
@@ -424,6 +426,10 @@ async fn a_stale_dev_config_does_not_break_commands_given_addresses() {
         "{}",
         String::from_utf8_lossy(&given.stderr)
     );
+    let unsigned = cli(&["--meta", &addrs, "cluster", "remove-node", "3"]);
+    assert_eq!(unsigned.status.code(), Some(1), "refused: nothing changed");
+    let said = String::from_utf8_lossy(&unsigned.stderr);
+    assert!(said.contains("pass --secret-file"), "{said}");
     let from_file = cli(&["ls", "/"]);
     assert_eq!(from_file.status.code(), Some(2));
     let said = String::from_utf8_lossy(&from_file.stderr);
