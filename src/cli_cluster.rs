@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use serde::Serialize;
 use toastyfs_client::{Admin, ClientError};
+use toastyfs_proto::client_key::{Access, KeyId};
 use toastyfs_proto::cluster::{ChunkClusterStatus, NodeStatus};
 
 use crate::cli_fs::{addresses, Connection};
@@ -77,6 +78,38 @@ enum ClusterCommand {
         #[arg(value_parser = clap::value_parser!(u32).range(1..=16))]
         copies: u32,
     },
+    /// Create, list and revoke client keys (needs the cluster secret).
+    #[command(subcommand)]
+    Key(KeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Create a key and print it (the only time it is shown: the cluster
+    /// keeps only a hash of it).
+    #[command(
+        after_help = "Examples:\n  toastyfs cluster key create --access read-only --name backups\n  TOASTYFS_KEY=$(toastyfs cluster key create --access rw --name app) toastyfs ls /"
+    )]
+    Create {
+        /// read-only (ro): stat, list and read; read-write (rw): also
+        /// change files and directories. Cluster changes always need the
+        /// cluster secret.
+        #[arg(long)]
+        access: Access,
+        /// What the key is for (shown by `list`).
+        #[arg(long, default_value = "unnamed")]
+        name: String,
+    },
+    /// List every key: id, access, name, created, revoked.
+    List {
+        #[command(flatten)]
+        output: OutputArgs,
+    },
+    /// Revoke a key: refused on every port within a second.
+    Revoke {
+        /// The key's id (the number after `tfk1.`).
+        id: u64,
+    },
 }
 
 fn parse_member(s: &str) -> Result<(u64, String), Failure> {
@@ -124,6 +157,7 @@ pub async fn run(args: ClusterArgs) -> Result<(), Failure> {
         ClusterCommand::SetReplicationFactor { factor, force } => {
             set_replication_factor(connection, factor, force).await
         }
+        ClusterCommand::Key(command) => key(connection, command).await,
         ClusterCommand::SetMinCopies { copies } => {
             let version = admin(connection)?.set_min_copies(copies, None).await?;
             outln!(
@@ -132,6 +166,42 @@ pub async fn run(args: ClusterArgs) -> Result<(), Failure> {
             Ok(())
         }
     }
+}
+
+async fn key(connection: &Connection, command: KeyCommand) -> Result<(), Failure> {
+    let admin = admin(connection)?;
+    match command {
+        KeyCommand::Create { access, name } => {
+            let key = admin.create_key(&name, access).await?;
+            outln!("{key}");
+            eprintln!(
+                "created {access} key {} ({name}); it is shown only now: give it as --key, TOASTYFS_KEY or `key = ...` in the config file",
+                key.id
+            );
+        }
+        KeyCommand::List { output } => {
+            let keys = admin.keys().await?;
+            if output.format == Format::Json {
+                return output::print_json(&keys);
+            }
+            outln!("ID\tACCESS\tCREATED\tREVOKED\tNAME");
+            for k in keys {
+                outln!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    k.id,
+                    k.access,
+                    output::local_time(k.created_ms),
+                    k.revoked_ms.map_or("-".to_owned(), output::local_time),
+                    k.name
+                );
+            }
+        }
+        KeyCommand::Revoke { id } => {
+            admin.revoke_key(KeyId(id)).await?;
+            outln!("revoked key {id}");
+        }
+    }
+    Ok(())
 }
 
 /// A factor above the chunk servers that are up can never be met: every

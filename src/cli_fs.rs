@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use toastyfs_client::{Client, ClientConfig, FileHealth};
 use toastyfs_proto::auth::Secret;
+use toastyfs_proto::client_key::ClientKey;
 use toastyfs_proto::namespace::{EntryInfo, EntryKind, MAX_LIST_PAGE};
 use toastyfs_proto::FsPath;
 
@@ -32,6 +33,10 @@ pub struct Connection {
     /// `toastyfs dev` writes).
     #[arg(long, env = "TOASTYFS_SECRET_FILE", global = true)]
     pub secret_file: Option<PathBuf>,
+    /// A client key (`toastyfs cluster key create`), for a cluster that
+    /// needs one (default: TOASTYFS_KEY, then `key` in the config file).
+    #[arg(long, env = "TOASTYFS_KEY", global = true, hide_env_values = true)]
+    pub key: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -188,6 +193,21 @@ pub fn secret(connection: &Connection) -> Result<Option<Secret>, Failure> {
         .map_err(|e| Failure::usage(e.to_string()))
 }
 
+/// The client key to present: `--key` (or `TOASTYFS_KEY`), else the one
+/// the config file names when the addresses come from it too.
+pub fn key(connection: &Connection) -> Result<Option<ClientKey>, Failure> {
+    let Some(text) = connection
+        .key
+        .clone()
+        .or_else(|| crate::config::key_for(&connection.meta))
+    else {
+        return Ok(None);
+    };
+    text.parse()
+        .map(Some)
+        .map_err(|e| Failure::usage(format!("the client key: {e}")))
+}
+
 pub fn client(connection: &Connection, parallelism: Option<u16>) -> Result<Client, Failure> {
     let mut config = ClientConfig::new(addresses(connection)?);
     if let Some(parallelism) = parallelism {
@@ -198,6 +218,7 @@ pub fn client(connection: &Connection, parallelism: Option<u16>) -> Result<Clien
     config.unreachable_after = crate::limits::CLI_UNREACHABLE_AFTER;
     config.connect_timeout = crate::limits::CLI_CONNECT_TIMEOUT;
     config.secret = secret(connection)?;
+    config.key = key(connection)?;
     Ok(Client::new(config))
 }
 

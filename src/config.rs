@@ -1,6 +1,7 @@
 //! Where the CLI finds the cluster: `--meta`, else `TOASTYFS_META`, else
 //! the config file `toastyfs dev` writes (`$XDG_CONFIG_HOME/toastyfs/config`
-//! or `~/.config/toastyfs/config`), a `key = value` text file.
+//! or `~/.config/toastyfs/config`), a `name = value` text file: `meta`,
+//! `secret_file` and `key` (a client key).
 
 use std::path::PathBuf;
 
@@ -96,6 +97,16 @@ pub fn secret_file_for(given: &[String]) -> Option<PathBuf> {
         None
     } else {
         secret_file_from_file()
+    }
+}
+
+/// The client key the config file names, under the same rule as
+/// [`secret_file_for`].
+pub fn key_for(given: &[String]) -> Option<String> {
+    if named_explicitly(given).is_some() {
+        None
+    } else {
+        value_in_file("key").filter(|k| !k.is_empty())
     }
 }
 

@@ -190,6 +190,8 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         layout.gateway.clone(),
         "--meta".into(),
         meta_addrs.join(","),
+        "--secret-file".into(),
+        secret_arg.clone(),
     ];
     children.push(("gateway".into(), spawn(&dir, "gateway", &args)?));
     let config = crate::config::write_meta(&meta_addrs, &secret_file)?;

@@ -70,7 +70,7 @@ impl From<ClientError> for Failure {
                 code::FAILED,
             ),
             ClientError::Rejected { status: 401, .. } => (
-                format!("{e}\nThis cluster needs its secret: pass --secret-file FILE or set TOASTYFS_SECRET_FILE."),
+                format!("{e}\nThis cluster needs a credential: a client key (--key KEY, TOASTYFS_KEY or `key` in the config file) or the cluster secret (--secret-file FILE or TOASTYFS_SECRET_FILE)."),
                 code::FAILED,
             ),
             ClientError::Refused(_) | ClientError::Rejected { .. } => (e.to_string(), code::FAILED),

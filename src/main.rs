@@ -194,9 +194,15 @@ struct ChunkArgs {
     /// Rest between two scrub passes.
     #[arg(long, default_value_t = 3600)]
     scrub_pause_secs: u64,
-    /// The cluster secret its reports and peer fetches are signed with.
+    /// The cluster secret: reports and peer fetches are signed with it,
+    /// and every chunk request must carry a token minted with it or be
+    /// signed with it.
     #[arg(long, env = "TOASTYFS_SECRET_FILE")]
     secret_file: Option<PathBuf>,
+    /// A second secret also accepted (never signed with), for a rotation:
+    /// see docs/operations.md, "Rotating the cluster secret".
+    #[arg(long, requires = "secret_file")]
+    also_accept_secret_file: Option<PathBuf>,
 }
 
 /// Whether the command's `--meta` value came from `TOASTYFS_META` rather
@@ -215,6 +221,11 @@ struct GatewayArgs {
     /// Address to listen on, e.g. 127.0.0.1:8080.
     #[arg(long)]
     listen: SocketAddr,
+    /// Require every user to present a client key (the password of HTTP
+    /// Basic authentication, or a bearer token); read-only keys may only
+    /// read. The gateway itself acts with --secret-file or --key.
+    #[arg(long)]
+    require_keys: bool,
     #[command(flatten)]
     connection: cli_fs::Connection,
 }
@@ -326,10 +337,15 @@ async fn stop_signal() {
 async fn run_gateway(args: GatewayArgs) -> Result<(), exit::Failure> {
     // A server: the library's patience (retries across elections), not
     // the CLI's quick give-up.
-    let client = toastyfs_client::Client::new(toastyfs_client::ClientConfig::new(
-        cli_fs::addresses(&args.connection)?,
-    ));
-    toastyfs_gateway::run(args.listen, client, stop_signal())
+    let meta = cli_fs::addresses(&args.connection)?;
+    let mut config = toastyfs_client::ClientConfig::new(meta.clone());
+    config.secret = cli_fs::secret(&args.connection)?;
+    config.key = cli_fs::key(&args.connection)?;
+    let client = toastyfs_client::Client::new(config);
+    let users = args
+        .require_keys
+        .then(|| toastyfs_gateway::users::UserKeys::new(meta));
+    toastyfs_gateway::run(args.listen, client, users, stop_signal())
         .await
         .map_err(|e| exit::Failure::failed(e.to_string()))
 }
@@ -340,10 +356,10 @@ async fn run_chunk(args: ChunkArgs) -> anyhow::Result<()> {
     config.capacity_bytes = args.capacity_bytes;
     config.report_interval = Duration::from_millis(args.report_interval_ms);
     config.drop_grace = Duration::from_secs(args.drop_grace_secs);
-    config.secret = args
+    config.keys = args
         .secret_file
         .as_deref()
-        .map(toastyfs_client::secret::load)
+        .map(|file| ClusterKeys::load(file, args.also_accept_secret_file.as_deref()))
         .transpose()?;
     config.scrub = ScrubConfig {
         rate_bytes_per_sec: NonZeroU64::new(args.scrub_rate_mb_per_sec.saturating_mul(1 << 20))

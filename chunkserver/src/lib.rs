@@ -15,6 +15,7 @@
 //! crate never depends on `toastyfs-raft-meta`) and flag parsing (the
 //! `toastyfs chunk` subcommand in the binary).
 
+pub mod access;
 pub mod api;
 pub mod error;
 pub mod identity;

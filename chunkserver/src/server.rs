@@ -14,12 +14,13 @@ use axum::extract::{Request, State};
 use axum::http::Method;
 use axum::middleware::{self, Next};
 use axum::response::Response;
+use toastyfs_client::secret::ClusterKeys;
 use toastyfs_client::serve::{serve, ServeLimits};
-use toastyfs_proto::auth::Secret;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::access::{self, AccessGate};
 use crate::identity::{self, IdentityError};
 use crate::scrub::{self, ScrubConfig};
 use crate::store::ChunkStore;
@@ -45,8 +46,10 @@ pub struct ChunkServerConfig {
     /// Delay between the leader's drop order and the deletion.
     pub drop_grace: Duration,
     pub scrub: ScrubConfig,
-    /// The cluster secret its reports and peer fetches are signed with.
-    pub secret: Option<Secret>,
+    /// The cluster secret its reports and peer fetches are signed with,
+    /// and the secrets it checks requests with (`access`); `None`: it
+    /// signs and checks nothing.
+    pub keys: Option<ClusterKeys>,
 }
 
 impl ChunkServerConfig {
@@ -62,7 +65,7 @@ impl ChunkServerConfig {
             report_interval: sync::DEFAULT_REPORT_INTERVAL,
             drop_grace: sync::DEFAULT_DROP_GRACE,
             scrub: ScrubConfig::default(),
-            secret: None,
+            keys: None,
         }
     }
 }
@@ -128,15 +131,24 @@ pub async fn run_on(
     let server = identity::load_or_create(&config.data_dir)?;
     let handle = metrics::install();
     let _scrubber = AbortOnDrop(scrub::spawn_scrubber(Arc::clone(&store), config.scrub));
+    let gate = config
+        .keys
+        .as_ref()
+        .map(|keys| Arc::new(AccessGate::new(keys.accepted())));
     let sync_config = SyncConfig {
         report_interval: config.report_interval,
         drop_grace: config.drop_grace,
-        secret: config.secret.clone(),
+        secret: config.keys.as_ref().map(|k| k.sign_with.clone()),
+        revoked: gate.as_ref().map(|g| Arc::clone(&g.revoked)),
         ..SyncConfig::new(server, advertise.clone(), config.meta.clone())
     };
     let sync = sync::spawn(Arc::clone(&store), sync_config)?;
     let app = api::router(store, handle)
-        .layer(middleware::from_fn_with_state(sync.waker(), wake_on_store));
+        .layer(middleware::from_fn_with_state(sync.waker(), wake_on_store))
+        .layer(middleware::from_fn_with_state(
+            gate,
+            access::require_credential,
+        ));
     tracing::info!(
         server_id = server.0,
         listen = %local,

@@ -72,6 +72,9 @@ pub struct SyncConfig {
     pub fetch_parallelism: usize,
     /// Signs reports and peer fetches (`None`: unsigned).
     pub secret: Option<Secret>,
+    /// Where the revoked keys each answer lists go (the API's
+    /// [`crate::access::AccessGate`]).
+    pub revoked: Option<Arc<crate::access::RevokedKeys>>,
 }
 
 impl SyncConfig {
@@ -85,6 +88,7 @@ impl SyncConfig {
             drop_grace: DEFAULT_DROP_GRACE,
             fetch_parallelism: DEFAULT_FETCH_PARALLELISM,
             secret: None,
+            revoked: None,
         }
     }
 }
@@ -317,6 +321,9 @@ impl Syncer {
     }
 
     fn apply(&mut self, orders: ChunkOrders) {
+        if let Some(revoked) = &self.config.revoked {
+            revoked.note(&orders.revoked_keys);
+        }
         let update = lock(&self.drops).update(&orders.drop, Instant::now(), self.report_clock);
         for hash in &update.cancelled {
             tracing::debug!(%hash, "the leader no longer lists a pending drop; keeping the chunk");

@@ -13,11 +13,12 @@ use std::time::Duration;
 
 use serde::Serialize;
 use toastyfs_proto::auth::Secret;
+use toastyfs_proto::client_key::{self, Access, ClientKey, KeyId, KeyInfo, Whoami, KEY_SECRET_LEN};
 use toastyfs_proto::cluster::{
     AddNodeRequest, ChunkClusterStatus, InitRequest, NodeId, NodeStatus, RemoveNodeRequest,
 };
 use toastyfs_proto::namespace::{
-    ClusterSettings, Command, CommandResult, Proposal, Query, QueryReply, QueryResult,
+    ClusterSettings, Command, CommandResult, Outcome, Proposal, Query, QueryReply, QueryResult,
 };
 use toastyfs_proto::routes;
 use toastyfs_proto::{ClientId, Version};
@@ -60,6 +61,19 @@ impl Admin {
             DEFAULT_POLICY.with_budget(ADMIN_RETRY_BUDGET),
             secret,
         )
+    }
+
+    /// A client presenting `key`, to ask who the cluster takes it for
+    /// ([`Admin::whoami`]).
+    pub fn connect_with_key(addrs: Vec<String>, key: ClientKey, budget: Duration) -> Admin {
+        let transport = Transport::new(STATUS_TIMEOUT).with_key(Some(key));
+        Admin {
+            meta: Arc::new(Meta::new(
+                addrs,
+                transport,
+                DEFAULT_POLICY.with_budget(budget),
+            )),
+        }
     }
 
     fn signed(addrs: Vec<String>, policy: RetryPolicy, secret: Option<Secret>) -> Admin {
@@ -227,6 +241,51 @@ impl Admin {
             .write(command)
             .await
             .map(|o| crate::version_of(&o))
+    }
+
+    /// Creates a client key with `access` under `name` and returns it:
+    /// the only time its secret is known, since the cluster keeps only
+    /// its hash. Needs the cluster secret.
+    pub async fn create_key(&self, name: &str, access: Access) -> Result<ClientKey> {
+        let mut secret = [0u8; KEY_SECRET_LEN];
+        rand::fill(&mut secret);
+        let command = Command::CreateKey {
+            name: name.to_owned(),
+            access,
+            secret_hash: client_key::secret_hash(&secret),
+        };
+        match self.meta.write(command).await? {
+            Outcome::KeyCreated { id } => Ok(ClientKey { id, secret }),
+            other => Err(ClientError::Protocol(format!(
+                "expected a created key, got {other:?}"
+            ))),
+        }
+    }
+
+    /// Revokes client key `id`: refused everywhere from now on.
+    pub async fn revoke_key(&self, id: KeyId) -> Result<()> {
+        self.meta.write(Command::RevokeKey { id }).await.map(|_| ())
+    }
+
+    /// Who the cluster takes this client for: its key and access. A key
+    /// the cluster does not accept is [`ClientError::Rejected`] (401).
+    pub async fn whoami(&self) -> Result<Whoami> {
+        let options = SendOptions::new(STATUS_TIMEOUT);
+        let transport = self.transport();
+        self.meta
+            .retrying(
+                |addr| async move { transport.get_json(&addr, routes::WHOAMI, options).await },
+            )
+            .await
+            .map_err(|e| self.meta.read_only(e))
+    }
+
+    /// Every client key, valid and recently revoked.
+    pub async fn keys(&self) -> Result<Vec<KeyInfo>> {
+        match self.meta.read(Query::ListKeys, false).await? {
+            QueryReply::Keys(keys) => Ok(keys),
+            _ => Err(ClientError::Protocol("expected the list of keys".into())),
+        }
     }
 
     /// The cluster settings (replication factor, min copies, version).

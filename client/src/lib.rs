@@ -67,6 +67,9 @@ pub struct ClientConfig {
     /// signed with it (cluster management needs it when the cluster has
     /// one).
     pub secret: Option<toastyfs_proto::auth::Secret>,
+    /// A client key (`cluster key create`), presented with every request:
+    /// what a person or program that is not an operator connects with.
+    pub key: Option<toastyfs_proto::client_key::ClientKey>,
     /// Deliberately unsafe, for the Jepsen harness to catch (test-only
     /// `unsafe-modes` feature): every retry of a write goes under a fresh
     /// session tag, so the cluster's session check cannot recognise it and
@@ -86,6 +89,7 @@ impl ClientConfig {
             unreachable_after: limits::UNREACHABLE_AFTER,
             connect_timeout: limits::CONNECT_TIMEOUT,
             secret: None,
+            key: None,
             #[cfg(feature = "unsafe-modes")]
             unsafe_fresh_tag_per_attempt: false,
         }
@@ -111,7 +115,9 @@ pub(crate) fn version_of(outcome: &Outcome) -> Version {
         | Outcome::GarbageForgotten { .. }
         | Outcome::Condemned { .. }
         | Outcome::Pardoned { .. }
-        | Outcome::Registered { .. } => Version(0),
+        | Outcome::Registered { .. }
+        | Outcome::KeyCreated { .. }
+        | Outcome::KeyRevoked { .. } => Version(0),
     }
 }
 
@@ -121,7 +127,8 @@ impl Client {
             config.request_timeout,
             config.connect_timeout,
         )
-        .signed_with(config.secret.clone());
+        .signed_with(config.secret.clone())
+        .with_key(config.key.clone());
         let policy = retry::RetryPolicy {
             unreachable_after: config.unreachable_after,
             ..retry::DEFAULT_POLICY

@@ -72,8 +72,9 @@ struct Session {
 const MAX_REGISTRATIONS_PER_WRITE: u32 = 3;
 
 /// A definite refusal that retrying elsewhere cannot change: the request
-/// is malformed (400), not signed with the cluster secret (401: the
-/// node refused it before any handler ran) or conflicts with the
+/// is malformed (400), carries no valid credential (401: the node
+/// refused it before any handler ran), asks what the caller's key may not
+/// do (403: refused before it was proposed) or conflicts with the
 /// cluster's state (409).
 fn definite_refusal(e: &SendError) -> Option<ClientError> {
     match e {
@@ -83,7 +84,7 @@ fn definite_refusal(e: &SendError) -> Option<ClientError> {
             ..
         } => Some(ClientError::Protocol(message.clone())),
         SendError::Status {
-            status: status @ (401 | 409),
+            status: status @ (401 | 403 | 409),
             message,
             ..
         } => Some(ClientError::Rejected {

@@ -12,16 +12,22 @@
 //! mutating request that ended so as possibly applied.
 //!
 //! A transport given the cluster secret ([`Transport::signed_with`]) signs
-//! every request it sends ([`sign`]); TLS belongs here when it comes.
+//! every request it sends ([`sign`]); one given a client key
+//! ([`Transport::with_key`]) presents it; either way it sends the latest
+//! chunk token a metadata node handed it on to chunk servers. TLS belongs
+//! here when it comes.
 
 mod sign;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use reqwest::header::HeaderValue;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use toastyfs_proto::auth::Secret;
+use toastyfs_proto::chunk_token;
+use toastyfs_proto::client_key::ClientKey;
 use toastyfs_proto::record::{self, Record, RecordError};
 use toastyfs_proto::routes::{self, FORWARDED_HEADER, RECORD_CONTENT_TYPE};
 use toastyfs_proto::ChunkHash;
@@ -126,6 +132,12 @@ pub struct Transport {
     /// Signs every request with the cluster secret, when the process has
     /// one.
     signer: Option<Arc<sign::Signer>>,
+    /// The client key sent with every request (`Authorization: Bearer`).
+    key: Option<Arc<ClientKey>>,
+    /// The latest chunk token a metadata node handed out
+    /// ([`chunk_token::TOKEN_HEADER`]), sent with every request; shared
+    /// by every copy of the transport.
+    chunk_token: Arc<Mutex<Option<String>>>,
 }
 
 impl Transport {
@@ -148,6 +160,8 @@ impl Transport {
             timeout,
             leader_hint: Arc::default(),
             signer: None,
+            key: None,
+            chunk_token: Arc::default(),
         }
     }
 
@@ -158,6 +172,8 @@ impl Transport {
             timeout,
             leader_hint: self.leader_hint.clone(),
             signer: self.signer.clone(),
+            key: self.key.clone(),
+            chunk_token: self.chunk_token.clone(),
         }
     }
 
@@ -165,6 +181,13 @@ impl Transport {
     /// unsigned, for a cluster that runs without a secret).
     pub fn signed_with(mut self, secret: Option<Secret>) -> Transport {
         self.signer = secret.map(|s| Arc::new(sign::Signer::new(s)));
+        self
+    }
+
+    /// The same transport, presenting `key` with every request (none: no
+    /// key).
+    pub fn with_key(mut self, key: Option<ClientKey>) -> Transport {
+        self.key = key.map(Arc::new);
         self
     }
 
@@ -239,6 +262,7 @@ impl Transport {
             .timeout(options.timeout)
             .build()
             .map_err(|e| classify(addr, options.timeout, e))?;
+        self.add_credentials(&mut request);
         if let Some(signer) = &self.signer {
             signer.sign(&mut request, options.sign_body);
         }
@@ -255,8 +279,33 @@ impl Transport {
         {
             *self.leader_hint.lock().unwrap_or_else(|p| p.into_inner()) = Some(leader.to_owned());
         }
+        if let Some(token) = response
+            .headers()
+            .get(chunk_token::TOKEN_HEADER)
+            .and_then(|v| v.to_str().ok())
+        {
+            *self.chunk_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.to_owned());
+        }
         let body = read_body(addr, response, options).await?;
         Ok(RawResponse { status, body })
+    }
+
+    /// Adds the client key and the latest chunk token to `request`.
+    fn add_credentials(&self, request: &mut reqwest::Request) {
+        let headers = request.headers_mut();
+        if let Some(key) = &self.key {
+            if let Ok(value) = HeaderValue::from_str(&key.bearer()) {
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+        }
+        let token = self
+            .chunk_token
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(value) = token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            headers.insert(chunk_token::TOKEN_HEADER, value);
+        }
     }
 
     /// POSTs a record and decodes the record the server answers with.

@@ -10,7 +10,7 @@
 //! `files.rs` owns the file methods, `listing.rs` directories, `pipe.rs`
 //! reads handed on as streams, `range.rs` and `conditional.rs` the pure
 //! header rules, `url.rs` paths in URLs and HTML, `error.rs` the status of
-//! every failure, `limits.rs` the limits.
+//! every failure, `limits.rs` the limits, `users.rs` the users' keys.
 
 pub mod conditional;
 pub mod dav;
@@ -22,6 +22,7 @@ pub mod pipe;
 pub mod range;
 pub mod ui;
 pub mod url;
+pub mod users;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -53,8 +54,9 @@ pub enum GatewayStartError {
     },
 }
 
-/// Every path, by method.
-pub fn router(gateway: Arc<Gateway>) -> Router {
+/// Every path, by method; every request passes `users` first
+/// ([`users::require_key`]).
+pub fn router(gateway: Arc<Gateway>, users: Option<Arc<users::UserKeys>>) -> Router {
     let dav = Router::new()
         .route(dav::PREFIX, any(dav::serve))
         .route(&format!("{}/", dav::PREFIX), any(dav::serve))
@@ -66,6 +68,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .with_state(gateway)
         .merge(dav)
         .merge(ui)
+        .layer(axum::middleware::from_fn_with_state(
+            users,
+            users::require_key,
+        ))
 }
 
 async fn serve(
@@ -95,6 +101,7 @@ async fn serve(
 pub async fn run(
     listen: SocketAddr,
     client: Client,
+    users: Option<users::UserKeys>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayStartError> {
     let tcp = tokio::net::TcpListener::bind(listen)
@@ -104,7 +111,7 @@ pub async fn run(
             source,
         })?;
     tracing::info!(addr = %listen, "gateway listening");
-    let app = router(Arc::new(Gateway { client }));
+    let app = router(Arc::new(Gateway { client }), users.map(Arc::new));
     // At `stop`, accepting ends and the process exits: a transfer still
     // running is cut off, and a put cut off leaves no file behind.
     tokio::select! {

@@ -6,6 +6,7 @@
 //! ([`crate::nesting`]), and a proposal's whole encoding by its record's
 //! `MAX_BODY_BYTES`.
 
+use crate::client_key::MAX_KEY_NAME;
 use crate::namespace::{Command, FsError, MAX_CHUNKS_PER_OP, MAX_GUARD_CHECKS};
 
 /// Refuses a command whose lists exceed their limits, with the error the
@@ -33,8 +34,24 @@ pub fn check(command: &Command) -> Result<(), FsError> {
         | Command::Reclaim
         | Command::SetReplicationFactor { .. }
         | Command::SetMinCopies { .. }
-        | Command::RegisterClient => Ok(()),
+        | Command::RegisterClient
+        | Command::RevokeKey { .. } => Ok(()),
+        Command::CreateKey { name, .. } => check_key_name(name),
     }
+}
+
+/// A key name: 1..=[`MAX_KEY_NAME`] printable characters.
+pub fn check_key_name(name: &str) -> Result<(), FsError> {
+    let reason = if name.is_empty() {
+        "empty".to_owned()
+    } else if name.len() > MAX_KEY_NAME {
+        format!("{} bytes; at most {MAX_KEY_NAME}", name.len())
+    } else if name.chars().any(char::is_control) {
+        "contains a control character".to_owned()
+    } else {
+        return Ok(());
+    };
+    Err(FsError::InvalidKeyName { reason })
 }
 
 fn at_most_chunks(count: usize) -> Result<(), FsError> {

@@ -92,7 +92,7 @@ impl Secret {
         hex::encode(self.0)
     }
 
-    fn mac(&self) -> HmacSha256 {
+    pub(crate) fn mac(&self) -> HmacSha256 {
         // HMAC takes a key of any length; 32 bytes is always accepted.
         <HmacSha256 as Mac>::new_from_slice(&self.0).expect("HMAC accepts any key length")
     }
@@ -174,6 +174,16 @@ pub struct ReceivedHeaders<'a> {
     pub signature: Option<&'a str>,
 }
 
+/// The four signature headers, looked up by name with `header`.
+pub fn received<'a>(header: impl Fn(&str) -> Option<&'a str>) -> ReceivedHeaders<'a> {
+    ReceivedHeaders {
+        date: header(DATE_HEADER),
+        nonce: header(NONCE_HEADER),
+        content_sha256: header(CONTENT_SHA256_HEADER),
+        signature: header(SIGNATURE_HEADER),
+    }
+}
+
 /// A request whose signature verified: what is left to check, once its
 /// body is in, before it is admitted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,6 +262,62 @@ pub fn verify(
         nonce,
         content_sha256: signed_body.then(|| content_sha256.to_ascii_lowercase()),
     })
+}
+
+/// A receiver's whole check of signed requests: the secrets it accepts,
+/// its window and its replay guard. Shared by every server.
+#[derive(Debug)]
+pub struct Verifier {
+    accepted: Vec<Secret>,
+    window_ms: u64,
+    replay: std::sync::Mutex<ReplayGuard>,
+}
+
+impl Verifier {
+    /// Accepts `accepted` (two during a rotation) within the default
+    /// window and replay capacity.
+    pub fn new(accepted: Vec<Secret>) -> Verifier {
+        Verifier {
+            accepted,
+            window_ms: DEFAULT_WINDOW_MS,
+            replay: std::sync::Mutex::new(ReplayGuard::new(
+                DEFAULT_WINDOW_MS,
+                DEFAULT_REPLAY_CAPACITY,
+            )),
+        }
+    }
+
+    pub fn accepted(&self) -> &[Secret] {
+        &self.accepted
+    }
+
+    /// Checks signature, date, body and nonce, and admits the nonce once.
+    /// `body` is `None` on routes whose body authenticates itself (a
+    /// chunk, named by its hash): its signed hash is then not checked.
+    pub fn check(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        headers: ReceivedHeaders<'_>,
+        body: Option<&[u8]>,
+        now_ms: u64,
+    ) -> Result<(), AuthError> {
+        let verified = verify(
+            &self.accepted,
+            method,
+            path_and_query,
+            headers,
+            now_ms,
+            self.window_ms,
+        )?;
+        if let Some(body) = body {
+            verified.check_body(body)?;
+        }
+        self.replay
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .admit(&verified, now_ms)
+    }
 }
 
 /// The nonces a receiver saw within the window, bounded in memory.

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::client_key::KeyId;
 use crate::hash::ChunkHash;
 use crate::record::{decode_body, Record, RecordError};
 
@@ -91,6 +92,40 @@ pub struct ChunkOrders {
     /// The leader lost track of this server (e.g. it is new): send a full
     /// report next.
     pub full_report_wanted: bool,
+    /// Client keys revoked recently: refuse every chunk token minted for
+    /// them (`chunk_token`), even before it expires.
+    pub revoked_keys: Vec<KeyId>,
+}
+
+/// Version 1 of [`ChunkOrders`]: before `revoked_keys`.
+#[derive(Deserialize)]
+struct ChunkOrdersV1 {
+    fetch: Vec<FetchOrder>,
+    drop: Vec<ChunkHash>,
+    full_report_wanted: bool,
+}
+
+impl Record for ChunkOrders {
+    const KIND: u8 = kinds::CHUNK_ORDERS;
+    /// 2: `revoked_keys` joined the orders.
+    const VERSION: u8 = 2;
+    const MAX_BODY_BYTES: usize = 16 << 20;
+
+    fn upgrade(version: u8, body: &[u8]) -> Result<Self, RecordError> {
+        match version {
+            1 => decode_body::<ChunkOrdersV1>(body).map(|old| ChunkOrders {
+                fetch: old.fetch,
+                drop: old.drop,
+                full_report_wanted: old.full_report_wanted,
+                revoked_keys: Vec::new(),
+            }),
+            found => Err(RecordError::UnknownVersion {
+                kind: Self::KIND,
+                found,
+                supported: Self::VERSION,
+            }),
+        }
+    }
 }
 
 /// Client → leader: where should these new chunks go? Also says which the
@@ -244,7 +279,6 @@ impl Record for ChunkReport {
         }
     }
 }
-record!(ChunkOrders, kinds::CHUNK_ORDERS);
 record!(PlacementRequest, kinds::PLACEMENT_REQUEST);
 
 impl Record for PlacementReply {
@@ -308,6 +342,7 @@ mod tests {
             }],
             drop: vec![h],
             full_report_wanted: false,
+            revoked_keys: vec![],
         });
         assert_tamper_evident(&PlacementReply {
             placements: vec![Placement {

@@ -7,7 +7,9 @@
 pub mod addr;
 pub mod admission;
 pub mod auth;
+pub mod chunk_token;
 pub mod chunks;
+pub mod client_key;
 pub mod cluster;
 pub mod hash;
 pub mod ids;

@@ -8,6 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::client_key::{Access, KeyId, KeyInfo, MAX_KEYS};
 use crate::hash::ChunkHash;
 use crate::ids::{ClientId, Seq, SessionTag, Version};
 use crate::path::FsPath;
@@ -152,6 +153,18 @@ pub enum Command {
     /// registration whose answer is lost only leaves an idle session that
     /// expires.
     RegisterClient,
+    /// Create a client key (`client_key`) under the id this command's log
+    /// index gives it, keeping only the hash of its secret. Needs the
+    /// cluster secret. At most [`crate::client_key::MAX_KEYS`] keys.
+    CreateKey {
+        name: String,
+        access: Access,
+        secret_hash: [u8; 32],
+    },
+    /// Revoke a client key: refused everywhere from now on. Its record
+    /// stays, marked with the time, so the leader can tell chunk servers
+    /// to refuse the tokens minted for it. Needs the cluster secret.
+    RevokeKey { id: KeyId },
 }
 
 /// Most slot checks one [`Command::Guarded`] carries (a write patches at
@@ -255,6 +268,8 @@ pub enum Query {
     },
     /// The cluster settings.
     Settings,
+    /// Every client key, valid and revoked (never their secrets).
+    ListKeys,
 }
 
 /// Directory or file.
@@ -340,6 +355,10 @@ pub enum Outcome {
     /// A session was opened under this client id; its first request
     /// carries sequence 1.
     Registered { client: ClientId },
+    /// A client key was created under this id.
+    KeyCreated { id: KeyId },
+    /// A client key was revoked.
+    KeyRevoked { id: KeyId },
 }
 
 impl Outcome {
@@ -351,7 +370,9 @@ impl Outcome {
             | Outcome::GarbageForgotten { .. }
             | Outcome::Condemned { .. }
             | Outcome::Pardoned { .. }
-            | Outcome::Registered { .. } => &[],
+            | Outcome::Registered { .. }
+            | Outcome::KeyCreated { .. }
+            | Outcome::KeyRevoked { .. } => &[],
             Outcome::Deleted { freed, .. }
             | Outcome::Written { freed, .. }
             | Outcome::Renamed { freed, .. }
@@ -433,6 +454,14 @@ pub enum FsError {
     /// since it was placed: place and upload it again, then commit again.
     #[error("chunk {hash} was collected as garbage after this write placed it; upload it again and commit again")]
     ChunkCollected { hash: ChunkHash },
+    #[error("no client key {id}")]
+    NoSuchKey { id: KeyId },
+    #[error("client key {id} is already revoked")]
+    KeyAlreadyRevoked { id: KeyId },
+    #[error("invalid key name: {reason}")]
+    InvalidKeyName { reason: String },
+    #[error("the cluster holds {MAX_KEYS} client keys already; revoke some first")]
+    TooManyKeys,
 }
 
 /// What applying a proposal produced.
@@ -445,6 +474,7 @@ pub enum QueryReply {
     List(Listing),
     ReadPlan(ReadPlan),
     Settings(ClusterSettings),
+    Keys(Vec<KeyInfo>),
 }
 
 /// What answering a query produced.

@@ -38,6 +38,9 @@ pub const WRITE: &str = "/v1/write";
 pub const READ: &str = "/v1/read";
 /// A read any node answers from its own state (possibly stale).
 pub const READ_STALE: &str = "/v1/read?stale=true";
+/// Who the node takes the caller for: a [`crate::client_key::Whoami`]
+/// (JSON); a gateway checks its users' keys with it.
+pub const WHOAMI: &str = "/v1/whoami";
 /// One node's [`crate::cluster::NodeStatus`] (JSON).
 pub const STATUS: &str = "/v1/status";
 

@@ -18,6 +18,7 @@ use toastyfs_proto::record::Sample;
 #[path = "support/golden.rs"]
 mod golden;
 use golden::check_or_bless;
+use toastyfs_proto::client_key::{Access, KeyId};
 use toastyfs_proto::{ChunkHash, ClientId, FsPath, Seq, SessionTag, Version};
 
 /// The fixture of each command's proposal. No wildcard arm: a new variant
@@ -39,6 +40,8 @@ fn fixture_name(command: &Command) -> &'static str {
         Command::Pardon { .. } => "proposal-pardon",
         Command::Placed { .. } => "proposal-placed",
         Command::RegisterClient => "proposal-register-client",
+        Command::CreateKey { .. } => "proposal-create-key",
+        Command::RevokeKey { .. } => "proposal-revoke-key",
     }
 }
 
@@ -104,6 +107,12 @@ fn commands() -> Vec<Command> {
             hashes: vec![ChunkHash::of(b"c2"), ChunkHash::of(b"c3")],
         },
         Command::RegisterClient,
+        Command::CreateKey {
+            name: "backups".into(),
+            access: Access::ReadOnly,
+            secret_hash: [5; 32],
+        },
+        Command::RevokeKey { id: KeyId(12) },
         Command::Placed {
             placed_at: 77,
             command: Box::new(Command::Truncate {

@@ -28,14 +28,16 @@ use axum::Router;
 use toastyfs_proto::routes;
 
 use crate::auth::{self, Gate};
+use crate::callers;
 use crate::limits::MAX_REQUEST_BYTES;
 use crate::node::Node;
 
 type AppState = Arc<Node>;
 
 /// The node's router. Node-to-node routes (Raft RPCs, chunk reports,
-/// cluster management) pass `gate` first ([`crate::auth`]); `None` checks
-/// nothing.
+/// cluster management) pass `gate` first ([`crate::auth`]); client routes
+/// need a client key or the secret ([`crate::callers`]); `/metrics` and
+/// `/health` are open. `None` checks nothing.
 pub fn router(node: Arc<Node>, gate: Option<Arc<Gate>>) -> Router {
     let between_nodes = Router::new()
         .route(routes::RAFT_APPEND, post(raft::append))
@@ -48,17 +50,30 @@ pub fn router(node: Arc<Node>, gate: Option<Arc<Gate>>) -> Router {
         .route(routes::CLUSTER_ADD_NODE, post(cluster::add_node))
         .route(routes::CLUSTER_REMOVE_NODE, post(cluster::remove_node))
         .route_layer(axum::middleware::from_fn_with_state(
-            gate,
+            gate.clone(),
             auth::require_signature,
         ));
-    Router::new()
+    let with_tokens = Router::new()
+        .route(routes::CHUNK_PLACEMENT, post(chunks::placement))
+        .route(routes::CHUNK_LOCATE, post(chunks::locate))
+        .route_layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            callers::add_chunk_token,
+        ));
+    let from_clients = Router::new()
         .route(routes::WRITE, post(namespace::write))
         .route(routes::READ, post(namespace::read))
         .route(routes::STATUS, get(cluster::status))
-        .route(routes::CHUNK_PLACEMENT, post(chunks::placement))
-        .route(routes::CHUNK_LOCATE, post(chunks::locate))
+        .route(routes::WHOAMI, get(callers::whoami))
         .route(routes::CHUNK_STATUS, get(chunks::status))
         .route(routes::CHUNK_HEALTH, post(chunks::health))
+        .merge(with_tokens)
+        .route_layer(axum::middleware::from_fn_with_state(
+            (node.clone(), gate.clone()),
+            callers::identify,
+        ));
+    Router::new()
+        .merge(from_clients)
         .route(routes::METRICS, get(cluster::metrics))
         .route(routes::HEALTH, get(|| async { "ok" }))
         .merge(between_nodes)

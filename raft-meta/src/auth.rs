@@ -18,10 +18,7 @@ use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use toastyfs_client::secret::ClusterKeys;
-use toastyfs_proto::auth::{
-    self, AuthError, ReceivedHeaders, ReplayGuard, Secret, DEFAULT_REPLAY_CAPACITY,
-    DEFAULT_WINDOW_MS,
-};
+use toastyfs_proto::auth::{self, AuthError, Secret, Verifier};
 
 use crate::api::reply::ApiError;
 use crate::limits::MAX_REQUEST_BYTES;
@@ -33,57 +30,52 @@ const MAX_LOGGED_SOURCES: usize = 1_024;
 /// What a node checks node-to-node requests with.
 #[derive(Debug)]
 pub struct Gate {
-    accepted: Vec<Secret>,
-    window_ms: u64,
-    replay: Mutex<ReplayGuard>,
+    verifier: Verifier,
+    /// The secret chunk tokens are minted with (the one this node signs
+    /// with).
+    mint_with: Secret,
     logged: Mutex<HashSet<IpAddr>>,
 }
 
 impl Gate {
     pub fn new(keys: &ClusterKeys) -> Gate {
         Gate {
-            accepted: keys.accepted(),
-            window_ms: DEFAULT_WINDOW_MS,
-            replay: Mutex::new(ReplayGuard::new(DEFAULT_WINDOW_MS, DEFAULT_REPLAY_CAPACITY)),
+            verifier: Verifier::new(keys.accepted()),
+            mint_with: keys.sign_with.clone(),
             logged: Mutex::new(HashSet::new()),
         }
     }
 
+    pub fn mint_with(&self) -> &Secret {
+        &self.mint_with
+    }
+
     /// Checks a request's headers and body; admits its nonce once.
-    fn check(
+    pub(crate) fn check(
         &self,
         method: &str,
         path_and_query: &str,
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<(), AuthError> {
-        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let received = ReceivedHeaders {
-            date: header(auth::DATE_HEADER),
-            nonce: header(auth::NONCE_HEADER),
-            content_sha256: header(auth::CONTENT_SHA256_HEADER),
-            signature: header(auth::SIGNATURE_HEADER),
-        };
-        let now = now_ms();
-        let verified = auth::verify(
-            &self.accepted,
+        self.verifier.check(
             method,
             path_and_query,
-            received,
-            now,
-            self.window_ms,
-        )?;
-        verified.check_body(body)?;
-        self.replay
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .admit(&verified, now)
+            auth::received(|name| headers.get(name).and_then(|v| v.to_str().ok())),
+            Some(body),
+            now_ms(),
+        )
     }
 
     /// Counts a refusal, and logs it if it is the first from `source`.
-    fn refused(&self, source: Option<IpAddr>, path: &str, error: &AuthError) {
-        metrics::counter!("toastyfs_meta_auth_refused_total", "reason" => error.reason())
-            .increment(1);
+    pub(crate) fn refused(
+        &self,
+        source: Option<IpAddr>,
+        path: &str,
+        reason: &'static str,
+        error: &dyn std::fmt::Display,
+    ) {
+        metrics::counter!("toastyfs_meta_auth_refused_total", "reason" => reason).increment(1);
         let first = match source {
             Some(ip) => {
                 let mut logged = self.logged.lock().unwrap_or_else(|p| p.into_inner());
@@ -92,12 +84,12 @@ impl Gate {
             None => false,
         };
         if first {
-            tracing::warn!(source = ?source, path, %error, "refused an unauthenticated node-to-node request (further refusals from this address are only counted)");
+            tracing::warn!(source = ?source, path, %error, "refused an unauthenticated request (further refusals from this address are only counted)");
         }
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
@@ -141,7 +133,7 @@ pub async fn require_signature(
     ) {
         Ok(()) => next.run(Request::from_parts(parts, Body::from(body))).await,
         Err(error) => {
-            gate.refused(source, parts.uri.path(), &error);
+            gate.refused(source, parts.uri.path(), error.reason(), &error);
             ApiError::Unauthenticated(error).into_response()
         }
     }

@@ -18,6 +18,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod callers;
 pub mod chunk_map;
 pub mod cluster;
 pub mod election;

@@ -55,6 +55,14 @@ impl Node {
         state::query(&self.db, &self.namespace, query)
     }
 
+    /// The client key `id` in this node's applied state.
+    pub fn client_key(
+        &self,
+        id: toastyfs_proto::client_key::KeyId,
+    ) -> Result<Option<crate::namespace::client_keys::StoredKey>, StoreError> {
+        crate::namespace::client_keys::get(&state::DbReader::new(&self.db), id)
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().state == ServerState::Leader
     }

@@ -43,11 +43,14 @@ fn listening(base: u16) -> Vec<u16> {
         .collect()
 }
 
-async fn wait_running(base: u16) {
+/// Waits until the dev cluster in `dir` serves, asking with the secret
+/// it made there (`cluster.secret`).
+async fn wait_running(dir: &std::path::Path, base: u16) {
     let meta: Vec<String> = (1..=3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
-    let admin = Admin::connect(meta);
+    let secret_file = dir.join("cluster.secret");
     wait_for("the dev cluster to serve", Duration::from_secs(90), || {
-        let admin = admin.clone();
+        let secret = toastyfs_client::secret::load(&secret_file).ok();
+        let admin = Admin::connect_signed(meta.clone(), secret);
         async move {
             let status = admin.chunk_status().await.ok()?;
             (status.servers.iter().filter(|s| s.up).count() == 3).then_some(())
@@ -126,7 +129,7 @@ async fn dev_locks_its_directory_and_never_leaves_children_behind() {
     let dir = tempfile::tempdir().expect("temp dir");
     let base = free_base();
     let mut first = Running(dev(dir.path(), base).spawn().expect("start dev"));
-    wait_running(base).await;
+    wait_running(dir.path(), base).await;
 
     let (status, text) = run_bounded(dev(dir.path(), base), Duration::from_secs(30));
     assert!(
@@ -147,7 +150,7 @@ async fn dev_locks_its_directory_and_never_leaves_children_behind() {
     // The lock went with the process: dev starts again on the same data,
     // on the ports the directory keeps, and says so when asked for others.
     let mut again = Running(dev(dir.path(), base + 1).spawn().expect("restart dev"));
-    wait_running(base).await;
+    wait_running(dir.path(), base).await;
     signal(&again.0, "-KILL");
     assert!(wait_exit(&mut again.0, Duration::from_secs(10)).is_some());
     let mut said = String::new();
@@ -163,7 +166,7 @@ async fn dev_locks_its_directory_and_never_leaves_children_behind() {
 
     // A closed terminal (SIGHUP) stops it like Ctrl-C.
     let mut hung_up = Running(dev(dir.path(), base).spawn().expect("restart dev"));
-    wait_running(base).await;
+    wait_running(dir.path(), base).await;
     signal(&hung_up.0, "-HUP");
     let exited = wait_exit(&mut hung_up.0, Duration::from_secs(20));
     assert!(exited.is_some(), "dev did not stop on SIGHUP");

@@ -15,6 +15,7 @@ mod gateway;
 mod harness;
 mod hostile;
 mod jepsen;
+mod keys;
 mod meta;
 mod partition;
 mod teeth;

@@ -23,6 +23,7 @@ async fn record_report(State(reports): State<Reports>, body: Bytes) -> impl Into
         fetch: Vec::new(),
         drop: Vec::new(),
         full_report_wanted: false,
+        revoked_keys: vec![],
     };
     (
         [("content-type", RECORD_CONTENT_TYPE)],

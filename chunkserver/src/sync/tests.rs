@@ -56,6 +56,7 @@ fn no_orders() -> ChunkOrders {
         fetch: Vec::new(),
         drop: Vec::new(),
         full_report_wanted: false,
+        revoked_keys: vec![],
     }
 }
 
@@ -174,6 +175,7 @@ fn config(meta: Vec<String>) -> SyncConfig {
         drop_grace: GRACE,
         fetch_parallelism: 2,
         secret: None,
+        revoked: None,
     }
 }
 

@@ -8,15 +8,17 @@
 use std::time::Instant;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use toastyfs_client::transport::SendOptions;
+use toastyfs_proto::chunk_token::REVOCATION_NOTICE_MS;
 use toastyfs_proto::chunks::{
     ChunkHealthReply, ChunkHealthRequest, ChunkReport, LocateRequest, PlacementRequest,
     MAX_HASHES_PER_MESSAGE,
 };
+use toastyfs_proto::client_key::KeyId;
 use toastyfs_proto::namespace::{Command, MAX_CHUNKS_PER_OP};
 use toastyfs_proto::record::{self, Record};
 use toastyfs_proto::{addr, routes};
@@ -24,6 +26,8 @@ use toastyfs_proto::{addr, routes};
 use super::forward::{self, Forward};
 use super::reply::{record_response, ApiError};
 use super::AppState;
+use crate::auth::now_ms;
+use crate::callers::Caller;
 use crate::chunk_map::{ChunkMap, NotReady, PlaceError};
 use crate::limits::{CHUNK_STATUS_FORWARD_TIMEOUT, FORWARD_TIMEOUT};
 use crate::metrics::record_request;
@@ -85,11 +89,19 @@ pub async fn report(
     check_count(report.dropping.len())?;
     let path = routes::CHUNK_REPORT;
     on_leader(&node, &headers, body, path, "chunk_report", |map| {
-        let (orders, event) = map.report(report, Instant::now());
+        let (mut orders, event) = map.report(report, Instant::now());
         replication::log_events(event.as_slice());
+        orders.revoked_keys = recently_revoked(&node)?;
         Ok(orders)
     })
     .await
+}
+
+/// The keys whose chunk tokens may still be live although revoked.
+fn recently_revoked(node: &Node) -> Result<Vec<KeyId>, ApiError> {
+    let since = now_ms().saturating_sub(REVOCATION_NOTICE_MS);
+    namespace::client_keys::revoked_since(&DbReader::new(&node.db), since)
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 /// [`routes::CHUNK_PLACEMENT`]: which new chunks the cluster already
@@ -98,9 +110,11 @@ pub async fn report(
 /// the applied index the answer was decided at, which the commit carries.
 pub async fn placement(
     State(node): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    caller.may_upload()?;
     let request: PlacementRequest = record::decode(&body)?;
     check_count(request.hashes.len())?;
     if node.replication.confirm_lead(&node.raft).await {

@@ -3,7 +3,7 @@
 //! unless `stale`). A follower forwards both to the leader once.
 
 use axum::body::Bytes;
-use axum::extract::{Query as UrlQuery, State};
+use axum::extract::{Extension, Query as UrlQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use openraft::error::{CheckIsLeaderError, ForwardToLeader, RaftError};
@@ -17,6 +17,7 @@ use toastyfs_proto::routes;
 use super::forward::{self, Forward};
 use super::reply::{record_response, ApiError};
 use super::AppState;
+use crate::callers::Caller;
 use crate::limits::FORWARD_TIMEOUT;
 use crate::metrics::record_request;
 use crate::proposer::ProposeError;
@@ -29,10 +30,12 @@ fn leader_of(to: ForwardToLeader<NodeId, BasicNode>) -> Option<(NodeId, String)>
 
 pub async fn write(
     State(node): State<AppState>,
+    Extension(caller): Extension<Caller>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let proposal: Proposal = record::decode(&body)?;
+    caller.may_propose(&proposal.command)?;
     // A command too large to apply never takes room in the log.
     toastyfs_proto::admission::check(&proposal.command)
         .map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -65,11 +68,13 @@ pub struct ReadParams {
 
 pub async fn read(
     State(node): State<AppState>,
+    Extension(caller): Extension<Caller>,
     UrlQuery(params): UrlQuery<ReadParams>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let query: Query = record::decode(&body)?;
+    caller.may_query(&query)?;
     if !params.stale && !crate::unsafe_modes::local_reads() {
         match node.raft.ensure_linearizable().await {
             Ok(_) => {}

@@ -33,6 +33,10 @@ pub enum ApiError {
     Unauthenticated(#[from] toastyfs_proto::auth::AuthError),
     #[error("{0}")]
     TooLarge(String),
+    /// A client request without a valid credential (401) or beyond what
+    /// its key may do (403).
+    #[error("{0}")]
+    Caller(#[from] crate::callers::CallerError),
 }
 
 impl ApiError {
@@ -45,6 +49,7 @@ impl ApiError {
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
             ApiError::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Caller(e) => e.status(),
         }
     }
 }

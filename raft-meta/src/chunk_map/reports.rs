@@ -115,6 +115,7 @@ impl ChunkMap {
                 .copied()
                 .collect(),
             full_report_wanted: false,
+            revoked_keys: vec![],
         }
     }
 
@@ -168,6 +169,7 @@ fn full_report_wanted() -> ChunkOrders {
         fetch: vec![],
         drop: vec![],
         full_report_wanted: true,
+        revoked_keys: vec![],
     }
 }
 

@@ -15,8 +15,10 @@
 //! S <client>                 client session -> last seq, index, result
 //! X <index> <client>         session expiry order (empty value)
 //! P                          cluster settings (replication factor)
+//! K <key id>                 client key -> StoredKey (secret hash, access)
 //! ```
 
+use toastyfs_proto::client_key::KeyId;
 use toastyfs_proto::{ChunkHash, ClientId, InodeId};
 
 pub const HEADER: &[u8] = b"H";
@@ -32,6 +34,7 @@ pub const SESSION: u8 = b'S';
 pub const EXPIRY: u8 = b'X';
 pub const LIFTED: u8 = b'L';
 pub const LIFT_EXPIRY: u8 = b'Y';
+pub const CLIENT_KEY: u8 = b'K';
 
 /// The inode of the root directory.
 pub const ROOT_INODE: InodeId = InodeId(1);
@@ -44,6 +47,10 @@ fn tagged(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
         key.extend_from_slice(part);
     }
     key
+}
+
+pub fn client_key(id: KeyId) -> Vec<u8> {
+    tagged(CLIENT_KEY, &[&id.0.to_be_bytes()])
 }
 
 /// All entries of a directory share this prefix.

@@ -26,6 +26,7 @@
 //! [`settings::read`]), each taking any [`kv::KvRead`].
 
 mod chunks;
+pub mod client_keys;
 mod collect;
 mod create;
 mod guard;
@@ -254,6 +255,12 @@ fn execute<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>, command: &Command) -> OpRe
         Command::Pardon { hashes } => collect::pardon(txn, hashes),
         Command::Placed { placed_at, command } => collect::placed(txn, *placed_at, command),
         Command::RegisterClient => sessions::register(txn),
+        Command::CreateKey {
+            name,
+            access,
+            secret_hash,
+        } => client_keys::create(txn, name, *access, *secret_hash),
+        Command::RevokeKey { id } => client_keys::revoke(txn, *id),
     }
 }
 

@@ -30,6 +30,7 @@ pub fn answer<S: KvRead + ?Sized>(store: &S, query: &Query) -> OpResult<QueryRep
             length,
         } => read_plan(store, path, *offset, *length).map(QueryReply::ReadPlan),
         Query::Settings => Ok(QueryReply::Settings(super::settings::read(store)?)),
+        Query::ListKeys => Ok(QueryReply::Keys(super::client_keys::all(store)?)),
     }
 }
 

@@ -3,6 +3,7 @@
 //! (tamper evidence, golden fixtures) are in `tests/formats.rs`.
 
 use serde::{Deserialize, Serialize};
+use toastyfs_proto::client_key::Access;
 use toastyfs_proto::namespace::{ClusterSettings, CommandResult, EntryKind, DEFAULT_MIN_COPIES};
 use toastyfs_proto::record::{self, decode_body, Record, RecordError};
 use toastyfs_proto::{ChunkHash, InodeId, Seq, Version};
@@ -104,6 +105,16 @@ pub struct CollectFence(pub u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StoredSettings(pub ClusterSettings);
 
+/// A client key (`K` key): everything but the secret itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredKey {
+    pub name: String,
+    pub access: Access,
+    pub secret_hash: [u8; 32],
+    pub created_ms: u64,
+    pub revoked_ms: Option<u64>,
+}
+
 macro_rules! stored_record {
     ($ty:ty, $kind:expr) => {
         impl Record for $ty {
@@ -122,6 +133,7 @@ stored_record!(TrashEntry, 21);
 stored_record!(SessionRecord, 22);
 stored_record!(Lifted, 24);
 stored_record!(CollectFence, 25);
+stored_record!(StoredKey, 26);
 
 impl Record for StoredSettings {
     const KIND: u8 = 23;

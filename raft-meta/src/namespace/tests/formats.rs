@@ -8,7 +8,7 @@ use toastyfs_proto::{ChunkHash, InodeId, Seq, Version};
 
 use crate::namespace::stored::{
     ChunkRef, CollectFence, GarbageSince, Lifted, RefCount, SessionRecord, StateHeader,
-    StoredEntry, StoredSettings, TrashEntry,
+    StoredEntry, StoredKey, StoredSettings, TrashEntry,
 };
 
 /// One sample of every stored record type, named by its golden fixture.
@@ -72,6 +72,16 @@ pub(crate) fn stored_record_samples() -> Vec<Sample> {
                 min_copies: 3,
                 version: Version(6),
             }),
+        ),
+        Sample::new(
+            "stored-key",
+            StoredKey {
+                name: "backups".into(),
+                access: toastyfs_proto::client_key::Access::ReadOnly,
+                secret_hash: [4; 32],
+                created_ms: 1_700_000_000_000,
+                revoked_ms: Some(1_700_000_100_000),
+            },
         ),
     ]
 }

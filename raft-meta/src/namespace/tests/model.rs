@@ -39,7 +39,12 @@ pub struct Model {
     pub sessions: BTreeMap<ClientId, (Seq, u64, CommandResult)>,
     freed: Vec<ChunkHash>,
     time_ms: u64,
+    /// Client keys by id, with their secret hashes.
+    pub keys: BTreeMap<KeyId, (KeyInfo, [u8; 32])>,
 }
+
+use toastyfs_proto::chunk_token::REVOCATION_NOTICE_MS;
+use toastyfs_proto::client_key::{Access, KeyId, KeyInfo, MAX_KEYS};
 
 type R<T> = Result<T, FsError>;
 
@@ -93,6 +98,7 @@ impl Model {
             placed_at: 0,
             settings: Default::default(),
             sessions: BTreeMap::new(),
+            keys: BTreeMap::new(),
             freed: vec![],
             time_ms: 0,
         }
@@ -408,6 +414,12 @@ impl Model {
                 expect,
             } => self.truncate(path, *length, *cut_chunk, *expect),
             Command::RegisterClient => self.register(),
+            Command::CreateKey {
+                name,
+                access,
+                secret_hash,
+            } => self.create_key(name, *access, *secret_hash),
+            Command::RevokeKey { id } => self.revoke_key(*id),
             Command::Reclaim => Ok(Outcome::Reclaimed {
                 freed: vec![],
                 pending: false,
@@ -812,6 +824,45 @@ impl Model {
         self.change_settings(expect, |s| s.replication_factor = factor)
     }
 
+    fn create_key(&mut self, name: &str, access: Access, hash: [u8; 32]) -> CommandResult {
+        toastyfs_proto::admission::check_key_name(name)?;
+        let now = self.time_ms;
+        self.keys.retain(|_, (k, _)| {
+            k.revoked_ms
+                .is_none_or(|at| at.saturating_add(REVOCATION_NOTICE_MS) >= now)
+        });
+        let valid = self
+            .keys
+            .values()
+            .filter(|(k, _)| k.revoked_ms.is_none())
+            .count() as u64;
+        if valid >= MAX_KEYS {
+            return Err(FsError::TooManyKeys);
+        }
+        let id = KeyId(self.index);
+        let info = KeyInfo {
+            id,
+            name: name.to_owned(),
+            access,
+            created_ms: now,
+            revoked_ms: None,
+        };
+        self.keys.insert(id, (info, hash));
+        Ok(Outcome::KeyCreated { id })
+    }
+
+    fn revoke_key(&mut self, id: KeyId) -> CommandResult {
+        let now = self.time_ms;
+        let Some((info, _)) = self.keys.get_mut(&id) else {
+            return Err(FsError::NoSuchKey { id });
+        };
+        if info.revoked_ms.is_some() {
+            return Err(FsError::KeyAlreadyRevoked { id });
+        }
+        info.revoked_ms = Some(now);
+        Ok(Outcome::KeyRevoked { id })
+    }
+
     fn set_min_copies(&mut self, copies: u32, expect: Option<Version>) -> CommandResult {
         if !(1..=MAX_REPLICATION_FACTOR).contains(&copies) {
             return Err(FsError::InvalidMinCopies { copies });
@@ -842,6 +893,9 @@ impl Model {
     pub fn query(&self, q: &Query) -> QueryResult {
         match q {
             Query::Settings => Ok(QueryReply::Settings(self.settings)),
+            Query::ListKeys => Ok(QueryReply::Keys(
+                self.keys.values().map(|(k, _)| k.clone()).collect(),
+            )),
             Query::Stat { path } => {
                 let e = self.lookup(path)?;
                 Ok(QueryReply::Stat(info(path.file_name().unwrap_or("/"), &e)))

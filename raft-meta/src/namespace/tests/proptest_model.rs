@@ -4,6 +4,7 @@
 //! continues identically.
 
 use proptest::prelude::*;
+use toastyfs_proto::client_key::{Access, KeyId};
 use toastyfs_proto::namespace::*;
 use toastyfs_proto::{ChunkHash, ClientId, Seq, SessionTag, Version};
 
@@ -34,6 +35,12 @@ enum Op {
     Reclaim,
     SetReplication(u32, Option<u64>),
     SetMinCopies(u32, Option<u64>),
+    /// Create a key named by index into a few names (one empty, one too
+    /// long), read-only or not.
+    CreateKey(u8, bool),
+    /// Revoke a key by an id near the indexes a run reaches.
+    RevokeKey(u64),
+    ListKeys,
     Forget(Vec<u8>),
     Condemn(Vec<u8>),
     Pardon(Vec<u8>),
@@ -112,6 +119,9 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         1 => (0u32..18, expect_strategy()).prop_map(|(f, e)| Op::SetReplication(f, e)),
         1 => (0u32..18, expect_strategy()).prop_map(|(c, e)| Op::SetMinCopies(c, e)),
         1 => Just(Op::Settings),
+        1 => (0u8..4, any::<bool>()).prop_map(|(n, ro)| Op::CreateKey(n, ro)),
+        1 => (0u64..40).prop_map(Op::RevokeKey),
+        1 => Just(Op::ListKeys),
         1 => proptest::collection::vec(0u8..6, 0..4).prop_map(Op::Forget),
         1 => proptest::collection::vec(0u8..6, 0..4).prop_map(Op::Condemn),
         2 => proptest::collection::vec(0u8..6, 0..4).prop_map(Op::Pardon),
@@ -234,6 +244,16 @@ fn to_command(op: &Op, model: &Model) -> Option<Command> {
             copies: *copies,
             expect: v(e),
         },
+        Op::CreateKey(name, read_only) => Command::CreateKey {
+            name: ["app", "", "backups", &"n".repeat(200)][usize::from(*name % 4)].to_owned(),
+            access: if *read_only {
+                Access::ReadOnly
+            } else {
+                Access::ReadWrite
+            },
+            secret_hash: [*name; 32],
+        },
+        Op::RevokeKey(id) => Command::RevokeKey { id: KeyId(*id) },
         Op::Forget(hashes) => Command::ForgetGarbage {
             hashes: hashes.iter().map(|i| h(*i)).collect(),
         },
@@ -293,6 +313,7 @@ fn to_query(op: &Op) -> Option<Query> {
             length: *length,
         },
         Op::Settings => Query::Settings,
+        Op::ListKeys => Query::ListKeys,
         _ => return None,
     })
 }
