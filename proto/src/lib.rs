@@ -14,6 +14,7 @@ pub mod ids;
 pub mod namespace;
 pub mod nesting;
 pub mod path;
+pub mod range;
 pub mod record;
 pub mod routes;
 

@@ -1,6 +1,8 @@
-//! The `Range` header of a GET (RFC 9110, 14.2): one byte range of a file
-//! of known length, or none. Several ranges are answered with the whole
-//! file, as the RFC allows; an unsatisfiable one is a 416.
+//! The `Range` header of a gateway GET (RFC 9110, 14.2): one byte range of
+//! a file of known length, or none. Several ranges are answered with the
+//! whole file, as the RFC allows; an unsatisfiable one is a 416. Pure, so
+//! it lives here, where a fuzz target reaches it without the gateway's
+//! dependencies.
 
 /// What a `Range` header asks of a file of `length` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
