@@ -9,6 +9,8 @@ pub mod admission;
 pub mod auth;
 pub mod chunks;
 pub mod cluster;
+#[cfg(any(test, feature = "fuzz-checks"))]
+pub mod fuzz_checks;
 pub mod hash;
 pub mod ids;
 pub mod namespace;
