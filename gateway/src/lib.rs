@@ -19,10 +19,12 @@ pub mod files;
 pub mod limits;
 pub mod listing;
 pub mod pipe;
-pub mod range;
 pub mod ui;
 pub mod url;
 pub mod users;
+
+/// The `Range` header parser lives in `proto` (pure, fuzzed there).
+pub use toastyfs_proto::range;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

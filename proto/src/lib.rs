@@ -11,11 +11,14 @@ pub mod chunk_token;
 pub mod chunks;
 pub mod client_key;
 pub mod cluster;
+#[cfg(any(test, feature = "fuzz-checks"))]
+pub mod fuzz_checks;
 pub mod hash;
 pub mod ids;
 pub mod namespace;
 pub mod nesting;
 pub mod path;
+pub mod range;
 pub mod record;
 pub mod routes;
 

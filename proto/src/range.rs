@@ -1,6 +1,8 @@
-//! The `Range` header of a GET (RFC 9110, 14.2): one byte range of a file
-//! of known length, or none. Several ranges are answered with the whole
-//! file, as the RFC allows; an unsatisfiable one is a 416.
+//! The `Range` header of a gateway GET (RFC 9110, 14.2): one byte range of
+//! a file of known length, or none. Several ranges are answered with the
+//! whole file, as the RFC allows; an unsatisfiable one is a 416. Pure, so
+//! it lives here, where a fuzz target reaches it without the gateway's
+//! dependencies.
 
 /// What a `Range` header asks of a file of `length` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,13 +41,15 @@ pub fn parse(header: Option<&str>, length: u64) -> Wanted {
                 len,
             }
         }
-        // bytes=A- : from A to the end.
-        (Ok(start), Err(_)) if last.is_empty() => part(start, length - 1, length),
+        // bytes=A- : from A to the end; `part` clips the end once it has
+        // ruled out an empty file (for which `length - 1` would underflow).
+        (Ok(start), Err(_)) if last.is_empty() => part(start, u64::MAX, length),
         (Ok(start), Ok(end)) if start <= end => part(start, end, length),
         _ => Wanted::Whole,
     }
 }
 
+/// Bytes `start..=end` of the file, clipped at its end; `start <= end`.
 fn part(start: u64, end: u64, length: u64) -> Wanted {
     if start >= length {
         return Wanted::Unsatisfiable;
@@ -91,6 +95,19 @@ mod tests {
         assert_eq!(parse(Some("bytes=100-200"), 100), Wanted::Unsatisfiable);
         assert_eq!(parse(Some("bytes=-0"), 100), Wanted::Unsatisfiable);
         assert_eq!(parse(Some("bytes=0-0"), 0), Wanted::Unsatisfiable);
+    }
+
+    /// Found by the fuzzer (`fuzz/regressions/range_header/`): an open
+    /// range of an empty file computed its end as `0 - 1`, a panic in a
+    /// debug build.
+    #[test]
+    fn an_open_range_of_an_empty_file_is_unsatisfiable() {
+        assert_eq!(parse(Some("bytes=0-"), 0), Wanted::Unsatisfiable);
+        assert_eq!(parse(Some("bytes=7-"), 0), Wanted::Unsatisfiable);
+        assert_eq!(
+            parse(Some("bytes=0-"), 1),
+            Wanted::Part { start: 0, len: 1 }
+        );
     }
 
     #[test]
