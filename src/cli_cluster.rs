@@ -247,7 +247,8 @@ async fn init(connection: &Connection, members: Vec<String>) -> Result<(), Failu
         return Err(Failure::usage("no members given"));
     };
     let secret = crate::cli_fs::secret(connection)?;
-    let client = Admin::connect_signed(vec![first_addr.clone()], secret);
+    let tls = crate::cli_fs::tls(connection)?;
+    let client = Admin::connect_with(vec![first_addr.clone()], secret, tls);
     match client.init(&first_addr, members.clone()).await {
         Ok(_) => {
             outln!(

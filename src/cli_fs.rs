@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use serde::Serialize;
+use toastyfs_client::tls::ClientTls;
 use toastyfs_client::{Client, ClientConfig, FileHealth};
 use toastyfs_proto::auth::Secret;
 use toastyfs_proto::client_key::ClientKey;
@@ -37,6 +38,11 @@ pub struct Connection {
     /// needs one (default: TOASTYFS_KEY, then `key` in the config file).
     #[arg(long, env = "TOASTYFS_KEY", global = true, hide_env_values = true)]
     pub key: Option<String>,
+    /// The CA certificate (PEM) of a cluster serving TLS: connect over
+    /// https and trust only it (default: TOASTYFS_TLS_CA, then `tls_ca` in
+    /// the config file).
+    #[arg(long, env = "TOASTYFS_TLS_CA", global = true)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -199,13 +205,28 @@ pub fn key(connection: &Connection) -> Result<Option<ClientKey>, Failure> {
     let Some(text) = connection
         .key
         .clone()
-        .or_else(|| crate::config::key_for(&connection.meta))
+        .or_else(|| crate::config::value_for("key", &connection.meta))
     else {
         return Ok(None);
     };
     text.parse()
         .map(Some)
         .map_err(|e| Failure::usage(format!("the client key: {e}")))
+}
+
+/// The CA to trust: `--tls-ca` (or `TOASTYFS_TLS_CA`), else the config
+/// file's when the addresses come from it too; none: plain HTTP.
+pub fn tls(connection: &Connection) -> Result<Option<ClientTls>, Failure> {
+    let Some(path) = connection
+        .tls_ca
+        .clone()
+        .or_else(|| crate::config::value_for("tls_ca", &connection.meta).map(PathBuf::from))
+    else {
+        return Ok(None);
+    };
+    ClientTls::from_ca_file(&path)
+        .map(Some)
+        .map_err(|e| Failure::usage(format!("--tls-ca: {e}")))
 }
 
 pub fn client(connection: &Connection, parallelism: Option<u16>) -> Result<Client, Failure> {
@@ -219,6 +240,7 @@ pub fn client(connection: &Connection, parallelism: Option<u16>) -> Result<Clien
     config.connect_timeout = crate::limits::CLI_CONNECT_TIMEOUT;
     config.secret = secret(connection)?;
     config.key = key(connection)?;
+    config.tls = tls(connection)?;
     Ok(Client::new(config))
 }
 

@@ -1,7 +1,7 @@
 //! Where the CLI finds the cluster: `--meta`, else `TOASTYFS_META`, else
 //! the config file `toastyfs dev` writes (`$XDG_CONFIG_HOME/toastyfs/config`
 //! or `~/.config/toastyfs/config`), a `name = value` text file: `meta`,
-//! `secret_file` and `key` (a client key).
+//! `secret_file`, `key` (a client key) and `tls_ca`.
 
 use std::path::PathBuf;
 
@@ -42,8 +42,13 @@ fn split(list: &str) -> Vec<String> {
         .collect()
 }
 
-/// Writes the config file naming `meta` and the cluster's secret file.
-pub fn write_meta(meta: &[String], secret_file: &std::path::Path) -> std::io::Result<PathBuf> {
+/// Writes the config file naming `meta`, the cluster's secret file and,
+/// for a cluster serving TLS, its CA.
+pub fn write_meta(
+    meta: &[String],
+    secret_file: &std::path::Path,
+    tls_ca: Option<&std::path::Path>,
+) -> std::io::Result<PathBuf> {
     let path =
         path().ok_or_else(|| std::io::Error::other("neither XDG_CONFIG_HOME nor HOME is set"))?;
     if let Some(dir) = path.parent() {
@@ -52,9 +57,13 @@ pub fn write_meta(meta: &[String], secret_file: &std::path::Path) -> std::io::Re
     std::fs::write(
         &path,
         format!(
-            "# written by `toastyfs dev`\nmeta = \"{}\"\nsecret_file = \"{}\"\n",
+            "# written by `toastyfs dev`\nmeta = \"{}\"\nsecret_file = \"{}\"\n{}",
             meta.join(","),
-            secret_file.display()
+            secret_file.display(),
+            tls_ca.map_or(String::new(), |ca| format!(
+                "tls_ca = \"{}\"\n",
+                ca.display()
+            ))
         ),
     )?;
     Ok(path)
@@ -100,13 +109,13 @@ pub fn secret_file_for(given: &[String]) -> Option<PathBuf> {
     }
 }
 
-/// The client key the config file names, under the same rule as
-/// [`secret_file_for`].
-pub fn key_for(given: &[String]) -> Option<String> {
+/// The config file's `name` (a client key, a CA file), under the same
+/// rule as [`secret_file_for`].
+pub fn value_for(name: &str, given: &[String]) -> Option<String> {
     if named_explicitly(given).is_some() {
         None
     } else {
-        value_in_file("key").filter(|k| !k.is_empty())
+        value_in_file(name).filter(|v| !v.is_empty())
     }
 }
 

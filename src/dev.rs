@@ -30,6 +30,10 @@ pub struct DevArgs {
     /// directory keeps the ports it was created with (in `DIR/dev.json`).
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..=65_515))]
     base_port: Option<u16>,
+    /// Serve TLS everywhere, with a CA and certificate made for this
+    /// directory (`DIR/tls/`); the CLI config names the CA.
+    #[arg(long)]
+    tls: bool,
 }
 
 struct Layout {
@@ -145,6 +149,12 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
     let meta_addrs: Vec<String> = layout.meta.iter().map(|(_, a)| a.clone()).collect();
     let (secret_file, secret) = cluster_secret(&dir)?;
     let secret_arg = secret_file.display().to_string();
+    let tls = if args.tls {
+        Some(crate::dev_tls::certificates(&dir)?)
+    } else {
+        None
+    };
+    let tls_args = tls.as_ref().map(|t| t.node_args()).unwrap_or_default();
     let mut children: Vec<(String, Child)> = Vec::new();
     for (id, addr) in &layout.meta {
         let args = vec![
@@ -158,12 +168,17 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             "--secret-file".into(),
             secret_arg.clone(),
         ];
+        let args = [args, tls_args.clone()].concat();
         children.push((
             format!("meta{id}"),
             spawn(&dir, &format!("meta{id}"), &args)?,
         ));
     }
-    let client = Admin::connect_signed(meta_addrs.clone(), Some(secret));
+    let client_tls = tls
+        .as_ref()
+        .map(|t| toastyfs_client::tls::ClientTls::from_ca_file(&t.ca))
+        .transpose()?;
+    let client = Admin::connect_with(meta_addrs.clone(), Some(secret), client_tls);
     let result = form(&client, &layout).await;
     if let Err(e) = result {
         stop(&mut children);
@@ -182,6 +197,7 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
             "--secret-file".into(),
             secret_arg.clone(),
         ];
+        let args = [args, tls_args.clone()].concat();
         children.push((name.clone(), spawn(&dir, &name, &args)?));
     }
     let args = vec![
@@ -193,9 +209,11 @@ pub async fn run(args: DevArgs) -> anyhow::Result<()> {
         "--secret-file".into(),
         secret_arg.clone(),
     ];
+    let args = [args, tls_args].concat();
     children.push(("gateway".into(), spawn(&dir, "gateway", &args)?));
-    let config = crate::config::write_meta(&meta_addrs, &secret_file)?;
-    print_banner(&dir, &layout, &config);
+    let ca = tls.as_ref().map(|t| t.ca.as_path());
+    let config = crate::config::write_meta(&meta_addrs, &secret_file, ca)?;
+    print_banner(&dir, &layout, &config, tls.is_some());
     supervise(&mut children).await;
     Ok(())
 }
@@ -244,26 +262,27 @@ async fn form(client: &Admin, layout: &Layout) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(dir: &Path, layout: &Layout, config: &Path) {
+fn print_banner(dir: &Path, layout: &Layout, config: &Path, tls: bool) {
+    let scheme = if tls { "https" } else { "http" };
     println!(
         "ToastyFS dev cluster running (Ctrl-C stops it; run again to restart on the same data)\n"
     );
     for (id, addr) in &layout.meta {
         println!(
-            "  metadata node {id}   http://{addr}   (status: {}, metrics: {})",
+            "  metadata node {id}   {scheme}://{addr}   (status: {}, metrics: {})",
             routes::STATUS,
             routes::METRICS
         );
     }
     for (i, addr) in layout.chunk.iter().enumerate() {
-        println!("  chunk server {}    http://{addr}", i + 1);
+        println!("  chunk server {}    {scheme}://{addr}", i + 1);
     }
     println!(
-        "  gateway          http://{}/   (curl, scripts)",
+        "  gateway          {scheme}://{}/   (curl, scripts)",
         layout.gateway
     );
     println!(
-        "  WebDAV           http://{}/dav/   (file managers, davfs2, rclone)",
+        "  WebDAV           {scheme}://{}/dav/   (file managers, davfs2, rclone)",
         layout.gateway
     );
     println!(

@@ -8,6 +8,7 @@ mod cli_cluster;
 mod cli_fs;
 mod config;
 mod dev;
+mod dev_tls;
 mod exit;
 mod get;
 mod limits;
@@ -163,6 +164,36 @@ struct MetaArgs {
     /// see docs/operations.md, "Rotating the cluster secret".
     #[arg(long, requires = "secret_file")]
     also_accept_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: NodeTlsArgs,
+}
+
+/// TLS for a metadata node or chunk server: what it presents, and the CA
+/// it trusts when it reaches its peers.
+#[derive(clap::Args, Debug)]
+struct NodeTlsArgs {
+    /// PEM certificate chain to serve TLS with (`toastyfs dev --tls` makes
+    /// one); every client and peer must then use https and --tls-ca.
+    #[arg(long, requires_all = ["tls_key", "tls_ca"])]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM certificate of the CA the cluster's certificates chain to.
+    #[arg(long, env = "TOASTYFS_TLS_CA", requires = "tls_cert")]
+    tls_ca: Option<PathBuf>,
+}
+
+impl NodeTlsArgs {
+    fn load(&self) -> anyhow::Result<Option<toastyfs_client::tls::NodeTls>> {
+        let (Some(cert), Some(key), Some(ca)) = (&self.tls_cert, &self.tls_key, &self.tls_ca)
+        else {
+            return Ok(None);
+        };
+        Ok(Some(toastyfs_client::tls::NodeTls::from_files(
+            cert, key, ca,
+        )?))
+    }
 }
 
 #[derive(clap::Args, Debug)]
@@ -203,6 +234,8 @@ struct ChunkArgs {
     /// see docs/operations.md, "Rotating the cluster secret".
     #[arg(long, requires = "secret_file")]
     also_accept_secret_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: NodeTlsArgs,
 }
 
 /// Whether the command's `--meta` value came from `TOASTYFS_META` rather
@@ -226,6 +259,12 @@ struct GatewayArgs {
     /// read. The gateway itself acts with --secret-file or --key.
     #[arg(long)]
     require_keys: bool,
+    /// PEM certificate chain to serve https with.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     #[command(flatten)]
     connection: cli_fs::Connection,
 }
@@ -313,6 +352,7 @@ async fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
             args.also_accept_secret_file.as_deref(),
         )?);
     }
+    config.tls = args.tls.load()?;
     server::run(config, stop_signal()).await.map_err(Into::into)
 }
 
@@ -341,11 +381,19 @@ async fn run_gateway(args: GatewayArgs) -> Result<(), exit::Failure> {
     let mut config = toastyfs_client::ClientConfig::new(meta.clone());
     config.secret = cli_fs::secret(&args.connection)?;
     config.key = cli_fs::key(&args.connection)?;
+    config.tls = cli_fs::tls(&args.connection)?;
     let client = toastyfs_client::Client::new(config);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            toastyfs_client::tls::ServerTls::from_files(cert, key)
+                .map_err(|e| exit::Failure::usage(e.to_string()))?,
+        ),
+        _ => None,
+    };
     let users = args
         .require_keys
         .then(|| toastyfs_gateway::users::UserKeys::new(meta));
-    toastyfs_gateway::run(args.listen, client, users, stop_signal())
+    toastyfs_gateway::run(args.listen, client, users, tls, stop_signal())
         .await
         .map_err(|e| exit::Failure::failed(e.to_string()))
 }
@@ -361,6 +409,7 @@ async fn run_chunk(args: ChunkArgs) -> anyhow::Result<()> {
         .as_deref()
         .map(|file| ClusterKeys::load(file, args.also_accept_secret_file.as_deref()))
         .transpose()?;
+    config.tls = args.tls.load()?;
     config.scrub = ScrubConfig {
         rate_bytes_per_sec: NonZeroU64::new(args.scrub_rate_mb_per_sec.saturating_mul(1 << 20))
             .unwrap_or(NonZeroU64::MIN),

@@ -16,6 +16,7 @@ use axum::middleware::{self, Next};
 use axum::response::Response;
 use toastyfs_client::secret::ClusterKeys;
 use toastyfs_client::serve::{serve, ServeLimits};
+use toastyfs_client::tls::NodeTls;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -50,6 +51,9 @@ pub struct ChunkServerConfig {
     /// and the secrets it checks requests with (`access`); `None`: it
     /// signs and checks nothing.
     pub keys: Option<ClusterKeys>,
+    /// TLS on the listener and to the metadata nodes and peers; `None`:
+    /// plain HTTP.
+    pub tls: Option<NodeTls>,
 }
 
 impl ChunkServerConfig {
@@ -66,6 +70,7 @@ impl ChunkServerConfig {
             drop_grace: sync::DEFAULT_DROP_GRACE,
             scrub: ScrubConfig::default(),
             keys: None,
+            tls: None,
         }
     }
 }
@@ -140,6 +145,7 @@ pub async fn run_on(
         drop_grace: config.drop_grace,
         secret: config.keys.as_ref().map(|k| k.sign_with.clone()),
         revoked: gate.as_ref().map(|g| Arc::clone(&g.revoked)),
+        tls: config.tls.as_ref().map(|t| t.peers.clone()),
         ..SyncConfig::new(server, advertise.clone(), config.meta.clone())
     };
     let sync = sync::spawn(Arc::clone(&store), sync_config)?;
@@ -156,7 +162,13 @@ pub async fn run_on(
         meta = ?config.meta,
         "chunk server serving"
     );
-    serve(listener, app, ServeLimits::default()).await;
+    serve(
+        listener,
+        app,
+        ServeLimits::default(),
+        config.tls.as_ref().map(|t| t.server.clone()),
+    )
+    .await;
     Ok(())
 }
 

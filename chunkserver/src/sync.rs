@@ -75,6 +75,8 @@ pub struct SyncConfig {
     /// Where the revoked keys each answer lists go (the API's
     /// [`crate::access::AccessGate`]).
     pub revoked: Option<Arc<crate::access::RevokedKeys>>,
+    /// The CA to reach the metadata nodes and peers with over TLS.
+    pub tls: Option<toastyfs_client::tls::ClientTls>,
 }
 
 impl SyncConfig {
@@ -89,6 +91,7 @@ impl SyncConfig {
             fetch_parallelism: DEFAULT_FETCH_PARALLELISM,
             secret: None,
             revoked: None,
+            tls: None,
         }
     }
 }
@@ -196,7 +199,9 @@ struct Syncer {
 
 impl Syncer {
     fn new(store: Arc<ChunkStore>, config: SyncConfig, wake: Arc<Notify>) -> Syncer {
-        let transport = Transport::new(REPORT_TIMEOUT).signed_with(config.secret.clone());
+        let transport = Transport::new(REPORT_TIMEOUT)
+            .signed_with(config.secret.clone())
+            .with_tls(config.tls.clone());
         let fetcher = Fetcher::new(
             Arc::clone(&store),
             transport.with_timeout(FETCH_TIMEOUT),

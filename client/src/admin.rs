@@ -29,6 +29,7 @@ use crate::limits::{
 };
 use crate::meta::Meta;
 use crate::retry::{RetryPolicy, DEFAULT_POLICY};
+use crate::tls::ClientTls;
 use crate::transport::{SendError, SendOptions, Transport};
 
 /// Administrative access to a cluster through any of its metadata nodes.
@@ -72,6 +73,25 @@ impl Admin {
                 addrs,
                 transport,
                 DEFAULT_POLICY.with_budget(budget),
+            )),
+        }
+    }
+
+    /// An admin client signing with `secret` and speaking TLS trusting
+    /// `tls` (each optional).
+    pub fn connect_with(
+        addrs: Vec<String>,
+        secret: Option<Secret>,
+        tls: Option<ClientTls>,
+    ) -> Admin {
+        let transport = Transport::new(STATUS_TIMEOUT)
+            .signed_with(secret)
+            .with_tls(tls);
+        Admin {
+            meta: Arc::new(Meta::new(
+                addrs,
+                transport,
+                DEFAULT_POLICY.with_budget(ADMIN_RETRY_BUDGET),
             )),
         }
     }

@@ -69,6 +69,11 @@ pub fn describe(e: &dyn std::error::Error) -> String {
         }
         source = cause.source();
     }
+    if let Some(hint) = crate::tls::describe_handshake_failure(&text) {
+        text.push_str(" (");
+        text.push_str(hint);
+        text.push(')');
+    }
     text
 }
 

@@ -26,6 +26,7 @@ pub mod retry;
 pub mod secret;
 #[cfg(feature = "serve")]
 pub mod serve;
+pub mod tls;
 pub mod transport;
 mod write;
 
@@ -70,6 +71,9 @@ pub struct ClientConfig {
     /// A client key (`cluster key create`), presented with every request:
     /// what a person or program that is not an operator connects with.
     pub key: Option<toastyfs_proto::client_key::ClientKey>,
+    /// The CA the cluster's certificates chain to: the client speaks only
+    /// https (none: plain HTTP).
+    pub tls: Option<tls::ClientTls>,
     /// Deliberately unsafe, for the Jepsen harness to catch (test-only
     /// `unsafe-modes` feature): every retry of a write goes under a fresh
     /// session tag, so the cluster's session check cannot recognise it and
@@ -90,6 +94,7 @@ impl ClientConfig {
             connect_timeout: limits::CONNECT_TIMEOUT,
             secret: None,
             key: None,
+            tls: None,
             #[cfg(feature = "unsafe-modes")]
             unsafe_fresh_tag_per_attempt: false,
         }
@@ -128,7 +133,8 @@ impl Client {
             config.connect_timeout,
         )
         .signed_with(config.secret.clone())
-        .with_key(config.key.clone());
+        .with_key(config.key.clone())
+        .with_tls(config.tls.clone());
         let policy = retry::RetryPolicy {
             unreachable_after: config.unreachable_after,
             ..retry::DEFAULT_POLICY

@@ -14,8 +14,8 @@
 //! A transport given the cluster secret ([`Transport::signed_with`]) signs
 //! every request it sends ([`sign`]); one given a client key
 //! ([`Transport::with_key`]) presents it; either way it sends the latest
-//! chunk token a metadata node handed it on to chunk servers. TLS belongs
-//! here when it comes.
+//! chunk token a metadata node handed it on to chunk servers; one given a
+//! CA ([`Transport::with_tls`]) speaks only https and trusts only it.
 
 mod sign;
 
@@ -28,6 +28,8 @@ use serde::Serialize;
 use toastyfs_proto::auth::Secret;
 use toastyfs_proto::chunk_token;
 use toastyfs_proto::client_key::ClientKey;
+
+use crate::tls::ClientTls;
 use toastyfs_proto::record::{self, Record, RecordError};
 use toastyfs_proto::routes::{self, FORWARDED_HEADER, RECORD_CONTENT_TYPE};
 use toastyfs_proto::ChunkHash;
@@ -138,6 +140,28 @@ pub struct Transport {
     /// ([`chunk_token::TOKEN_HEADER`]), sent with every request; shared
     /// by every copy of the transport.
     chunk_token: Arc<Mutex<Option<String>>>,
+    /// The CA servers' certificates must chain to; `None`: plain HTTP.
+    tls: Option<ClientTls>,
+    connect_timeout: Duration,
+}
+
+/// The one reqwest client builder.
+fn build_http(connect: Duration, tls: Option<&ClientTls>) -> reqwest::Client {
+    let mut builder = reqwest::Client::builder()
+        .connect_timeout(connect)
+        .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_nodelay(true);
+    if let Some(tls) = tls {
+        builder = builder
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .https_only(true);
+        for root in tls.reqwest_roots() {
+            builder = builder.add_root_certificate(root);
+        }
+    }
+    builder.build().unwrap_or_default()
 }
 
 impl Transport {
@@ -148,13 +172,7 @@ impl Transport {
 
     /// A transport whose connections must be made within `connect`.
     pub fn with_connect_timeout(timeout: Duration, connect: Duration) -> Transport {
-        let http = reqwest::Client::builder()
-            .connect_timeout(connect)
-            .pool_max_idle_per_host(MAX_IDLE_PER_HOST)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()
-            .unwrap_or_default();
+        let http = build_http(connect, None);
         Transport {
             http,
             timeout,
@@ -162,6 +180,8 @@ impl Transport {
             signer: None,
             key: None,
             chunk_token: Arc::default(),
+            tls: None,
+            connect_timeout: connect,
         }
     }
 
@@ -174,6 +194,8 @@ impl Transport {
             signer: self.signer.clone(),
             key: self.key.clone(),
             chunk_token: self.chunk_token.clone(),
+            tls: self.tls.clone(),
+            connect_timeout: self.connect_timeout,
         }
     }
 
@@ -182,6 +204,20 @@ impl Transport {
     pub fn signed_with(mut self, secret: Option<Secret>) -> Transport {
         self.signer = secret.map(|s| Arc::new(sign::Signer::new(s)));
         self
+    }
+
+    /// The same transport over TLS, trusting `tls` (none: plain HTTP). A
+    /// new connection pool.
+    pub fn with_tls(mut self, tls: Option<ClientTls>) -> Transport {
+        self.http = build_http(self.connect_timeout, tls.as_ref());
+        self.tls = tls;
+        self
+    }
+
+    /// `scheme://{addr}{path}`: https when this transport speaks TLS.
+    pub fn url(&self, addr: &str, path: &str) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{addr}{path}")
     }
 
     /// The same transport, presenting `key` with every request (none: no
@@ -228,7 +264,7 @@ impl Transport {
     ) -> Result<RawResponse, SendError> {
         let mut request = self
             .http
-            .post(routes::url(addr, path))
+            .post(self.url(addr, path))
             .header(reqwest::header::CONTENT_TYPE, content_type)
             .body(body);
         if options.forwarded {
@@ -244,7 +280,7 @@ impl Transport {
         path: &str,
         options: SendOptions,
     ) -> Result<RawResponse, SendError> {
-        let mut request = self.http.get(routes::url(addr, path));
+        let mut request = self.http.get(self.url(addr, path));
         if options.forwarded {
             request = request.header(FORWARDED_HEADER, "1");
         }
@@ -330,7 +366,7 @@ impl Transport {
         request: &Req,
         options: SendOptions,
     ) -> Result<Resp, SendError> {
-        let mut builder = self.http.post(routes::url(addr, path)).json(request);
+        let mut builder = self.http.post(self.url(addr, path)).json(request);
         if options.forwarded {
             builder = builder.header(FORWARDED_HEADER, "1");
         }
@@ -374,7 +410,7 @@ impl Transport {
     ) -> Result<(), SendError> {
         let request = self
             .http
-            .put(routes::url(addr, &routes::chunk(hash)))
+            .put(self.url(addr, &routes::chunk(hash)))
             .body(bytes);
         let options = SendOptions {
             max_response: MAX_QUOTED_ERROR,

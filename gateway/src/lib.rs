@@ -104,6 +104,7 @@ pub async fn run(
     listen: SocketAddr,
     client: Client,
     users: Option<users::UserKeys>,
+    tls: Option<toastyfs_client::tls::ServerTls>,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayStartError> {
     let tcp = tokio::net::TcpListener::bind(listen)
@@ -117,7 +118,7 @@ pub async fn run(
     // At `stop`, accepting ends and the process exits: a transfer still
     // running is cut off, and a put cut off leaves no file behind.
     tokio::select! {
-        () = listener::serve(tcp, app, ServeLimits::default()) => {}
+        () = listener::serve(tcp, app, ServeLimits::default(), tls) => {}
         () = stop => {}
     }
     Ok(())

@@ -17,6 +17,8 @@ use toastyfs_proto::namespace::{Command, Proposal};
 use crate::api;
 use crate::auth::Gate;
 use crate::chunk_map::ChunkMapConfig;
+use toastyfs_client::tls::NodeTls;
+
 use crate::election::{self, ElectionState};
 use crate::handover;
 use crate::limits;
@@ -52,6 +54,8 @@ pub struct NodeConfig {
     /// node-to-node requests are signed and checked with it. `None`:
     /// nothing is signed or checked.
     pub keys: Option<ClusterKeys>,
+    /// TLS on the listener and to peers; `None`: plain HTTP.
+    pub tls: Option<NodeTls>,
 }
 
 impl NodeConfig {
@@ -69,6 +73,7 @@ impl NodeConfig {
             chunks: ChunkMapConfig::default(),
             upload_temp_ttl: limits::DEFAULT_UPLOAD_TEMP_TTL,
             keys: None,
+            tls: None,
         }
     }
 
@@ -152,7 +157,8 @@ pub async fn run(
         }
     };
     let app = api::router(node.clone(), gate);
-    tokio::spawn(serve(listener, app, ServeLimits::default()));
+    let server_tls = config.tls.as_ref().map(|t| t.server.clone());
+    tokio::spawn(serve(listener, app, ServeLimits::default(), server_tls));
     tokio::spawn(propose_reclaim(node.clone()));
     tokio::spawn(upload_sweep::run(node.clone(), config.upload_temp_ttl));
     tokio::spawn(election::run(node.clone(), config.election_timing()));
@@ -177,7 +183,8 @@ async fn start(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
     let (log, sm) = store::open(&config.data_dir)?;
     let db = sm.db().clone();
     let transport = Transport::new(limits::FORWARD_TIMEOUT)
-        .signed_with(config.keys.as_ref().map(|k| k.sign_with.clone()));
+        .signed_with(config.keys.as_ref().map(|k| k.sign_with.clone()))
+        .with_tls(config.tls.as_ref().map(|t| t.peers.clone()));
     let network = NetworkFactory {
         transport: transport.clone(),
     };

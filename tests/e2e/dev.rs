@@ -10,16 +10,19 @@ use toastyfs_client::Admin;
 
 use crate::harness::wait_for;
 
-/// A base port whose 20 ports above it are free right now.
-fn free_base() -> u16 {
-    let start = 20_000 + (std::process::id() % 1_500) as u16 * 25;
+/// A base port whose 20 ports above it are free right now (each call of
+/// this process starts its search elsewhere, so concurrent tests differ).
+pub(crate) fn free_base() -> u16 {
+    static CALLS: std::sync::atomic::AtomicU16 = std::sync::atomic::AtomicU16::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let start = 20_000 + ((std::process::id() as u16 % 60 + call * 7) % 400) * 100;
     (0..100)
         .map(|i| start.wrapping_add(i * 25))
         .find(|base| (1..=20).all(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).is_ok()))
         .expect("a free port range")
 }
 
-fn dev(dir: &std::path::Path, base: u16) -> Command {
+pub(crate) fn dev(dir: &std::path::Path, base: u16) -> Command {
     let mut command = Command::new(crate::harness::binary());
     command
         .args(["dev", "--dir"])
@@ -44,13 +47,15 @@ fn listening(base: u16) -> Vec<u16> {
 }
 
 /// Waits until the dev cluster in `dir` serves, asking with the secret
-/// it made there (`cluster.secret`).
-async fn wait_running(dir: &std::path::Path, base: u16) {
+/// it made there (`cluster.secret`), over TLS if it made a CA.
+pub(crate) async fn wait_running(dir: &std::path::Path, base: u16) {
     let meta: Vec<String> = (1..=3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
     let secret_file = dir.join("cluster.secret");
+    let ca = dir.join("tls/ca.pem");
     wait_for("the dev cluster to serve", Duration::from_secs(90), || {
         let secret = toastyfs_client::secret::load(&secret_file).ok();
-        let admin = Admin::connect_signed(meta.clone(), secret);
+        let tls = toastyfs_client::tls::ClientTls::from_ca_file(&ca).ok();
+        let admin = Admin::connect_with(meta.clone(), secret, tls);
         async move {
             let status = admin.chunk_status().await.ok()?;
             (status.servers.iter().filter(|s| s.up).count() == 3).then_some(())
@@ -115,7 +120,7 @@ fn signal(child: &Child, signal: &str) {
 
 /// A dev process killed (with its children, by `PR_SET_PDEATHSIG`) when the
 /// test ends, whatever happened.
-struct Running(Child);
+pub(crate) struct Running(pub(crate) Child);
 
 impl Drop for Running {
     fn drop(&mut self) {

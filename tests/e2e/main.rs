@@ -20,3 +20,4 @@ mod meta;
 mod partition;
 mod teeth;
 mod terminal;
+mod tls;

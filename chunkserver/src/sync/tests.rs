@@ -176,6 +176,7 @@ fn config(meta: Vec<String>) -> SyncConfig {
         fetch_parallelism: 2,
         secret: None,
         revoked: None,
+        tls: None,
     }
 }
 
