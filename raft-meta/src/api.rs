@@ -29,8 +29,9 @@ use toastyfs_proto::routes;
 
 use crate::auth::{self, Gate};
 use crate::callers;
-use crate::limits::MAX_REQUEST_BYTES;
+use crate::limits::{MAX_CLIENT_REQUESTS_IN_FLIGHT, MAX_REQUEST_BYTES};
 use crate::node::Node;
+use tower::limit::GlobalConcurrencyLimitLayer;
 
 type AppState = Arc<Node>;
 
@@ -71,6 +72,9 @@ pub fn router(node: Arc<Node>, gate: Option<Arc<Gate>>) -> Router {
         .route_layer(axum::middleware::from_fn_with_state(
             (node.clone(), gate.clone()),
             callers::identify,
+        ))
+        .route_layer(GlobalConcurrencyLimitLayer::new(
+            MAX_CLIENT_REQUESTS_IN_FLIGHT,
         ));
     Router::new()
         .merge(from_clients)

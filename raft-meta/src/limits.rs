@@ -7,6 +7,11 @@ use std::time::Duration;
 
 /// Largest request body (a Raft append batch or snapshot chunk).
 pub const MAX_REQUEST_BYTES: usize = 32 << 20;
+/// Client requests (namespace, placement, locate, status) a node works on
+/// at once; more wait their turn before their body is read. Peers' Raft
+/// RPCs and chunk reports are not counted, so a crowd of clients cannot
+/// starve replication or elections.
+pub const MAX_CLIENT_REQUESTS_IN_FLIGHT: usize = 512;
 
 /// Encoded proposals one log entry gathers at most (its first proposal
 /// always goes; one is at most its record's 1 MiB, a real one about
