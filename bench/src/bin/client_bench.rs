@@ -124,10 +124,23 @@ async fn main() -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()?;
+    let secret_file = dir.path().join("cluster.secret");
     let _dev = Dev { child, _dir: dir };
     let meta: Vec<String> = (1..=3).map(|i| format!("127.0.0.1:{}", base + i)).collect();
     let mut config = ClientConfig::new(meta);
     config.parallelism = args.parallelism;
+    // The dev cluster has a secret: the benchmark acts with it.
+    let made = Instant::now();
+    let secret = loop {
+        match toastyfs_client::secret::load(&secret_file) {
+            Ok(secret) => break secret,
+            Err(e) if made.elapsed() > Duration::from_secs(30) => {
+                anyhow::bail!("the dev cluster's secret: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    };
+    config.secret = Some(secret);
     let client = Arc::new(Client::new(config));
     let started = Instant::now();
     loop {
