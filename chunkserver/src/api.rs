@@ -15,13 +15,17 @@
 //! would invite retries here). Every error body is JSON `{"error": "..."}`
 //! and [`ApiError::status`] is the one place statuses are chosen. A
 //! malformed `Range` is refused (400) rather than ignored, so client bugs
-//! are loud. Deliberately absent: authentication (a later layer) and the
+//! are loud. An upload's body is streamed into a temporary file as it
+//! arrives and hashed on the way (`store/upload.rs`), never held whole;
+//! a patch's body is read whole (it changes a chunk in memory). Absent
+//! here: who may call (`access.rs`, a layer the server adds) and the
 //! leader sync.
 
 mod range;
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -29,10 +33,12 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
+use futures::StreamExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde::{Deserialize, Serialize};
-use toastyfs_proto::hash::{ChunkHash, ChunkHashParseError};
+use toastyfs_proto::hash::{ChunkHash, ChunkHashParseError, ChunkHasher};
 use toastyfs_proto::routes;
+use tokio::io::AsyncWriteExt;
 
 use crate::error::StoreError;
 use crate::metrics;
@@ -64,6 +70,8 @@ pub enum ApiError {
     TooManyHashes { count: usize, max: usize },
     #[error("request body: {0}")]
     Body(#[from] BytesRejection),
+    #[error("the request body was cut off: {0}")]
+    BodyCut(String),
     #[error("metrics are not enabled on this server")]
     MetricsDisabled,
     #[error(transparent)]
@@ -78,7 +86,8 @@ impl ApiError {
             | ApiError::BadRange(_)
             | ApiError::BadQuery(_)
             | ApiError::BadJson(_)
-            | ApiError::TooManyHashes { .. } => StatusCode::BAD_REQUEST,
+            | ApiError::TooManyHashes { .. }
+            | ApiError::BodyCut(_) => StatusCode::BAD_REQUEST,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Body(rejection) => rejection.status(),
             ApiError::MetricsDisabled => StatusCode::NOT_FOUND,
@@ -107,7 +116,7 @@ impl ApiError {
             ApiError::BadQuery(_) | ApiError::BadJson(_) | ApiError::TooManyHashes { .. } => {
                 "bad_request"
             }
-            ApiError::Body(_) => "bad_body",
+            ApiError::Body(_) | ApiError::BodyCut(_) => "bad_body",
             ApiError::MetricsDisabled => "disabled",
             ApiError::Store(e) => e.kind(),
         }
@@ -209,9 +218,10 @@ fn hash_reply(status: StatusCode, hash: ChunkHash) -> Response {
 async fn upload(
     State(app): State<AppState>,
     Path(hash): Path<String>,
-    body: Result<Bytes, BytesRejection>,
+    headers: HeaderMap,
+    body: Body,
 ) -> Response {
-    let result = store_chunk(&app, &hash, body).await;
+    let result = store_chunk(&app, &hash, &headers, body).await;
     let label = match &result {
         Ok((PutOutcome::Stored, _)) => "stored",
         Ok((PutOutcome::AlreadyPresent, _)) => "already_present",
@@ -225,15 +235,66 @@ async fn upload(
     }
 }
 
+/// Streams the body into a temporary file, hashing it on the way, then
+/// has the store check and install it (`store/upload.rs`): a chunk body is
+/// never held whole in memory.
 async fn store_chunk(
     app: &AppState,
     hash: &str,
-    body: Result<Bytes, BytesRejection>,
+    headers: &HeaderMap,
+    body: Body,
 ) -> Result<(PutOutcome, ChunkHash), ApiError> {
     let hash = parse_hash(hash)?;
-    let body = body?;
-    let outcome = app.store.blocking(move |s| s.put(hash, &body)).await?;
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let (file, temp) = app
+        .store
+        .blocking(move |s| s.begin_upload(hash, announced))
+        .await?;
+    let received = receive(file, &temp, body).await;
+    let (size_bytes, actual) = match received {
+        Ok(received) => received,
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&temp).await;
+            return Err(e);
+        }
+    };
+    let outcome = app
+        .store
+        .blocking(move |s| s.finish_upload(hash, &temp, size_bytes, actual))
+        .await?;
     Ok((outcome, hash))
+}
+
+/// Writes `body` into `file` as it arrives, at most [`MAX_CHUNK_BYTES`],
+/// and fsyncs it; its length and hash.
+async fn receive(
+    file: std::fs::File,
+    temp: &std::path::Path,
+    body: Body,
+) -> Result<(u64, ChunkHash), ApiError> {
+    let io_error = |e| ApiError::Store(StoreError::io(temp.to_owned())(e));
+    let mut file = tokio::fs::File::from_std(file);
+    let mut hasher = ChunkHasher::default();
+    let mut size_bytes = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(piece) = stream.next().await {
+        let piece = piece.map_err(|e| ApiError::BodyCut(e.to_string()))?;
+        size_bytes += piece.len() as u64;
+        if size_bytes > MAX_CHUNK_BYTES {
+            return Err(ApiError::Store(StoreError::TooLarge {
+                size_bytes,
+                max_bytes: MAX_CHUNK_BYTES,
+            }));
+        }
+        hasher.update(&piece);
+        file.write_all(&piece).await.map_err(io_error)?;
+    }
+    file.flush().await.map_err(io_error)?;
+    file.sync_all().await.map_err(io_error)?;
+    Ok((size_bytes, hasher.finish()))
 }
 
 async fn download(

@@ -29,9 +29,9 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(2);
 pub const MAX_QUEUED_FETCHES: usize = 256;
 
 /// Chunk bodies (uploads and patches) read at once; more wait their turn
-/// before their body is read, so buffered bodies stay under this many
-/// times the largest chunk (1 GiB at 64 MiB chunks), however many
-/// clients upload.
+/// before their body is read. Uploads stream to disk, so this bounds the
+/// disk writes at once; patches are read whole, so it also keeps their
+/// buffers under this many times the largest chunk (1 GiB at 64 MiB).
 pub const MAX_CHUNK_BODIES_IN_FLIGHT: usize = 16;
 /// Room for request framing beyond the largest chunk body.
 pub const BODY_SLACK_BYTES: usize = 64 << 10;

@@ -261,27 +261,38 @@ impl ChunkStore {
     /// replaced by them (so an acknowledged copy is always a verified,
     /// durable file).
     fn confirm_present(&self, hash: ChunkHash, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
-        let path = self.layout.chunk_file(hash);
-        let intact = read_bounded(&path).is_ok_and(|on_disk| on_disk == bytes);
-        if !intact {
+        if !self.copy_intact(hash) {
             tracing::warn!(%hash, "a stored chunk is missing or corrupt; replacing it with the uploaded copy");
             return self.replace(hash, bytes);
         }
+        match self.acknowledge_present(hash)? {
+            Some(outcome) => Ok(outcome),
+            // Deleted meanwhile: store it anew.
+            None => self.put(hash, bytes),
+        }
+    }
+
+    /// Whether the file of listed chunk `hash` is there and hashes right
+    /// (read in blocks, never held whole).
+    fn copy_intact(&self, hash: ChunkHash) -> bool {
+        hash_file(&self.layout.chunk_file(hash)).is_ok_and(|on_disk| on_disk == hash)
+    }
+
+    /// Acknowledges a listed chunk whose file is intact, syncing its
+    /// directory first if its copy was not yet durable; `None` if it was
+    /// deleted meanwhile.
+    fn acknowledge_present(&self, hash: ChunkHash) -> Result<Option<PutOutcome>, StoreError> {
         if !self.entry(hash).is_some_and(|e| e.durable) {
             let dir = self.layout.fanout_dir(hash);
             sys::sync_dir(&dir).map_err(StoreError::io(dir))?;
         }
         let mut state = self.state();
-        match state.chunks.get_mut(&hash) {
-            Some(entry) => entry.durable = true,
-            // Deleted meanwhile: store it anew.
-            None => {
-                drop(state);
-                return self.put(hash, bytes);
-            }
-        }
+        let Some(entry) = state.chunks.get_mut(&hash) else {
+            return Ok(None);
+        };
+        entry.durable = true;
         state.ack(hash);
-        Ok(PutOutcome::AlreadyPresent)
+        Ok(Some(PutOutcome::AlreadyPresent))
     }
 
     /// Writes verified `bytes` over the file of a listed chunk whose copy
@@ -290,15 +301,27 @@ impl ChunkStore {
     fn replace(&self, hash: ChunkHash, bytes: &[u8]) -> Result<PutOutcome, StoreError> {
         self.ensure_fanout_dir(&self.layout.fanout_dir(hash))?;
         let temp = self.write_temp(hash, bytes)?;
+        self.replace_from(hash, &temp, bytes.len() as u64)
+    }
+
+    /// Renames the verified, fsynced temporary file `temp` over the file
+    /// of listed chunk `hash` (a new generation).
+    fn replace_from(
+        &self,
+        hash: ChunkHash,
+        temp: &Path,
+        size_bytes: u64,
+    ) -> Result<PutOutcome, StoreError> {
+        self.ensure_fanout_dir(&self.layout.fanout_dir(hash))?;
         let path = self.layout.chunk_file(hash);
         {
             let mut state = self.state();
-            if let Err(e) = fs::rename(&temp, &path) {
-                let _ = fs::remove_file(&temp);
+            if let Err(e) = fs::rename(temp, &path) {
+                let _ = fs::remove_file(temp);
                 return Err(StoreError::io(path)(e));
             }
             state.remove(hash);
-            state.insert(hash, bytes.len() as u64);
+            state.insert(hash, size_bytes);
             state.lost.remove(&hash);
         }
         self.make_durable(hash)?;
@@ -498,21 +521,27 @@ impl ChunkStore {
         if state.chunks.contains_key(&hash) {
             return Ok(None);
         }
-        if let Some(capacity) = self.capacity_bytes {
-            let used = state.bytes + state.reserved_bytes;
-            if used.saturating_add(size_bytes) > capacity {
-                let free_bytes = capacity.saturating_sub(used);
-                return Err(StoreError::CapacityExceeded {
-                    needed_bytes: size_bytes,
-                    free_bytes,
-                });
-            }
-        }
+        self.check_capacity(&state, size_bytes)?;
         state.reserved_bytes += size_bytes;
         Ok(Some(Reservation {
             store: self,
             size_bytes,
         }))
+    }
+
+    /// Refuses `size_bytes` more than the capacity leaves free.
+    fn check_capacity(&self, state: &State, size_bytes: u64) -> Result<(), StoreError> {
+        let Some(capacity) = self.capacity_bytes else {
+            return Ok(());
+        };
+        let used = state.bytes + state.reserved_bytes;
+        if used.saturating_add(size_bytes) > capacity {
+            return Err(StoreError::CapacityExceeded {
+                needed_bytes: size_bytes,
+                free_bytes: capacity.saturating_sub(used),
+            });
+        }
+        Ok(())
     }
 
     /// Writes `bytes` to a fresh, fsynced temporary file.
@@ -635,6 +664,21 @@ fn write_at(content: &mut Vec<u8>, offset: usize, bytes: &[u8]) {
         content.resize(end, 0);
     }
     content[offset..end].copy_from_slice(bytes);
+}
+
+/// The hash of a chunk file, read in blocks of 1 MiB, never more than one
+/// byte past the largest chunk (a longer file cannot hash right).
+fn hash_file(path: &Path) -> io::Result<ChunkHash> {
+    let mut file = File::open(path)?.take(MAX_CHUNK_BYTES + 1);
+    let mut hasher = toastyfs_proto::hash::ChunkHasher::default();
+    let mut block = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut block)?;
+        if read == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&block[..read]);
+    }
 }
 
 /// Reads a chunk file, never more than one byte past the largest chunk (a
@@ -760,6 +804,8 @@ fn read_dir(dir: &Path) -> Result<Vec<fs::DirEntry>, StoreError> {
         .collect::<io::Result<Vec<_>>>()
         .map_err(StoreError::io(dir))
 }
+
+mod upload;
 
 #[cfg(test)]
 mod tests;

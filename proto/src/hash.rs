@@ -31,6 +31,20 @@ impl ChunkHash {
     }
 }
 
+/// A [`ChunkHash`] computed piece by piece, as a streamed body arrives.
+#[derive(Clone, Default)]
+pub struct ChunkHasher(Sha256);
+
+impl ChunkHasher {
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    pub fn finish(self) -> ChunkHash {
+        ChunkHash(self.0.finalize().into())
+    }
+}
+
 impl fmt::Display for ChunkHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&hex::encode(self.0))
@@ -68,6 +82,14 @@ impl FromStr for ChunkHash {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_hash_in_pieces_is_the_hash_of_the_whole() {
+        let mut hasher = ChunkHasher::default();
+        hasher.update(b"hello, ");
+        hasher.update(b"world");
+        assert_eq!(hasher.finish(), ChunkHash::of(b"hello, world"));
+    }
 
     #[test]
     fn empty_input_hashes_to_the_known_sha256() {

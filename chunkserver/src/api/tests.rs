@@ -282,3 +282,53 @@ async fn oversized_upload_is_413() {
         assert!(reply.json()["error"].is_string());
     }
 }
+
+/// Files left in the store's temporary directory.
+fn temp_files(f: &Fixture) -> usize {
+    fs::read_dir(f._dir.path().join("tmp")).unwrap().count()
+}
+
+/// A body streamed in pieces, without a length, is stored as it arrives;
+/// one past the largest chunk, or cut off, or hashing to another name, is
+/// refused and leaves no temporary file.
+#[tokio::test]
+async fn a_streamed_upload_is_stored_and_a_bad_one_leaves_nothing() {
+    let f = fixture(None);
+    let pieces: Vec<Vec<u8>> = (0..64u8).map(|i| vec![i; 64 << 10]).collect();
+    let whole: Vec<u8> = pieces.concat();
+    let hash = ChunkHash::of(&whole);
+    let stream = futures::stream::iter(
+        pieces
+            .into_iter()
+            .map(|p| Ok::<_, std::io::Error>(Bytes::from(p))),
+    );
+    let uri = format!("/chunks/{hash}");
+    let reply = send(&f.app, request("PUT", &uri, Body::from_stream(stream))).await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    assert_eq!(f.store.get(hash).unwrap(), whole);
+
+    let endless = futures::stream::iter(
+        (0..(MAX_CHUNK_BYTES >> 20) + 2)
+            .map(|_| Ok::<_, std::io::Error>(Bytes::from(vec![1u8; 1 << 20]))),
+    );
+    let big = format!("/chunks/{}", ChunkHash::of(b"endless"));
+    let reply = send(&f.app, request("PUT", &big, Body::from_stream(endless))).await;
+    assert_eq!(reply.status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let cut = futures::stream::iter(vec![
+        Ok(Bytes::from_static(b"half a body")),
+        Err(std::io::Error::other("the client went away")),
+    ]);
+    let other = format!("/chunks/{}", ChunkHash::of(b"never whole"));
+    let reply = send(&f.app, request("PUT", &other, Body::from_stream(cut))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+
+    let reply = send(&f.app, request("PUT", &other, Body::from("something else"))).await;
+    assert_eq!(reply.status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        temp_files(&f),
+        0,
+        "a refused upload left its temporary file"
+    );
+    assert!(f.store.get(ChunkHash::of(b"never whole")).is_err());
+}

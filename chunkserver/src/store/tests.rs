@@ -398,3 +398,35 @@ fn a_failed_directory_fsync_takes_the_copy_out_of_the_inventory() {
     assert!(matches!(store.put(hash, bytes), Ok(PutOutcome::Stored)));
     assert_eq!(store.get(hash).unwrap(), bytes.to_vec());
 }
+
+/// A streamed upload (`store/upload.rs`): written to its temporary file,
+/// then installed; over a corrupt copy it replaces it, over an intact one
+/// it is acknowledged as present; either way its temporary file is gone.
+#[test]
+fn a_streamed_upload_installs_replaces_and_confirms() {
+    use std::io::Write;
+    let dir = TempDir::new().unwrap();
+    let store = open(&dir);
+    let bytes = b"streamed bytes".repeat(1000);
+    let hash = ChunkHash::of(&bytes);
+    let stream_in = |store: &ChunkStore| {
+        let (mut file, temp) = store.begin_upload(hash, Some(bytes.len() as u64)).unwrap();
+        file.write_all(&bytes).unwrap();
+        file.sync_all().unwrap();
+        let outcome = store
+            .finish_upload(hash, &temp, bytes.len() as u64, ChunkHash::of(&bytes))
+            .unwrap();
+        assert!(!temp.exists(), "the temporary file was left behind");
+        outcome
+    };
+    assert_eq!(stream_in(&store), PutOutcome::Stored);
+    assert_eq!(store.get(hash).unwrap(), bytes);
+    assert_eq!(stream_in(&store), PutOutcome::AlreadyPresent);
+    flip_byte(&store, hash, 3);
+    assert_eq!(stream_in(&store), PutOutcome::Stored);
+    assert_eq!(store.get(hash).unwrap(), bytes);
+    let (_, temp) = store.begin_upload(hash, None).unwrap();
+    let refused = store.finish_upload(hash, &temp, 3, ChunkHash::of(b"abc"));
+    assert!(matches!(refused, Err(StoreError::HashMismatch { .. })));
+    assert!(!temp.exists());
+}
