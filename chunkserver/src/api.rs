@@ -21,8 +21,6 @@
 //! here: who may call (`access.rs`, a layer the server adds) and the
 //! leader sync.
 
-mod range;
-
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -44,7 +42,8 @@ use crate::error::StoreError;
 use crate::metrics;
 use crate::store::{ChunkStore, PutOutcome, MAX_CHUNK_BYTES};
 
-pub use range::ByteRange;
+pub use toastyfs_proto::byte_range::ByteRange;
+pub use toastyfs_proto::chunks::{ExistsReply, ExistsRequest};
 
 pub use crate::limits::{BODY_SLACK_BYTES, MAX_EXISTS_HASHES};
 use crate::limits::{MAX_CHUNK_BODIES_IN_FLIGHT, MAX_EXISTS_BODY_BYTES};
@@ -152,16 +151,6 @@ struct ErrorBody {
 #[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
 pub struct HashReply {
     pub hash: String,
-}
-
-#[derive(Serialize, Deserialize, Debug)]
-pub struct ExistsRequest {
-    pub hashes: Vec<String>,
-}
-
-#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
-pub struct ExistsReply {
-    pub present: Vec<bool>,
 }
 
 #[derive(Deserialize)]

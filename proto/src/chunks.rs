@@ -214,6 +214,19 @@ pub struct ChunkHealthReply {
     pub health: Vec<ChunkHealth>,
 }
 
+/// `POST /chunks/exists` on a chunk server (JSON): which of these hashes
+/// (hex) it holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExistsRequest {
+    pub hashes: Vec<String>,
+}
+
+/// The answer to an [`ExistsRequest`]: one flag per hash, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExistsReply {
+    pub present: Vec<bool>,
+}
+
 /// Record kinds of the chunk protocol.
 pub mod kinds {
     pub const CHUNK_REPORT: u8 = 8;

@@ -18,9 +18,10 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::auth::{self, ReceivedHeaders, ReplayGuard, Secret, SignedParts};
+use crate::byte_range::ByteRange;
 use crate::chunks::{
-    ChunkHealthReply, ChunkHealthRequest, ChunkOrders, ChunkReport, LocateReply, LocateRequest,
-    PlacementReply, PlacementRequest,
+    ChunkHealthReply, ChunkHealthRequest, ChunkOrders, ChunkReport, ExistsRequest, LocateReply,
+    LocateRequest, PlacementReply, PlacementRequest,
 };
 use crate::cluster::{AddNodeRequest, ChunkClusterStatus, InitRequest, RemoveNodeRequest};
 use crate::namespace::{CommandResult, Proposal, Query, QueryResult};
@@ -210,13 +211,15 @@ pub fn path_parse(data: &[u8]) {
     );
 }
 
-/// The JSON bodies the metadata servers' cluster API accepts
-/// (`init`, `add-node`, `remove-node`): any bytes are parsed or refused
-/// without a panic, and what parses serialises and parses back the same.
+/// The JSON bodies the servers accept: the metadata servers' cluster API
+/// (`init`, `add-node`, `remove-node`) and the chunk server's `exists`.
+/// Any bytes are parsed or refused without a panic, and what parses
+/// serialises and parses back the same.
 pub fn json_bodies(data: &[u8]) {
     json_round_trip::<InitRequest>(data);
     json_round_trip::<AddNodeRequest>(data);
     json_round_trip::<RemoveNodeRequest>(data);
+    json_round_trip::<ExistsRequest>(data);
 }
 
 fn json_round_trip<T: Serialize + DeserializeOwned + PartialEq + Debug>(data: &[u8]) {
@@ -263,6 +266,21 @@ pub fn range_header(data: &[u8]) {
         }
     }
     assert_eq!(range::parse(None, length), Wanted::Whole);
+    strict_range(header, length);
+}
+
+/// The chunk server's strict rule ([`ByteRange`]) on the same header: a
+/// resolved range is non-empty and inside the body.
+fn strict_range(header: &str, length: u64) {
+    let Some(range) = ByteRange::parse(header) else {
+        return;
+    };
+    if let Some((first, last)) = range.resolve(length) {
+        assert!(
+            first <= last && last < length,
+            "{header:?} resolved to {first}..={last} of {length} bytes"
+        );
+    }
 }
 
 /// The request-signature headers. `data` is split at newlines into

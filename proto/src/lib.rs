@@ -7,6 +7,7 @@
 pub mod addr;
 pub mod admission;
 pub mod auth;
+pub mod byte_range;
 pub mod chunk_token;
 pub mod chunks;
 pub mod client_key;

@@ -1,7 +1,9 @@
-//! One HTTP byte range (`Range: bytes=first-last`, `bytes=first-`,
-//! `bytes=-suffix`): parsing the header and resolving it against a body
-//! size. Pure functions, no I/O. Multiple ranges are deliberately not
-//! supported: our clients read one span at a time.
+//! The chunk server's strict rule for one HTTP byte range (`Range:
+//! bytes=first-last`, `bytes=first-`, `bytes=-suffix`): parsing the header
+//! and resolving it against a body size. Pure functions, no I/O. Multiple
+//! ranges are deliberately not supported (our clients read one span at a
+//! time), and anything else is refused rather than ignored, so client bugs
+//! are loud; the gateway's lenient rule for browsers is [`crate::range`].
 
 /// A parsed single byte range.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
