@@ -104,6 +104,13 @@ fn retries_that_skip_the_session_check_are_caught() {
 /// in the log first: an upload whose commit is held up while the clients
 /// are cut from the metadata nodes is deleted, the late commit is
 /// accepted, and the file it wrote cannot be read after the heal.
+///
+/// The bug bites only when a cut falls between a client's placement and
+/// its commit and a scan runs before the heal, so one 30 s run misses it
+/// now and then (once in about twenty CI runs). The checker has teeth if
+/// it catches the bug in one of up to [`UNFENCED_ATTEMPTS`] runs, each on
+/// its own directory and seed of the same cluster; it never has to catch
+/// anything that did not happen.
 #[test]
 fn drops_without_the_collection_fence_are_caught() {
     let _heavy = crate::harness::heavy();
@@ -114,9 +121,30 @@ fn drops_without_the_collection_fence_are_caught() {
     )];
     layout.fast_collection();
     let mut cluster = start(layout);
-    let run = Run {
+    let mut missed = Vec::new();
+    for attempt in 0..UNFENCED_ATTEMPTS {
+        let name = format!("tooth-unfenced-drops-{attempt}");
+        let verdict = judged(&mut cluster, &name, unfenced_drops_run(attempt));
+        if !verdict.passed() {
+            return;
+        }
+        missed.push(verdict.summary(&name));
+    }
+    panic!(
+        "chunks deleted under committed files went unnoticed in {UNFENCED_ATTEMPTS} runs:\n{}",
+        missed.join("\n")
+    );
+}
+
+/// How many runs the unfenced-drops tooth gets to catch its bug.
+const UNFENCED_ATTEMPTS: u64 = 3;
+
+/// The `attempt`th run of the unfenced-drops tooth.
+fn unfenced_drops_run(attempt: u64) -> Run {
+    Run {
         workload: RegisterWorkload {
             clients: 8,
+            dir: format!("/reg-unfenced-{attempt}"),
             duration: Duration::from_secs(30),
             // Most writes go to a key of their own, so a lost one is the
             // value the final reads look for.
@@ -138,12 +166,6 @@ fn drops_without_the_collection_fence_are_caught() {
         blocks: None,
         namespace: None,
         append: None,
-        seed: 4,
-    };
-    let verdict = judged(&mut cluster, "tooth-unfenced-drops", run);
-    assert!(
-        !verdict.passed(),
-        "chunks deleted under committed files went unnoticed: {}",
-        verdict.summary("tooth-unfenced-drops")
-    );
+        seed: 4 + attempt,
+    }
 }
