@@ -48,6 +48,23 @@ enum ClusterCommand {
     Status {
         #[command(flatten)]
         output: OutputArgs,
+        /// Show it again every SECS seconds (default 2) until interrupted;
+        /// with `-o json`, one JSON document each time.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2", value_parser = clap::value_parser!(u64).range(1..))]
+        watch: Option<u64>,
+    },
+    /// Wait until the cluster is healthy: every member answers and has
+    /// applied what was committed when the wait began, one leader, no
+    /// learner, equal digests, every chunk server up and every chunk fully
+    /// replicated. Run it between two nodes of a rolling restart. Exits 1
+    /// naming what is still wrong after --timeout.
+    #[command(
+        after_help = "Example:\n  systemctl restart toastyfs-meta && toastyfs cluster wait-healthy --timeout 120"
+    )]
+    WaitHealthy {
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 120)]
+        timeout: u64,
     },
     /// Add a node (as a learner, promoted to voter once caught up).
     AddNode {
@@ -144,7 +161,13 @@ pub async fn run(args: ClusterArgs) -> Result<(), Failure> {
             Ok(())
         }
         ClusterCommand::Init { members } => init(connection, members).await,
-        ClusterCommand::Status { output } => status(connection, output).await,
+        ClusterCommand::Status { output, watch } => match watch {
+            Some(every) => watch_status(connection, output, every).await,
+            None => status(connection, output).await,
+        },
+        ClusterCommand::WaitHealthy { timeout } => {
+            crate::cli_health::wait_healthy(connection, Duration::from_secs(timeout)).await
+        }
         ClusterCommand::AddNode { member } => {
             let (id, addr) = parse_member(&member)?;
             outln!("{}", admin(connection)?.add_node(id, &addr).await?);
@@ -278,13 +301,13 @@ async fn init(connection: &Connection, members: Vec<String>) -> Result<(), Failu
 /// One metadata node in `cluster status -o json`: its status, or why it
 /// did not answer.
 #[derive(Serialize)]
-struct NodeJson {
-    id: u64,
-    addr: String,
+pub(crate) struct NodeJson {
+    pub(crate) id: u64,
+    pub(crate) addr: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<NodeStatus>,
+    pub(crate) status: Option<NodeStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
+    pub(crate) error: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -300,7 +323,7 @@ struct StatusJson {
 /// Every member's own status: the membership from the first given node
 /// that answers, then every member asked at once (a paused node costs its
 /// timeout once, not once per node before it).
-async fn members(admin: &Admin, meta: &[String]) -> Result<Vec<NodeJson>, Failure> {
+pub(crate) async fn members(admin: &Admin, meta: &[String]) -> Result<Vec<NodeJson>, Failure> {
     let mut last_error = None;
     let mut nodes = BTreeMap::new();
     for addr in meta {
@@ -362,6 +385,27 @@ async fn status(connection: &Connection, output: OutputArgs) -> Result<(), Failu
         Err(e) => outln!("\nchunk servers: unknown ({e})"),
     }
     Ok(())
+}
+
+/// `cluster status --watch`: the status, redrawn every `every` seconds;
+/// an unreachable cluster is shown as such and looked at again.
+async fn watch_status(
+    connection: &Connection,
+    output: OutputArgs,
+    every: u64,
+) -> Result<(), Failure> {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    loop {
+        if terminal && output.format != Format::Json {
+            // Clear the screen and go home, as `watch` does.
+            print!("\x1b[2J\x1b[H");
+            outln!("every {every} s; Ctrl-C to stop\n");
+        }
+        if let Err(e) = status(connection, output).await {
+            outln!("{}", e.message);
+        }
+        tokio::time::sleep(Duration::from_secs(every)).await;
+    }
 }
 
 fn print_nodes(nodes: &[NodeJson]) {

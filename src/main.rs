@@ -6,7 +6,10 @@
 
 mod cli_cluster;
 mod cli_fs;
+mod cli_health;
 mod config;
+mod config_check;
+mod config_file;
 mod dev;
 mod dev_tls;
 mod exit;
@@ -61,6 +64,11 @@ enum Commands {
     Cluster(cli_cluster::ClusterArgs),
     /// Run an HTTP gateway to the cluster (GET, HEAD, PUT, DELETE).
     Gateway(GatewayArgs),
+    /// Check and write server configuration files (TOML).
+    Config {
+        #[command(subcommand)]
+        command: config_check::ConfigCommand,
+    },
     /// Start a whole local cluster (3 metadata nodes, 3 chunk servers, a
     /// gateway).
     Dev(dev::DevArgs),
@@ -83,7 +91,7 @@ enum Commands {
 /// long help (`--help`) with the exit-code table; the servers and `dev`
 /// do not.
 fn command() -> clap::Command {
-    let servers = ["meta", "chunk", "gateway", "dev", "completion"];
+    let servers = ["meta", "chunk", "gateway", "dev", "completion", "config"];
     Cli::command().mut_subcommands(|sub| {
         if servers.contains(&sub.get_name()) {
             sub
@@ -113,18 +121,16 @@ mod tests {
 
 #[derive(clap::Args, Debug)]
 struct MetaArgs {
+    /// A TOML file with a [meta] table of these options, named as here with
+    /// `_` for `-` (`toastyfs config example meta` prints one); flags and
+    /// TOASTYFS_* variables override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// This node's Raft id (a positive integer, unique in the cluster).
     #[arg(long)]
     id: u64,
-    /// Directory for this node's RocksDB and snapshots.
-    #[arg(long)]
-    data_dir: PathBuf,
-    /// Address to listen on, e.g. 127.0.0.1:7001.
-    #[arg(long)]
-    listen: SocketAddr,
-    /// Address peers and clients use to reach this node (default: --listen).
-    #[arg(long)]
-    advertise: Option<String>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Raft heartbeat interval.
     #[arg(long, default_value_t = 100)]
     heartbeat_ms: u64,
@@ -154,10 +160,29 @@ struct MetaArgs {
     /// abandoned put's) is deleted by the leader.
     #[arg(long, default_value_t = 3_600_000, value_parser = clap::value_parser!(u64).range(1..))]
     upload_temp_ttl_ms: u64,
+}
+
+/// What a metadata node and a chunk server share: where they keep their
+/// data, where they listen and what they advertise, and what they trust.
+#[derive(clap::Args, Debug)]
+struct ServerArgs {
+    /// Directory of this process's data: a metadata node's RocksDB and
+    /// snapshots, or a chunk server's chunks and identity.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// Address to listen on, e.g. 0.0.0.0:7001 (a metadata node) or
+    /// 0.0.0.0:7011 (a chunk server).
+    #[arg(long)]
+    listen: SocketAddr,
+    /// Address peers and clients use to reach this process (default:
+    /// --listen); needed when listening on every interface.
+    #[arg(long)]
+    advertise: Option<String>,
     /// The cluster secret (64 hex digits, mode 0600; `toastyfs cluster
-    /// secret` makes one): node-to-node requests are signed with it, and
-    /// Raft RPCs, chunk reports and cluster management without it are
-    /// refused. Without it, nothing is checked.
+    /// secret` makes one): what this process sends its peers is signed
+    /// with it, and Raft RPCs, chunk reports, cluster changes and chunk
+    /// copies it receives must be too (chunk requests from clients carry a
+    /// token minted with it). Without it, nothing is checked.
     #[arg(long, env = "TOASTYFS_SECRET_FILE")]
     secret_file: Option<PathBuf>,
     /// A second secret also accepted (never signed with), for a rotation:
@@ -166,6 +191,28 @@ struct MetaArgs {
     also_accept_secret_file: Option<PathBuf>,
     #[command(flatten)]
     tls: NodeTlsArgs,
+}
+
+impl ServerArgs {
+    /// What every server checks and loads before it starts: an address
+    /// peers can dial, the cluster secret (and a rotation's second one)
+    /// and TLS, if given. `config` is the file it was configured from.
+    fn trust(
+        &self,
+        config: Option<&std::path::Path>,
+    ) -> anyhow::Result<(Option<ClusterKeys>, Option<toastyfs_client::tls::NodeTls>)> {
+        config_check::dialable(self.listen, self.advertise.as_deref())
+            .map_err(anyhow::Error::msg)?;
+        if let Some(file) = config {
+            tracing::info!(file = %file.display(), "configured from a file");
+        }
+        let keys = self
+            .secret_file
+            .as_deref()
+            .map(|file| ClusterKeys::load(file, self.also_accept_secret_file.as_deref()))
+            .transpose()?;
+        Ok((keys, self.tls.load()?))
+    }
 }
 
 /// TLS for a metadata node or chunk server: what it presents, and the CA
@@ -198,18 +245,16 @@ impl NodeTlsArgs {
 
 #[derive(clap::Args, Debug)]
 struct ChunkArgs {
-    /// Directory of this server's chunks and identity.
-    #[arg(long)]
-    data_dir: PathBuf,
-    /// Address to listen on, e.g. 127.0.0.1:7011.
-    #[arg(long)]
-    listen: SocketAddr,
+    /// A TOML file with a [chunk] table of these options, named as here with
+    /// `_` for `-` (`toastyfs config example chunk` prints one); flags and
+    /// TOASTYFS_* variables override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Metadata node addresses, comma-separated (any of them will do).
     #[arg(long, value_delimiter = ',', required = true)]
     meta: Vec<String>,
-    /// Address clients and peers use to reach this server (default: --listen).
-    #[arg(long)]
-    advertise: Option<String>,
     /// Most bytes of chunks to store (default: the whole filesystem).
     #[arg(long)]
     capacity_bytes: Option<u64>,
@@ -225,17 +270,6 @@ struct ChunkArgs {
     /// Rest between two scrub passes.
     #[arg(long, default_value_t = 3600)]
     scrub_pause_secs: u64,
-    /// The cluster secret: reports and peer fetches are signed with it,
-    /// and every chunk request must carry a token minted with it or be
-    /// signed with it.
-    #[arg(long, env = "TOASTYFS_SECRET_FILE")]
-    secret_file: Option<PathBuf>,
-    /// A second secret also accepted (never signed with), for a rotation:
-    /// see docs/operations.md, "Rotating the cluster secret".
-    #[arg(long, requires = "secret_file")]
-    also_accept_secret_file: Option<PathBuf>,
-    #[command(flatten)]
-    tls: NodeTlsArgs,
 }
 
 /// Whether the command's `--meta` value came from `TOASTYFS_META` rather
@@ -251,6 +285,11 @@ fn meta_from_env_only(matches: &clap::ArgMatches) -> bool {
 
 #[derive(clap::Args, Debug)]
 struct GatewayArgs {
+    /// A TOML file with a [gateway] table of these options, named as here with
+    /// `_` for `-` (`toastyfs config example gateway` prints one); flags and
+    /// TOASTYFS_* variables override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     /// Address to listen on, e.g. 127.0.0.1:8080.
     #[arg(long)]
     listen: SocketAddr,
@@ -280,7 +319,14 @@ fn default_log_filter(command: &Commands) -> &'static str {
 }
 
 fn main() -> ExitCode {
-    let matches = command().get_matches();
+    let args = match config_file::expand(std::env::args_os().collect(), &command()) {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("toastyfs: {e}");
+            return ExitCode::from(exit::code::USAGE);
+        }
+    };
+    let matches = command().get_matches_from(args);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
@@ -315,6 +361,7 @@ fn main() -> ExitCode {
             Commands::Dev(args) => dev::run(args).await.map_err(exit::from_anyhow),
             Commands::Version { connection } => cli_cluster::version(&connection).await,
             Commands::Completion { .. } => Ok(()),
+            Commands::Config { command } => config_check::run(command),
             Commands::Fs(command) => cli_fs::run(command).await,
         }
     });
@@ -334,8 +381,10 @@ async fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
     if args.id == 0 {
         anyhow::bail!("--id must be a positive integer");
     }
-    let mut config = NodeConfig::new(args.id, args.data_dir, args.listen);
-    if let Some(advertise) = args.advertise {
+    let server = args.server;
+    let (keys, tls) = server.trust(args.config.as_deref())?;
+    let mut config = NodeConfig::new(args.id, server.data_dir, server.listen);
+    if let Some(advertise) = server.advertise {
         config.advertise = advertise;
     }
     config.heartbeat_ms = args.heartbeat_ms;
@@ -346,13 +395,8 @@ async fn run_meta(args: MetaArgs) -> anyhow::Result<()> {
     config.chunks.server_timeout = std::time::Duration::from_millis(args.chunk_server_timeout_ms);
     config.chunks.placement_ttl = std::time::Duration::from_millis(args.placement_ttl_ms);
     config.upload_temp_ttl = Duration::from_millis(args.upload_temp_ttl_ms);
-    if let Some(path) = &args.secret_file {
-        config.keys = Some(ClusterKeys::load(
-            path,
-            args.also_accept_secret_file.as_deref(),
-        )?);
-    }
-    config.tls = args.tls.load()?;
+    config.keys = keys;
+    config.tls = tls;
     server::run(config, stop_signal()).await.map_err(Into::into)
 }
 
@@ -377,6 +421,9 @@ async fn stop_signal() {
 async fn run_gateway(args: GatewayArgs) -> Result<(), exit::Failure> {
     // A server: the library's patience (retries across elections), not
     // the CLI's quick give-up.
+    if let Some(file) = &args.config {
+        tracing::info!(file = %file.display(), "configured from a file");
+    }
     let meta = cli_fs::addresses(&args.connection)?;
     let mut config = toastyfs_client::ClientConfig::new(meta.clone());
     config.secret = cli_fs::secret(&args.connection)?;
@@ -399,17 +446,15 @@ async fn run_gateway(args: GatewayArgs) -> Result<(), exit::Failure> {
 }
 
 async fn run_chunk(args: ChunkArgs) -> anyhow::Result<()> {
-    let mut config = ChunkServerConfig::new(args.data_dir, args.listen, args.meta);
-    config.advertise = args.advertise;
+    let server = args.server;
+    let (keys, tls) = server.trust(args.config.as_deref())?;
+    let mut config = ChunkServerConfig::new(server.data_dir, server.listen, args.meta);
+    config.advertise = server.advertise;
     config.capacity_bytes = args.capacity_bytes;
     config.report_interval = Duration::from_millis(args.report_interval_ms);
     config.drop_grace = Duration::from_secs(args.drop_grace_secs);
-    config.keys = args
-        .secret_file
-        .as_deref()
-        .map(|file| ClusterKeys::load(file, args.also_accept_secret_file.as_deref()))
-        .transpose()?;
-    config.tls = args.tls.load()?;
+    config.keys = keys;
+    config.tls = tls;
     config.scrub = ScrubConfig {
         rate_bytes_per_sec: NonZeroU64::new(args.scrub_rate_mb_per_sec.saturating_mul(1 << 20))
             .unwrap_or(NonZeroU64::MIN),
@@ -417,8 +462,9 @@ async fn run_chunk(args: ChunkArgs) -> anyhow::Result<()> {
     };
     tokio::select! {
         result = toastyfs_chunkserver::run(config) => result.map_err(Into::into),
-        _ = tokio::signal::ctrl_c() => {
-            tracing::info!("interrupted; stopping");
+        // SIGTERM too (what `systemctl stop` sends): exit 0, not killed.
+        _ = stop_signal() => {
+            tracing::info!("stopping");
             Ok(())
         }
     }

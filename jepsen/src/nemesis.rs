@@ -63,6 +63,12 @@ pub enum Fault {
     /// and its commit, SIGCONT at the heal ([`crate::paused_client`]).
     /// Needs the namespace workload.
     PauseClientMidWrite,
+    /// A planned rolling restart: every metadata node (the leader last),
+    /// then every chunk server, stopped with SIGTERM as a service manager
+    /// does and started again, one at a time, each after `toastyfs cluster
+    /// wait-healthy` says the cluster caught up. Not in the profile: it
+    /// is the rolling restart test's own schedule.
+    RollingRestart,
     /// Combinations: their parts strike together and heal in reverse.
     /// Random halves with a chunk server killed.
     HalvesAndChunkServerKilled,
@@ -366,6 +372,10 @@ fn strike(
             damage(&cluster.chunk_files(victim), dice);
             (vec![victim], Undo::Nothing)
         }
+        Fault::RollingRestart => {
+            let restarted = rolling_restart(cluster)?;
+            (restarted, Undo::Nothing)
+        }
         Fault::ChunkServerCutFromMetas => {
             let servers: Vec<usize> = cluster.chunk_servers().collect();
             let victim = servers[dice.pick(servers.len())];
@@ -390,6 +400,37 @@ fn strike(
         }
         combined => unreachable!("{combined:?} strikes as its parts"),
     })
+}
+
+/// How long a stopped process may take to exit before it is killed (a
+/// leading metadata node hands over for at most 3 s).
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How long the cluster may take to be healthy after one restart.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(120);
+
+/// Restarts every metadata node (the leader last) and then every chunk
+/// server, one at a time, waiting until the cluster is healthy before
+/// the next and after the last; the hosts in the order restarted.
+fn rolling_restart(cluster: &mut NetCluster) -> Result<Vec<usize>, String> {
+    cluster.wait_healthy(HEALTHY_WITHIN)?;
+    let leader = cluster.wait_leader(Duration::from_secs(30));
+    let mut order: Vec<usize> = cluster
+        .metas()
+        .into_iter()
+        .filter(|h| *h != leader)
+        .collect();
+    order.push(leader);
+    order.extend(cluster.chunk_servers());
+    for host in &order {
+        cluster
+            .restart_gracefully(*host, STOP_GRACE)
+            .map_err(|e| format!("restarting host {host}: {e}"))?;
+        cluster
+            .wait_healthy(HEALTHY_WITHIN)
+            .map_err(|e| format!("after restarting host {host}: {e}"))?;
+    }
+    Ok(order)
 }
 
 /// Undoes a fault; a resumed client process finishes on the thread

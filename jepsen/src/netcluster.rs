@@ -433,6 +433,49 @@ impl NetCluster {
         Ok(())
     }
 
+    /// Stops host `host`'s process as a service manager does (SIGTERM,
+    /// then kill -9 if it has not exited within `grace`) and starts it
+    /// again on its data. Says so if it had to be killed: a clean stop
+    /// that hangs is a finding.
+    pub fn restart_gracefully(&mut self, host: usize, grace: Duration) -> Result<(), String> {
+        self.signal(host, libc::SIGTERM);
+        let deadline = Instant::now() + grace;
+        let mut hung = false;
+        if let Some(mut child) = self.children.get_mut(host).and_then(Option::take) {
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) => break,
+                    Ok(None) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    _ => {
+                        hung = true;
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+        let child = self.spawn(host).map_err(|e| e.to_string())?;
+        self.children[host] = Some(child);
+        if hung {
+            return Err(format!(
+                "host {host} did not exit within {grace:?} of SIGTERM"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Runs `toastyfs cluster wait-healthy` from the first client host.
+    pub fn wait_healthy(&self, within: Duration) -> Result<(), String> {
+        self.cluster_command(&[
+            "wait-healthy".into(),
+            "--timeout".into(),
+            within.as_secs().to_string(),
+        ])
+    }
+
     /// SIGSTOP of host `host`'s process.
     pub fn pause(&self, host: usize) {
         self.signal(host, libc::SIGSTOP);

@@ -757,3 +757,34 @@ async fn a_cluster_initialised_before_its_other_nodes_start_elects_a_leader() {
         "the cluster serves once its nodes are up"
     );
 }
+
+/// A data directory written by a newer format is refused with a message
+/// saying so (a downgrade would misread it), and left as it was.
+#[test]
+fn a_newer_format_refuses_to_start_and_changes_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let listen = "127.0.0.1:1";
+    let start = || {
+        std::process::Command::new(crate::harness::binary())
+            .args(["meta", "--id", "1", "--listen", listen])
+            .arg("--data-dir")
+            .arg(dir.path())
+            .env_remove("TOASTYFS_SECRET_FILE")
+            .output()
+            .expect("run toastyfs meta")
+    };
+    let marker = dir.path().join("FORMAT");
+    std::fs::write(&marker, "toastyfs-meta 999\n").expect("a newer marker");
+    let out = start();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a newer format was opened: {stderr}");
+    assert!(
+        stderr.contains("metadata format 999, written by a newer ToastyFS"),
+        "unclear error: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&marker).expect("marker"),
+        "toastyfs-meta 999\n"
+    );
+    assert!(!dir.path().join("db").exists(), "the store was touched");
+}

@@ -41,6 +41,9 @@ impl ChunkMap {
         if report.full {
             self.forget_holdings(id);
         }
+        if event.is_some() {
+            self.forget_replaced(id, &report.addr);
+        }
         self.apply_report(report, now);
         (self.orders_for(id), event)
     }
@@ -130,6 +133,27 @@ impl ChunkMap {
         // Its drop set stays until the next scan recomputes it: a full
         // report (after any failed one) must not restart the grace period
         // of every pending drop, or on a flaky link nothing is collected.
+    }
+
+    /// Forgets the servers other than `id` registered at `addr`: a host
+    /// whose disk was replaced comes back under a new id at its old
+    /// address, and the old id will never report again (its copies are
+    /// gone with the disk). Only one process can listen at an address, so
+    /// the newest registration wins; forgetting copies only ever orders
+    /// more copies, never a drop, and a server wrongly forgotten (two
+    /// servers advertising one address) registers again with its next
+    /// report.
+    fn forget_replaced(&mut self, id: ChunkServerId, addr: &str) {
+        let replaced: Vec<ChunkServerId> = self
+            .servers
+            .iter()
+            .filter(|(other, s)| **other != id && s.addr == addr)
+            .map(|(other, _)| *other)
+            .collect();
+        for old in replaced {
+            self.forget_holdings(old);
+            self.servers.remove(&old);
+        }
     }
 
     /// Marks servers silent for longer than the server timeout down: their

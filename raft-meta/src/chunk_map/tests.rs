@@ -225,6 +225,44 @@ fn a_silent_server_goes_down_and_its_chunks_are_copied_elsewhere() {
     assert!(orders.full_report_wanted);
 }
 
+/// A host whose disk was replaced reports under a new id at its old
+/// address: the old id is forgotten, down or not yet noticed down.
+#[test]
+fn a_new_server_at_a_down_servers_address_replaces_it() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(config(), 1, t0);
+    for id in 1..=3 {
+        map.report(report(id, true, &[h(1)], &[]), t0);
+    }
+    let t1 = t0 + Duration::from_secs(11);
+    for id in [1, 2] {
+        map.report(report(id, false, &[], &[]), t1);
+    }
+    scan(&mut map, t1, &BTreeSet::from([h(1)]));
+    let addrs = |map: &ChunkMap| -> Vec<(u64, bool)> {
+        map.status(t1, HealthCounts::default())
+            .servers
+            .iter()
+            .map(|s| (s.server.0, s.up))
+            .collect()
+    };
+    assert_eq!(addrs(&map), vec![(1, true), (2, true), (3, false)]);
+    let mut replacement = report(9, true, &[], &[]);
+    replacement.addr = "cs3:1".into();
+    map.report(replacement, t1);
+    assert_eq!(addrs(&map), vec![(1, true), (2, true), (9, true)]);
+    // Replaced before the leader noticed it was gone.
+    let mut twin = report(10, true, &[], &[]);
+    twin.addr = "cs1:1".into();
+    map.report(twin, t1);
+    assert_eq!(addrs(&map), vec![(2, true), (9, true), (10, true)]);
+    assert_eq!(
+        map.holder_count(&h(1)),
+        1,
+        "only server 2's copy is counted"
+    );
+}
+
 #[test]
 fn garbage_is_dropped_only_after_the_leader_heard_from_everyone() {
     let t0 = Instant::now();

@@ -59,6 +59,61 @@ pub enum OpenError {
         dir: PathBuf,
         source: std::io::Error,
     },
+    /// Written by a newer ToastyFS: this build would misread it. Nothing
+    /// was changed; run the newer version (a downgrade is not supported).
+    #[error("{dir} holds metadata format {found}, written by a newer ToastyFS; this build reads format {FORMAT} and older. Run the version that wrote it; nothing was changed")]
+    NewerFormat { dir: PathBuf, found: u32 },
+}
+
+/// The on-disk format of a metadata data directory, named in its
+/// `FORMAT` file (`toastyfs-meta 1`). A change a previous version would
+/// misread bumps it; the golden fixtures (`store/formats.rs`) keep every
+/// record's encoding from changing by accident.
+pub const FORMAT: u32 = 1;
+
+const FORMAT_FILE: &str = "FORMAT";
+
+/// Refuses a directory written by a newer format; marks a new (or
+/// pre-marker) one with this build's.
+fn check_format(dir: &Path) -> Result<(), OpenError> {
+    let path = dir.join(FORMAT_FILE);
+    let io = |source| OpenError::Io {
+        dir: dir.to_owned(),
+        source,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) => {
+            let found = text
+                .trim()
+                .strip_prefix("toastyfs-meta ")
+                .and_then(|n| n.parse::<u32>().ok())
+                .ok_or_else(|| OpenError::Corrupt {
+                    dir: dir.to_owned(),
+                    detail: format!(
+                        "{} says {:?}, not `toastyfs-meta N`",
+                        path.display(),
+                        text.trim()
+                    ),
+                })?;
+            if found > FORMAT {
+                return Err(OpenError::NewerFormat {
+                    dir: dir.to_owned(),
+                    found,
+                });
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir).map_err(io)?;
+            let staged = dir.join("FORMAT.tmp");
+            std::fs::write(&staged, format!("toastyfs-meta {FORMAT}\n")).map_err(io)?;
+            std::fs::File::open(&staged)
+                .and_then(|f| f.sync_all())
+                .map_err(io)?;
+            std::fs::rename(&staged, &path).map_err(io)
+        }
+        Err(e) => Err(io(e)),
+    }
 }
 
 /// The open database, shared by the log store, the state machine and readers.
@@ -94,6 +149,7 @@ impl Db {
 /// Opens (creating if needed) the store under `dir` and checks that every
 /// record it holds in the log and Raft metadata decodes.
 pub fn open(dir: &Path) -> Result<(LogStore, StateMachine), OpenError> {
+    check_format(dir)?;
     let db = Arc::new(open_db(dir)?);
     verify(&db)?;
     let log = LogStore::new(db.clone());
