@@ -37,7 +37,7 @@ fn a_rolling_restart_under_load_loses_nothing() {
             faults: vec![Fault::RollingRestart],
             quiet: Duration::from_secs(2),
             hold: Duration::from_secs(1),
-            duration: Duration::from_secs(3),
+            duration: Duration::from_secs(10),
         },
         config: fault_config,
         pinned_readers: false,
@@ -48,6 +48,11 @@ fn a_rolling_restart_under_load_loses_nothing() {
     };
     let verdict = judged(&mut cluster, "rolling-restart", run);
     let summary = verdict.summary("rolling-restart");
+    assert_eq!(
+        verdict.cycles.values().sum::<usize>(),
+        1,
+        "the roll did not happen exactly once: {summary}"
+    );
     assert!(
         verdict.passed(),
         "a rolling restart lost or misread data: {summary}"
