@@ -2,6 +2,7 @@
 //! add and remove nodes, change its settings; and `toastyfs version`.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
@@ -65,6 +66,36 @@ enum ClusterCommand {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+    },
+    /// Save a backup of the namespace (directories, files, chunk lists,
+    /// keys, settings) from the leader while the cluster serves: every
+    /// change committed before the command is in it. It is checked whole
+    /// before it is kept; its applied index and digest are printed. Chunk
+    /// data is not in it.
+    #[command(
+        after_help = "Example:\n  toastyfs cluster backup /backups/toastyfs-$(date +%F).backup"
+    )]
+    Backup {
+        /// Where to write it (never over an existing file).
+        file: PathBuf,
+    },
+    /// Build the first node of a new cluster from a backup: DATA_DIR must
+    /// be new. Start the node, then add the others with `add-node`.
+    #[command(
+        after_help = "Example:\n  toastyfs cluster restore nightly.backup --data-dir /var/lib/toastyfs/meta --id 1 --advertise 10.0.0.1:7001"
+    )]
+    Restore {
+        /// The backup.
+        file: PathBuf,
+        /// The new node's data directory (must not hold a node's data).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The new node's id.
+        #[arg(long)]
+        id: u64,
+        /// The address the new node will be reached at.
+        #[arg(long)]
+        advertise: String,
     },
     /// Add a node (as a learner, promoted to voter once caught up).
     AddNode {
@@ -165,6 +196,13 @@ pub async fn run(args: ClusterArgs) -> Result<(), Failure> {
             Some(every) => watch_status(connection, output, every).await,
             None => status(connection, output).await,
         },
+        ClusterCommand::Backup { file } => crate::cli_backup::backup(connection, &file).await,
+        ClusterCommand::Restore {
+            file,
+            data_dir,
+            id,
+            advertise,
+        } => crate::cli_backup::restore(&file, &data_dir, id, &advertise).await,
         ClusterCommand::WaitHealthy { timeout } => {
             crate::cli_health::wait_healthy(connection, Duration::from_secs(timeout)).await
         }

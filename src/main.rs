@@ -4,6 +4,7 @@
 //! library crates; the logic lives in `proto/`, `raft-meta/` and
 //! `chunkserver/`.
 
+mod cli_backup;
 mod cli_cluster;
 mod cli_fs;
 mod cli_health;

@@ -25,7 +25,8 @@ use toastyfs_proto::{ClientId, Version};
 
 use crate::error::{ClientError, Result};
 use crate::limits::{
-    ADD_NODE_TIMEOUT, ADMIN_RETRY_BUDGET, INIT_TIMEOUT, REMOVE_NODE_TIMEOUT, STATUS_TIMEOUT,
+    ADD_NODE_TIMEOUT, ADMIN_RETRY_BUDGET, BACKUP_TIMEOUT, INIT_TIMEOUT, REMOVE_NODE_TIMEOUT,
+    STATUS_TIMEOUT,
 };
 use crate::meta::Meta;
 use crate::retry::{RetryPolicy, DEFAULT_POLICY};
@@ -306,6 +307,34 @@ impl Admin {
             QueryReply::Keys(keys) => Ok(keys),
             _ => Err(ClientError::Protocol("expected the list of keys".into())),
         }
+    }
+
+    /// Streams a backup of the namespace from the node at `addr` (the
+    /// leader: a follower refuses) into `out`, returning the bytes
+    /// written. The caller checks it
+    /// (`toastyfs_raft_meta::store::backup::verify_file`) before trusting it.
+    pub async fn backup(
+        &self,
+        addr: &str,
+        out: &mut (impl tokio::io::AsyncWrite + Unpin),
+    ) -> Result<u64> {
+        use tokio::io::AsyncWriteExt;
+        let options = SendOptions::new(BACKUP_TIMEOUT);
+        let mut response = self
+            .transport()
+            .get_streamed(addr, routes::CLUSTER_BACKUP, options)
+            .await
+            .map_err(|e| one_node(addr, e))?;
+        let mut written = 0u64;
+        while let Some(piece) = response.chunk().await.map_err(|e| {
+            ClientError::Protocol(format!("the backup from {addr} was cut off: {e}"))
+        })? {
+            out.write_all(&piece)
+                .await
+                .map_err(|e| ClientError::Protocol(format!("cannot write the backup: {e}")))?;
+            written += piece.len() as u64;
+        }
+        Ok(written)
     }
 
     /// The cluster settings (replication factor, min copies, version).

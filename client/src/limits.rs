@@ -54,6 +54,10 @@ pub const MAX_QUOTED_ERROR: usize = 1 << 10;
 
 /// How long a status or chunk-status request may take.
 pub const STATUS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a whole backup may take to arrive (about 10 GB of namespace
+/// at a slow 3 MB/s).
+pub const BACKUP_TIMEOUT: Duration = Duration::from_secs(3600);
 /// How long `cluster init` may take on one node.
 pub const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long adding a node may take: the leader answers once the new node

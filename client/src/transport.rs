@@ -287,6 +287,29 @@ impl Transport {
         self.exchange(addr, request, options).await
     }
 
+    /// GETs `path` and hands over the response to read as it arrives (a
+    /// backup: too large to hold); an error status is read and returned
+    /// as [`SendError::Status`].
+    pub async fn get_streamed(
+        &self,
+        addr: &str,
+        path: &str,
+        options: SendOptions,
+    ) -> Result<reqwest::Response, SendError> {
+        let request = self.http.get(self.url(addr, path));
+        let response = self.send(addr, request, options).await?;
+        let status = response.status().as_u16();
+        if status == 200 {
+            return Ok(response);
+        }
+        let body = read_body(addr, response, options).await?;
+        Err(SendError::Status {
+            addr: addr.to_owned(),
+            status,
+            message: error_message(&body),
+        })
+    }
+
     /// Sends `request` and reads its answer, classifying every failure.
     async fn exchange(
         &self,
@@ -294,6 +317,21 @@ impl Transport {
         request: reqwest::RequestBuilder,
         options: SendOptions,
     ) -> Result<RawResponse, SendError> {
+        let response = self.send(addr, request, options).await?;
+        let status = response.status().as_u16();
+        let body = read_body(addr, response, options).await?;
+        Ok(RawResponse { status, body })
+    }
+
+    /// Sends `request` with this transport's credentials and signature,
+    /// notes the leader hint and chunk token the answer carries, and
+    /// hands over the answer with its body unread.
+    async fn send(
+        &self,
+        addr: &str,
+        request: reqwest::RequestBuilder,
+        options: SendOptions,
+    ) -> Result<reqwest::Response, SendError> {
         let mut request = request
             .timeout(options.timeout)
             .build()
@@ -307,7 +345,6 @@ impl Transport {
             .execute(request)
             .await
             .map_err(|e| classify(addr, options.timeout, e))?;
-        let status = response.status().as_u16();
         if let Some(leader) = response
             .headers()
             .get(routes::LEADER_HEADER)
@@ -322,8 +359,7 @@ impl Transport {
         {
             *self.chunk_token.lock().unwrap_or_else(|p| p.into_inner()) = Some(token.to_owned());
         }
-        let body = read_body(addr, response, options).await?;
-        Ok(RawResponse { status, body })
+        Ok(response)
     }
 
     /// Adds the client key and the latest chunk token to `request`.

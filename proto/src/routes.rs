@@ -60,6 +60,10 @@ pub const CHUNK_HEALTH: &str = "/v1/chunks/health";
 pub const CLUSTER_INIT: &str = "/v1/cluster/init";
 pub const CLUSTER_ADD_NODE: &str = "/v1/cluster/add-node";
 pub const CLUSTER_REMOVE_NODE: &str = "/v1/cluster/remove-node";
+/// A backup of the namespace (the leader's, once everything committed
+/// before the request is applied), streamed in snapshot records; needs
+/// the cluster secret.
+pub const CLUSTER_BACKUP: &str = "/v1/cluster/backup";
 
 /// Prometheus metrics and liveness, on every process.
 pub const METRICS: &str = "/metrics";

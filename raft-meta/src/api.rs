@@ -11,6 +11,7 @@
 //! answered 503 naming what is known), so no client needs to know who
 //! leads. Every body is bounded in size.
 
+mod backup;
 mod chunks;
 mod cluster;
 mod forward;
@@ -50,6 +51,7 @@ pub fn router(node: Arc<Node>, gate: Option<Arc<Gate>>) -> Router {
         .route(routes::CLUSTER_INIT, post(cluster::init))
         .route(routes::CLUSTER_ADD_NODE, post(cluster::add_node))
         .route(routes::CLUSTER_REMOVE_NODE, post(cluster::remove_node))
+        .route(routes::CLUSTER_BACKUP, get(backup::backup))
         .route_layer(axum::middleware::from_fn_with_state(
             gate.clone(),
             auth::require_signature,

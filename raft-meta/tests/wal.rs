@@ -5,32 +5,19 @@
 //! at the record before it; a corrupt record before the tail refuses the
 //! open with an error that says so, rather than replaying a prefix.
 
+mod support {
+    pub mod entries;
+}
+
 use std::path::{Path, PathBuf};
 
 use openraft::storage::RaftStateMachine;
-use openraft::{CommittedLeaderId, EntryPayload, LogId};
-use toastyfs_proto::namespace::{Command, Proposal};
-use toastyfs_proto::FsPath;
 use toastyfs_raft_meta::store;
 use toastyfs_raft_meta::store::state::state_header;
-use toastyfs_raft_meta::types::{Entry, ProposalBatch};
+use toastyfs_raft_meta::types::Entry;
 
 fn entry(index: u64) -> Entry {
-    let proposal = Proposal {
-        session: None,
-        time_ms: index,
-        command: Command::CreateDir {
-            path: FsPath::new(&format!("/d{index}")).expect("path"),
-            parents: false,
-            expect: None,
-        },
-    };
-    Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(ProposalBatch {
-            proposals: vec![proposal],
-        }),
-    }
+    support::entries::mkdir_entry(1, index)
 }
 
 /// A store whose WAL holds ten applied entries, one write each.

@@ -3,6 +3,7 @@
 //! `Drop`, and the nodes' logs printed when a test fails.
 
 mod auth;
+mod backup;
 mod browser;
 mod budgets;
 mod chunks;

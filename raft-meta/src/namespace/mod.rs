@@ -50,6 +50,9 @@ pub(crate) use tests::formats::stored_record_samples;
 pub use reads::{garbage_page, is_condemned, is_referenced, referenced_chunks_page, trash_pending};
 pub use stored::StateHeader;
 
+/// The key of the [`StateHeader`] (applied index and digest) in the state.
+pub const HEADER_KEY: &[u8] = keys::HEADER;
+
 use sha2::{Digest, Sha256};
 use toastyfs_proto::namespace::{
     Command, CommandResult, FsError, Outcome, Proposal, Query, QueryResult,

@@ -10,6 +10,7 @@
 // our helpers return it unchanged rather than boxing and unboxing.
 #![allow(clippy::result_large_err)]
 
+pub mod backup;
 #[cfg(test)]
 mod formats;
 #[cfg(test)]

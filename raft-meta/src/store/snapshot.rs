@@ -31,7 +31,10 @@ use rocksdb::{IteratorMode, Options, WriteBatch, WriteOptions, DB};
 use toastyfs_proto::record::{self, Framed, Record, HEADER_BYTES};
 
 use super::{dec, enc, raft_keys, Db, CF_LOG, CF_RAFT, CF_STATE};
-use crate::types::{kinds, LogIdRecord, MembershipRecord, SnapshotMeta, StorageError, TypeConfig};
+use crate::types::{
+    kinds, LogId, LogIdRecord, MembershipRecord, SnapshotMeta, StorageError, StoredMembership,
+    TypeConfig,
+};
 
 pub(super) type HeaderRecord = Framed<{ kinds::SNAPSHOT_HEADER }, SnapshotMeta>;
 pub(super) type ChunkRecord = Framed<{ kinds::SNAPSHOT_CHUNK }, Vec<(Vec<u8>, Vec<u8>)>>;
@@ -78,7 +81,11 @@ fn published(db: &Db) -> Result<Vec<PathBuf>, StorageError> {
 }
 
 /// Renames a complete, synced snapshot file to its own name.
-fn publish(db: &Db, staged: &Path, meta: &SnapshotMeta) -> Result<PathBuf, StorageError> {
+pub(super) fn publish(
+    db: &Db,
+    staged: &Path,
+    meta: &SnapshotMeta,
+) -> Result<PathBuf, StorageError> {
     let path = file_of(db, meta);
     std::fs::rename(staged, &path).map_err(err)?;
     sync_dir(&db.snapshot_dir())?;
@@ -134,7 +141,7 @@ impl SnapshotBuilder {
     }
 }
 
-fn unique_suffix() -> u128 {
+pub(super) fn unique_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -170,70 +177,109 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
 }
 
 fn write_from_checkpoint(db: &Db, checkpoint: &Path) -> Result<SnapshotMeta, StorageError> {
-    let opts = Options::default();
-    let cp = DB::open_cf_for_read_only(&opts, checkpoint, [CF_LOG, CF_RAFT, CF_STATE], false)
-        .map_err(err)?;
-    let cf = |name| {
-        cp.cf_handle(name)
-            .ok_or_else(|| err(format!("checkpoint lacks {name}")))
-    };
-    let applied = cp
-        .get_cf(cf(CF_RAFT)?, raft_keys::APPLIED)
-        .map_err(err)?
-        .map(|b| dec::<LogIdRecord>(&b))
-        .transpose()?;
-    let membership = cp
-        .get_cf(cf(CF_RAFT)?, raft_keys::MEMBERSHIP)
-        .map_err(err)?
-        .map(|b| dec::<MembershipRecord>(&b))
-        .transpose()?;
-    let last_log_id = applied.map(|r| r.0);
-    let snapshot_id = match last_log_id {
+    let cut = Cut::open(checkpoint)?;
+    let snapshot_id = match cut.applied {
         Some(id) => format!("{}-{}-{}", id.leader_id, id.index, unique_suffix()),
         None => format!("empty-{}", unique_suffix()),
     };
-    let meta = SnapshotMeta {
-        last_log_id,
-        last_membership: membership.map(|m| m.0).unwrap_or_default(),
-        snapshot_id,
-    };
+    let meta = cut.meta(snapshot_id);
     let building = db
         .snapshot_dir()
         .join(format!("building-{}.tmp", unique_suffix()));
     let file = std::fs::File::create(&building).map_err(err)?;
     let mut out = BufWriter::new(file);
-    write_record(&mut out, &HeaderRecord::from_ref(&meta))?;
-    let mut chunk = Vec::new();
-    let mut chunk_bytes = 0;
-    let mut count = 0u64;
-    for item in cp.iterator_cf(cf(CF_STATE)?, IteratorMode::Start) {
-        let (key, value) = item.map_err(err)?;
-        chunk_bytes += key.len() + value.len();
-        chunk.push((key.into_vec(), value.into_vec()));
-        count += 1;
-        if chunk_bytes >= CHUNK_BYTES {
-            write_record(
-                &mut out,
-                &ChunkRecord::from_owned(std::mem::take(&mut chunk)),
-            )?;
-            chunk_bytes = 0;
-        }
-    }
-    if !chunk.is_empty() {
-        write_record(&mut out, &ChunkRecord::from_owned(chunk))?;
-    }
-    write_record(&mut out, &EndRecord::from_owned(count))?;
+    cut.write(&meta, &mut out)?;
     let file = out.into_inner().map_err(|e| err(e.error()))?;
     file.sync_all().map_err(err)?;
     publish(db, &building, &meta)?;
     Ok(meta)
 }
 
-fn write_record<T: Record>(out: &mut impl Write, value: &T) -> Result<(), StorageError> {
+/// A checkpoint of the store opened for reading: a consistent cut of the
+/// state with the log id and membership applied up to it (every apply
+/// group is written in one batch with its log id).
+pub(super) struct Cut {
+    db: DB,
+    pub(super) applied: Option<LogId>,
+    membership: StoredMembership,
+}
+
+impl Cut {
+    pub(super) fn open(checkpoint: &Path) -> Result<Cut, StorageError> {
+        let opts = Options::default();
+        let db = DB::open_cf_for_read_only(&opts, checkpoint, [CF_LOG, CF_RAFT, CF_STATE], false)
+            .map_err(err)?;
+        let raft = db
+            .cf_handle(CF_RAFT)
+            .ok_or_else(|| err(format!("checkpoint lacks {CF_RAFT}")))?;
+        let applied = db
+            .get_cf(raft, raft_keys::APPLIED)
+            .map_err(err)?
+            .map(|b| dec::<LogIdRecord>(&b))
+            .transpose()?
+            .map(|r| r.0);
+        let membership = db
+            .get_cf(raft, raft_keys::MEMBERSHIP)
+            .map_err(err)?
+            .map(|b| dec::<MembershipRecord>(&b))
+            .transpose()?
+            .map(|m| m.0)
+            .unwrap_or_default();
+        Ok(Cut {
+            db,
+            applied,
+            membership,
+        })
+    }
+
+    /// The meta of a snapshot of this cut named `snapshot_id`.
+    pub(super) fn meta(&self, snapshot_id: String) -> SnapshotMeta {
+        SnapshotMeta {
+            last_log_id: self.applied,
+            last_membership: self.membership.clone(),
+            snapshot_id,
+        }
+    }
+
+    /// Writes the snapshot records of this cut under `meta`: the header,
+    /// the state's pairs in chunks of about [`CHUNK_BYTES`], the end
+    /// record with their count. Returns the count.
+    pub(super) fn write(
+        &self,
+        meta: &SnapshotMeta,
+        out: &mut impl Write,
+    ) -> Result<u64, StorageError> {
+        let state = self
+            .db
+            .cf_handle(CF_STATE)
+            .ok_or_else(|| err(format!("checkpoint lacks {CF_STATE}")))?;
+        write_record(out, &HeaderRecord::from_ref(meta))?;
+        let mut chunk = Vec::new();
+        let mut chunk_bytes = 0;
+        let mut count = 0u64;
+        for item in self.db.iterator_cf(state, IteratorMode::Start) {
+            let (key, value) = item.map_err(err)?;
+            chunk_bytes += key.len() + value.len();
+            chunk.push((key.into_vec(), value.into_vec()));
+            count += 1;
+            if chunk_bytes >= CHUNK_BYTES {
+                write_record(out, &ChunkRecord::from_owned(std::mem::take(&mut chunk)))?;
+                chunk_bytes = 0;
+            }
+        }
+        if !chunk.is_empty() {
+            write_record(out, &ChunkRecord::from_owned(chunk))?;
+        }
+        write_record(out, &EndRecord::from_owned(count))?;
+        Ok(count)
+    }
+}
+
+pub(super) fn write_record<T: Record>(out: &mut impl Write, value: &T) -> Result<(), StorageError> {
     out.write_all(&enc(value)?).map_err(err)
 }
 
-fn read_record<T: Record>(input: &mut impl Read) -> Result<T, StorageError> {
+pub(super) fn read_record<T: Record>(input: &mut impl Read) -> Result<T, StorageError> {
     let mut header = [0u8; HEADER_BYTES];
     input
         .read_exact(&mut header)
@@ -406,17 +452,7 @@ fn read_pairs(
     }
     let mut count = 0u64;
     loop {
-        let mut header = [0u8; HEADER_BYTES];
-        input
-            .read_exact(&mut header)
-            .map_err(|e| err(format!("snapshot truncated: {e}")))?;
-        let kind = header[2];
-        let parsed = record::read_header(&header, record::MAX_RECORD_BYTES).map_err(err)?;
-        let mut bytes = header.to_vec();
-        bytes.resize(HEADER_BYTES + parsed.body_len, 0);
-        input
-            .read_exact(&mut bytes[HEADER_BYTES..])
-            .map_err(|e| err(format!("snapshot truncated: {e}")))?;
+        let (kind, bytes) = read_raw(&mut input)?;
         if kind == kinds::SNAPSHOT_END {
             let expected = dec::<EndRecord>(&bytes)?.0;
             if expected != count {
@@ -430,6 +466,23 @@ fn read_pairs(
         count += pairs.len() as u64;
         each(pairs)?;
     }
+}
+
+/// The next record of a snapshot file: its kind and its bytes (header
+/// included), its length bounded before anything is allocated.
+pub(super) fn read_raw(input: &mut impl Read) -> Result<(u8, Vec<u8>), StorageError> {
+    let mut header = [0u8; HEADER_BYTES];
+    input
+        .read_exact(&mut header)
+        .map_err(|e| err(format!("snapshot truncated: {e}")))?;
+    let kind = header[2];
+    let parsed = record::read_header(&header, record::MAX_RECORD_BYTES).map_err(err)?;
+    let mut bytes = header.to_vec();
+    bytes.resize(HEADER_BYTES + parsed.body_len, 0);
+    input
+        .read_exact(&mut bytes[HEADER_BYTES..])
+        .map_err(|e| err(format!("snapshot truncated: {e}")))?;
+    Ok((kind, bytes))
 }
 
 /// A test-only pause inside [`load`], between deleting the old state and
