@@ -66,6 +66,11 @@ enum ClusterCommand {
         /// Give up after this many seconds.
         #[arg(long, default_value_t = 120)]
         timeout: u64,
+        /// Also wait until at least this many chunk servers are up (the
+        /// leader knows only those that have reported: a server still
+        /// starting is otherwise not waited for).
+        #[arg(long, default_value_t = 0)]
+        chunk_servers: usize,
     },
     /// Save a backup of the namespace (directories, files, chunk lists,
     /// keys, settings) from the leader while the cluster serves: every
@@ -203,8 +208,12 @@ pub async fn run(args: ClusterArgs) -> Result<(), Failure> {
             id,
             advertise,
         } => crate::cli_backup::restore(&file, &data_dir, id, &advertise).await,
-        ClusterCommand::WaitHealthy { timeout } => {
-            crate::cli_health::wait_healthy(connection, Duration::from_secs(timeout)).await
+        ClusterCommand::WaitHealthy {
+            timeout,
+            chunk_servers,
+        } => {
+            crate::cli_health::wait_healthy(connection, Duration::from_secs(timeout), chunk_servers)
+                .await
         }
         ClusterCommand::AddNode { member } => {
             let (id, addr) = parse_member(&member)?;

@@ -18,13 +18,24 @@ use crate::output::outln;
 /// Time between two looks at the cluster.
 const LOOK_EVERY: Duration = Duration::from_millis(500);
 
-/// What keeps the cluster from being healthy (empty when it is), given
-/// that every member must have applied `floor`.
+/// What the wait expects beyond health itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Expect {
+    /// Every member must have applied this index.
+    pub floor: u64,
+    /// At least this many chunk servers must be up (the leader knows
+    /// only those that have reported, so a server still starting is not
+    /// missed without it).
+    pub chunk_servers: usize,
+}
+
+/// What keeps the cluster from being healthy (empty when it is).
 pub fn problems(
     nodes: &[NodeJson],
     chunks: Option<&ChunkClusterStatus>,
-    floor: u64,
+    expect: Expect,
 ) -> Vec<String> {
+    let floor = expect.floor;
     let mut problems = Vec::new();
     let mut leaders = BTreeMap::new();
     let mut digests: BTreeMap<u64, (u64, &str)> = BTreeMap::new();
@@ -69,11 +80,11 @@ pub fn problems(
             leaders.keys()
         )),
     }
-    problems.extend(chunk_problems(chunks));
+    problems.extend(chunk_problems(chunks, expect.chunk_servers));
     problems
 }
 
-fn chunk_problems(chunks: Option<&ChunkClusterStatus>) -> Vec<String> {
+fn chunk_problems(chunks: Option<&ChunkClusterStatus>, expected_up: usize) -> Vec<String> {
     let Some(chunks) = chunks else {
         return vec!["the leader's chunk server status is unknown".into()];
     };
@@ -83,6 +94,12 @@ fn chunk_problems(chunks: Option<&ChunkClusterStatus>) -> Vec<String> {
         .filter(|s| !s.up)
         .map(|s| format!("chunk server {} is down", s.addr))
         .collect();
+    let up = chunks.servers.iter().filter(|s| s.up).count();
+    if up < expected_up {
+        problems.push(format!(
+            "{up} chunk servers are up, of the {expected_up} expected"
+        ));
+    }
     for (count, what) in [
         (chunks.under_replicated, "under-replicated"),
         (chunks.lost, "lost"),
@@ -106,7 +123,11 @@ fn leader_commit(nodes: &[NodeJson]) -> Option<(u64, u64)> {
 
 /// Waits until the cluster is healthy or `timeout` passes; then says
 /// what was still wrong (exit 1).
-pub async fn wait_healthy(connection: &Connection, timeout: Duration) -> Result<(), Failure> {
+pub async fn wait_healthy(
+    connection: &Connection,
+    timeout: Duration,
+    chunk_servers: usize,
+) -> Result<(), Failure> {
     let meta = addresses(connection)?;
     let admin = crate::cli_fs::client(connection, None)?.admin();
     let started = Instant::now();
@@ -126,7 +147,11 @@ pub async fn wait_healthy(connection: &Connection, timeout: Duration) -> Result<
         }
         let chunks = admin.chunk_status().await.ok();
         // Without a leader yet there is no floor; "no leader" is the problem.
-        let found = problems(&nodes, chunks.as_ref(), floor.unwrap_or(0));
+        let expect = Expect {
+            floor: floor.unwrap_or(0),
+            chunk_servers,
+        };
+        let found = problems(&nodes, chunks.as_ref(), expect);
         if found.is_empty() {
             let (leader, _) = leader_commit(&nodes).unwrap_or_default();
             outln!(

@@ -233,6 +233,11 @@ impl ChunkMap {
     pub fn servers_up(&self) -> usize {
         self.servers.values().filter(|s| s.up).count()
     }
+
+    /// Servers this leader has heard of, up or down.
+    pub fn servers_known(&self) -> usize {
+        self.servers.len()
+    }
 }
 
 /// One server's line of `cluster status`.

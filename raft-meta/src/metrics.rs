@@ -46,8 +46,14 @@ pub fn record_raft(
     gauge!("toastyfs_meta_last_log_index").set(last_log as f64);
 }
 
-/// What the last replication scan found, and how many chunk servers are up.
-pub fn record_replication(summary: &crate::chunk_map::ScanSummary, servers_up: usize) {
+/// What the last replication scan found, and how many chunk servers are
+/// up of those the leader knows.
+pub fn record_replication(
+    summary: &crate::chunk_map::ScanSummary,
+    servers_up: usize,
+    servers_known: usize,
+) {
+    gauge!("toastyfs_meta_chunk_servers_known").set(servers_known as f64);
     gauge!("toastyfs_meta_chunks_located").set(summary.chunks as f64);
     gauge!("toastyfs_meta_chunks_under_replicated").set(summary.under_replicated as f64);
     gauge!("toastyfs_meta_chunks_over_replicated").set(summary.over_replicated as f64);
@@ -56,7 +62,52 @@ pub fn record_replication(summary: &crate::chunk_map::ScanSummary, servers_up: u
     counter!("toastyfs_meta_chunk_copies_ordered_total").increment(summary.copies_ordered);
 }
 
+/// On a node that does not lead: the figures only a leader's scan keeps
+/// are zero here, so a deposed leader's last values do not linger (the
+/// alerts take the maximum over the nodes, which is the leader's).
+pub fn clear_leader_figures() {
+    for name in [
+        "toastyfs_meta_chunks_located",
+        "toastyfs_meta_chunks_under_replicated",
+        "toastyfs_meta_chunks_over_replicated",
+        "toastyfs_meta_chunks_garbage",
+        "toastyfs_meta_chunk_servers_up",
+        "toastyfs_meta_chunk_servers_known",
+    ] {
+        gauge!(name).set(0.0);
+    }
+}
+
 /// Garbage records dropped because every copy of their chunk was deleted.
 pub fn record_garbage_forgotten(count: u64) {
     counter!("toastyfs_meta_garbage_forgotten_total").increment(count);
+}
+
+/// How many entries each follower's log is behind the leader's (set on
+/// the leader; 0 for every other member elsewhere, so a deposed leader
+/// does not keep reporting lags it no longer knows).
+pub fn record_follower_lag(lags: &[(NodeId, u64)]) {
+    for (follower, lag) in lags {
+        gauge!("toastyfs_meta_follower_lag_entries", "follower" => follower.to_string())
+            .set(*lag as f64);
+    }
+}
+
+/// Every [`DIGEST_CHECKPOINT_EVERY`]th proposal a node applies, the
+/// digest after it: every replica passes the same proposal indexes, so
+/// at the same checkpoint index the fingerprints must be equal (the
+/// `ToastyFSDigestsDiffer` alert compares them).
+pub const DIGEST_CHECKPOINT_EVERY: u64 = 100;
+
+/// Records the digest at a checkpoint index: the index, and the digest's
+/// first 48 bits (exact in a Prometheus float).
+pub fn record_digest_checkpoint(index: u64, digest: &[u8; 32]) {
+    let mut first = [0u8; 8];
+    first[2..].copy_from_slice(&digest[..6]);
+    let mut fingerprint = u64::from_be_bytes(first);
+    if crate::unsafe_modes::skewed_digest_fingerprint() {
+        fingerprint ^= 1;
+    }
+    gauge!("toastyfs_meta_digest_checkpoint_index").set(index as f64);
+    gauge!("toastyfs_meta_digest_checkpoint_fingerprint").set(fingerprint as f64);
 }

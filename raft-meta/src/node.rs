@@ -136,6 +136,30 @@ impl Node {
             m.last_applied.map_or(0, |l| l.index),
             m.last_log_index.unwrap_or(0),
         );
+        let last_log = m.last_log_index.unwrap_or(0);
+        let lags: Vec<(NodeId, u64)> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .filter(|id| *id != self.id)
+            .map(|id| {
+                let matched = m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(&id).copied().flatten())
+                    .map_or(0, |l| l.index);
+                let lag = match &m.replication {
+                    Some(_) => last_log.saturating_sub(matched),
+                    None => 0,
+                };
+                (id, lag)
+            })
+            .collect();
+        crate::metrics::record_follower_lag(&lags);
+        if m.state != ServerState::Leader {
+            crate::metrics::clear_leader_figures();
+        }
     }
 
     /// Whether detached subtrees wait for `Reclaim`.

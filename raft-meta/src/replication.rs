@@ -246,7 +246,11 @@ fn scan_once(
     let condemn = match map.scan(Instant::now(), |hash| collection(&reader, hash)) {
         Ok(outcome) => {
             log_events(&outcome.events);
-            crate::metrics::record_replication(&outcome.summary, map.servers_up());
+            crate::metrics::record_replication(
+                &outcome.summary,
+                map.servers_up(),
+                map.servers_known(),
+            );
             outcome.condemn
         }
         Err(e) => {

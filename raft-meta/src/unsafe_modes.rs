@@ -11,6 +11,9 @@
 //!   dropped at once, as if the log had condemned it, skipping the
 //!   condemnation, its placement wait and so the commit check that fences
 //!   a late commit off a deleted chunk.
+//! - `skewed-digest-fingerprint`: the node's digest checkpoint metric
+//!   reports a fingerprint not its own, as a diverged replica would (the
+//!   state itself is untouched).
 
 /// The environment variable naming the modes a test process turns on.
 pub const ENV: &str = "TOASTYFS_UNSAFE_MODES";
@@ -18,6 +21,12 @@ pub const ENV: &str = "TOASTYFS_UNSAFE_MODES";
 /// Whether linearizable reads skip the read index and are answered here.
 pub fn local_reads() -> bool {
     enabled("local-reads")
+}
+
+/// Whether this node reports a digest checkpoint fingerprint that is not
+/// its own (a replica that diverged, for the digest alert's test).
+pub fn skewed_digest_fingerprint() -> bool {
+    enabled("skewed-digest-fingerprint")
 }
 
 /// Whether the collector drops unreferenced chunks without a condemnation.

@@ -61,9 +61,29 @@ fn healthy_cluster() -> Vec<NodeJson> {
     ]
 }
 
+fn floor(floor: u64) -> Expect {
+    Expect {
+        floor,
+        chunk_servers: 0,
+    }
+}
+
+#[test]
+fn chunk_servers_not_yet_reported_are_waited_for() {
+    let expect = Expect {
+        floor: 10,
+        chunk_servers: 3,
+    };
+    let found = problems(&healthy_cluster(), Some(&chunks(&[true, true], 0)), expect);
+    assert_eq!(
+        found,
+        vec!["2 chunk servers are up, of the 3 expected".to_owned()]
+    );
+}
+
 #[test]
 fn a_caught_up_cluster_is_healthy() {
-    let found = problems(&healthy_cluster(), Some(&chunks(&[true; 3], 0)), 10);
+    let found = problems(&healthy_cluster(), Some(&chunks(&[true; 3], 0)), floor(10));
     assert!(found.is_empty(), "{found:?}");
     assert_eq!(leader_commit(&healthy_cluster()), Some((1, 10)));
 }
@@ -74,7 +94,7 @@ fn each_reason_to_wait_is_named() {
     nodes[1] = node(2, Role::Learner, 7, "bb");
     nodes[2].status = None;
     nodes[2].error = Some("connection refused".into());
-    let found = problems(&nodes, Some(&chunks(&[true, false, true], 4)), 10);
+    let found = problems(&nodes, Some(&chunks(&[true, false, true], 4)), floor(10));
     let all = found.join("\n");
     assert!(all.contains("node 2 is still a learner"), "{all}");
     assert!(all.contains("node 2 has applied index 7 of 10"), "{all}");
@@ -93,7 +113,7 @@ fn differing_digests_and_leaders_are_named() {
     if let Some(status) = nodes[1].status.as_mut() {
         status.leader = Some(2);
     }
-    let all = problems(&nodes, Some(&chunks(&[true], 0)), 0).join("\n");
+    let all = problems(&nodes, Some(&chunks(&[true], 0)), floor(0)).join("\n");
     assert!(
         all.contains("DIGESTS DIFFER at index 10: node 1 and node 3"),
         "{all}"
@@ -108,6 +128,7 @@ fn differing_digests_and_leaders_are_named() {
             n
         })
         .collect();
-    assert!(problems(&leaderless, Some(&chunks(&[true], 0)), 0).contains(&"no leader".to_owned()));
-    assert!(problems(&healthy_cluster(), None, 0)[0].contains("status is unknown"));
+    assert!(problems(&leaderless, Some(&chunks(&[true], 0)), floor(0))
+        .contains(&"no leader".to_owned()));
+    assert!(problems(&healthy_cluster(), None, floor(0))[0].contains("status is unknown"));
 }

@@ -6,106 +6,15 @@
 //! joined by two fresh nodes, it serves every file it holds, byte for
 //! byte. A restore into a directory holding a node's data is refused.
 
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use toastyfs_client::{Client, ClientConfig};
+use toastyfs_client::Client;
 use toastyfs_proto::FsPath;
 
-use crate::dev::{free_base, Running};
 use crate::harness::{pattern, wait_for};
-
-struct Site {
-    dir: tempfile::TempDir,
-    base: u16,
-}
-
-impl Site {
-    fn addr(&self, offset: u16) -> String {
-        format!("127.0.0.1:{}", self.base + offset)
-    }
-
-    fn metas(&self) -> String {
-        (1..=3).map(|i| self.addr(i)).collect::<Vec<_>>().join(",")
-    }
-
-    fn secret(&self) -> std::path::PathBuf {
-        self.dir.path().join("cluster.secret")
-    }
-
-    fn toastyfs(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(crate::harness::binary());
-        command
-            .args(args)
-            .env("HOME", self.dir.path())
-            .env_remove("XDG_CONFIG_HOME")
-            .env_remove("TOASTYFS_KEY")
-            .env_remove("TOASTYFS_TLS_CA")
-            .env("TOASTYFS_META", self.metas())
-            .env("TOASTYFS_SECRET_FILE", self.secret());
-        command
-    }
-
-    /// `toastyfs ARGS`, which must succeed; its standard output.
-    fn cli(&self, args: &[&str]) -> String {
-        let out = self.toastyfs(args).output().expect("run toastyfs");
-        assert!(
-            out.status.success(),
-            "`toastyfs {}`: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.toastyfs(args).output().expect("run toastyfs")
-    }
-
-    fn start(&self, name: &str, args: &[&str]) -> Running {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.path().join(format!("{name}.log")))
-            .expect("log file");
-        let child = self
-            .toastyfs(args)
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .expect("start a server");
-        Running(child)
-    }
-
-    fn start_meta(&self, id: u16, data: &Path) -> Running {
-        let data = data.display().to_string();
-        let listen = self.addr(id);
-        let args = [
-            "meta",
-            "--id",
-            &id.to_string(),
-            "--listen",
-            &listen,
-            "--data-dir",
-            &data,
-        ];
-        self.start(&format!("meta{id}"), &args)
-    }
-
-    fn client(&self) -> Client {
-        let mut config = ClientConfig::new((1..=3).map(|i| self.addr(i)).collect());
-        config.secret = Some(toastyfs_client::secret::load(&self.secret()).expect("secret"));
-        config.retry_for = Duration::from_secs(30);
-        Client::new(config)
-    }
-
-    fn status(&self) -> serde_json::Value {
-        serde_json::from_str(&self.cli(&["cluster", "status", "-o", "json"])).expect("status JSON")
-    }
-}
+use crate::site::Site;
 
 fn p(path: &str) -> FsPath {
     FsPath::new(path).expect("path")
@@ -171,50 +80,8 @@ async fn list(client: &Client, dir: &str) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_under_load_restores_into_a_new_cluster() {
     let _heavy = crate::harness::heavy();
-    let site = Site {
-        dir: tempfile::tempdir().expect("temp dir"),
-        base: free_base(),
-    };
-    let secret = site.secret().display().to_string();
-    site.cli(&["cluster", "secret", &secret]);
-    let data = |name: &str| site.dir.path().join(name);
-    let mut metas: Vec<Running> = (1..=3)
-        .map(|i| site.start_meta(i, &data(&format!("meta{i}"))))
-        .collect();
-    let voters: Vec<String> = (1..=3).map(|i| format!("{i}={}", site.addr(i))).collect();
-    let mut init = vec!["cluster", "init"];
-    init.extend(voters.iter().map(String::as_str));
-    wait_for(
-        "the nodes to take cluster init",
-        Duration::from_secs(30),
-        || {
-            let formed = site.run(&init).status.success();
-            async move { formed.then_some(()) }
-        },
-    )
-    .await;
-    let _chunks: Vec<Running> = (1..=2)
-        .map(|i| {
-            let dir = data(&format!("chunk{i}")).display().to_string();
-            let listen = site.addr(10 + i);
-            let metas = site.metas();
-            site.start(
-                &format!("chunk{i}"),
-                &[
-                    "chunk",
-                    "--data-dir",
-                    &dir,
-                    "--listen",
-                    &listen,
-                    "--meta",
-                    &metas,
-                    "--report-interval-ms",
-                    "200",
-                ],
-            )
-        })
-        .collect();
-    site.cli(&["cluster", "wait-healthy", "--timeout", "60"]);
+    let mut site = Site::new();
+    site.launch(&[], 2).await;
     site.cli(&["cluster", "set-replication-factor", "2"]);
 
     let client = site.client();
@@ -255,7 +122,7 @@ async fn a_backup_under_load_restores_into_a_new_cluster() {
     let loaded_digest = summary_field(&said, "digest").to_owned();
 
     // A quiet cluster's backup has the nodes' digest at their index.
-    site.cli(&["cluster", "wait-healthy", "--timeout", "60"]);
+    site.wait_healthy(2);
     let quiet = site.dir.path().join("quiet.backup");
     let said = site.cli(&["cluster", "backup", &quiet.display().to_string()]);
     eprintln!("quiet: {said}");
@@ -272,8 +139,10 @@ async fn a_backup_under_load_restores_into_a_new_cluster() {
     assert_eq!(again.status.code(), Some(2), "a backup replaced a file");
 
     // The old metadata nodes are gone; the chunk servers stay.
-    metas.clear();
-    let restored = data("restored1");
+    for i in 1..=3 {
+        site.stop(&format!("meta{i}"));
+    }
+    let restored = site.data("restored1");
     let advertise = site.addr(1);
     let file = loaded.display().to_string();
     let dir = restored.display().to_string();
@@ -296,7 +165,7 @@ async fn a_backup_under_load_restores_into_a_new_cluster() {
         "{}",
         String::from_utf8_lossy(&twice.stderr)
     );
-    metas.push(site.start_meta(1, &restored));
+    site.start_meta(1, &restored, &[], &[]);
     let first: serde_json::Value =
         wait_for("the restored node to lead", Duration::from_secs(30), || {
             let out = site.run(&["cluster", "status", "-o", "json", "--meta", &advertise]);
@@ -317,7 +186,7 @@ async fn a_backup_under_load_restores_into_a_new_cluster() {
         "{first}"
     );
     for i in 2..=3 {
-        metas.push(site.start_meta(i, &data(&format!("fresh{i}"))));
+        site.start_meta(i, &site.data(&format!("fresh{i}")), &[], &[]);
         site.cli(&[
             "cluster",
             "add-node",
@@ -326,7 +195,7 @@ async fn a_backup_under_load_restores_into_a_new_cluster() {
             &advertise,
         ]);
     }
-    site.cli(&["cluster", "wait-healthy", "--timeout", "120"]);
+    site.wait_healthy(2);
 
     // Every file before the backup, each write the load finished before
     // it began, none it began after it ended; each reads back whole.

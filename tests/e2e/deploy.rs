@@ -100,6 +100,19 @@ impl Deployment {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// `toastyfs cluster wait-healthy` from the operator's machine.
+    fn wait_healthy(&self, chunk_servers: u32, timeout_secs: u32) {
+        let (servers, timeout) = (chunk_servers.to_string(), timeout_secs.to_string());
+        self.operator(&[
+            "cluster",
+            "wait-healthy",
+            "--timeout",
+            &timeout,
+            "--chunk-servers",
+            &servers,
+        ]);
+    }
+
     /// Writes host `host`'s file from `deploy/toastyfs.toml` (node id
     /// `id`, its own addresses and directories) and checks it on the host.
     fn configure(&self, host: usize, id: u64) {
@@ -217,7 +230,7 @@ fn the_multi_host_walkthrough_forms_grows_and_replaces_a_host() {
     let mut init = vec!["cluster", "init"];
     init.extend(voters.iter().map(String::as_str));
     d.operator(&init);
-    d.operator(&["cluster", "wait-healthy", "--timeout", "120"]);
+    d.wait_healthy(3, 120);
 
     // 5. Used.
     let local = d.dir.path().join("notes.txt");
@@ -232,7 +245,7 @@ fn the_multi_host_walkthrough_forms_grows_and_replaces_a_host() {
     d.configure(3, 4);
     d.start_services(3);
     d.operator(&["cluster", "add-node", &format!("4={}", d.meta_addr(3))]);
-    d.operator(&["cluster", "wait-healthy", "--timeout", "120"]);
+    d.wait_healthy(4, 120);
 
     // Host 2 dies and is replaced: removed, its disks wiped, back under a
     // new node id, added again.
@@ -243,7 +256,7 @@ fn the_multi_host_walkthrough_forms_grows_and_replaces_a_host() {
     d.configure(1, 5);
     d.start_services(1);
     d.operator(&["cluster", "add-node", &format!("5={}", d.meta_addr(1))]);
-    d.operator(&["cluster", "wait-healthy", "--timeout", "180"]);
+    d.wait_healthy(4, 180);
 
     assert_eq!(
         d.operator(&["cat", "/notes.txt"]),

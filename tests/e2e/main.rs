@@ -2,6 +2,7 @@
 //! with free ports and temp data directories, bounded waits, cleanup in
 //! `Drop`, and the nodes' logs printed when a test fails.
 
+mod alerts;
 mod auth;
 mod backup;
 mod browser;
@@ -22,6 +23,7 @@ mod keys;
 mod meta;
 mod partition;
 mod rolling;
+mod site;
 mod teeth;
 mod terminal;
 mod tls;

@@ -157,6 +157,10 @@ impl StateMachine {
         for proposal in proposals {
             let index = namespace::header(&*overlay)?.applied_index + 1;
             results.push(self.namespace.apply(overlay, index, proposal)?);
+            if index % crate::metrics::DIGEST_CHECKPOINT_EVERY == 0 {
+                let digest = namespace::header(&*overlay)?.digest;
+                crate::metrics::record_digest_checkpoint(index, &digest);
+            }
         }
         Ok(results)
     }
