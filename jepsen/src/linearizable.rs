@@ -28,8 +28,10 @@ use crate::history::{Ending, Operation};
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
     Linearizable,
-    /// No order explains the operations: `witness` is a smallest subset
-    /// of them (invoke event indexes) that is still not linearizable.
+    /// No order explains the operations: `witness` is a subset of them
+    /// (invoke event indexes) that is still not linearizable, shrunk as
+    /// far as [`SHRINK_STEP_BUDGET`] allows (on small histories, until no
+    /// single operation can go).
     NotLinearizable {
         witness: Vec<usize>,
     },
@@ -60,6 +62,11 @@ pub enum ModelError {
 
 /// Search steps per key before the verdict is `Unknown`.
 pub const STEP_BUDGET: u64 = 5_000_000;
+
+/// Steps all the searches of one key's shrinking may take together: a
+/// long failing history costs a bounded time to explain, and its witness
+/// is then merely smaller, never wrong (every kept subset was checked).
+pub const SHRINK_STEP_BUDGET: u64 = 20_000_000;
 
 pub(crate) type State = String;
 
@@ -160,26 +167,40 @@ pub fn check_key(ops: &[&Operation]) -> Result<Verdict, ModelError> {
     }
 }
 
-/// Drops operations one at a time while the rest stays not linearizable.
-/// A write is dropped only if nothing left observes its value, so the
+/// Drops operations while the rest stays not linearizable: halves of
+/// the history first, then quarters, down to single operations (so a
+/// long history needs few searches), within [`SHRINK_STEP_BUDGET`]. A
+/// write is dropped only if nothing left observes its value, so the
 /// witness never blames a read for a write the shrinking removed.
 fn shrink<'a>(ops: &[&'a Operation]) -> Result<Vec<&'a Operation>, ModelError> {
     let mut kept: Vec<&Operation> = ops.to_vec();
-    let mut i = 0;
-    while i < kept.len() {
-        if !removable(kept[i], &kept) {
-            i += 1;
-            continue;
+    let mut budget = SHRINK_STEP_BUDGET;
+    let mut width = kept.len().div_ceil(2).max(1);
+    loop {
+        let mut start = 0;
+        while start < kept.len() {
+            let end = (start + width).min(kept.len());
+            let without: Vec<&Operation> =
+                kept[..start].iter().chain(&kept[end..]).copied().collect();
+            let droppable = kept[start..end].iter().all(|op| removable(op, &without));
+            if droppable {
+                let (answer, steps) = search_within(&without, budget.min(STEP_BUDGET))?;
+                budget = budget.saturating_sub(steps);
+                if budget == 0 {
+                    return Ok(kept);
+                }
+                if answer == Some(false) {
+                    kept = without;
+                    continue;
+                }
+            }
+            start = end;
         }
-        let mut without = kept.clone();
-        without.remove(i);
-        if search(&without)? == Some(false) {
-            kept = without;
-        } else {
-            i += 1;
+        if width == 1 {
+            return Ok(kept);
         }
+        width = width.div_ceil(2);
     }
-    Ok(kept)
 }
 
 /// The value an operation leaves in the register, if it writes.
@@ -301,6 +322,11 @@ impl Events {
 /// `Some(true)` if some order explains `ops`, `Some(false)` if none does,
 /// `None` if the step budget ran out.
 fn search(ops: &[&Operation]) -> Result<Option<bool>, ModelError> {
+    Ok(search_within(ops, STEP_BUDGET)?.0)
+}
+
+/// [`search`] within `budget` steps; also the steps it took.
+fn search_within(ops: &[&Operation], budget: u64) -> Result<(Option<bool>, u64), ModelError> {
     let mut events = Events::new(ops);
     let words = ops.len().div_ceil(64);
     let mut linearized = vec![0u64; words];
@@ -311,8 +337,8 @@ fn search(ops: &[&Operation]) -> Result<Option<bool>, ModelError> {
     let mut steps = 0u64;
     while entry != END {
         steps += 1;
-        if steps > STEP_BUDGET {
-            return Ok(None);
+        if steps > budget {
+            return Ok((None, steps));
         }
         let node = events.nodes[entry];
         if node.is_call {
@@ -331,10 +357,10 @@ fn search(ops: &[&Operation]) -> Result<Option<bool>, ModelError> {
         } else {
             if ops[node.op].ending == Ending::Unknown {
                 // Only unknown operations remain unplaced: leave them out.
-                return Ok(Some(true));
+                return Ok((Some(true), steps));
             }
             let Some((call, previous)) = calls.pop() else {
-                return Ok(Some(false));
+                return Ok((Some(false), steps));
             };
             let op = events.nodes[call].op;
             linearized[op / 64] &= !(1 << (op % 64));
@@ -343,7 +369,7 @@ fn search(ops: &[&Operation]) -> Result<Option<bool>, ModelError> {
             entry = events.nodes[call].next;
         }
     }
-    Ok(Some(true))
+    Ok((Some(true), steps))
 }
 
 #[cfg(test)]
@@ -407,6 +433,42 @@ pub(crate) mod tests {
                 witness: vec![0, 1, 2]
             }
         );
+    }
+
+    /// A long history with one stale read shrinks to the three operations
+    /// that explain it, in halves rather than one search per operation.
+    #[test]
+    fn a_long_failing_history_shrinks_to_its_witness() {
+        let mut ops: Vec<Operation> = (0..4_000u64)
+            .map(|i| {
+                let value = json!(format!("v{i}"));
+                op(
+                    i as usize,
+                    "write",
+                    value.clone(),
+                    i * 10,
+                    Some((i * 10 + 5, value)),
+                )
+            })
+            .collect();
+        // Long after every write, a read sees the first one's value.
+        ops.push(op(
+            4_000,
+            "read",
+            Value::Null,
+            50_000,
+            Some((50_010, json!("v0"))),
+        ));
+        match verdict(&ops) {
+            Verdict::NotLinearizable { witness } => {
+                assert!(witness.len() <= 3, "witness {witness:?}");
+                assert!(
+                    witness.contains(&4_000) && witness.contains(&0),
+                    "{witness:?}"
+                );
+            }
+            other => panic!("a stale read went unnoticed: {other:?}"),
+        }
     }
 
     #[test]

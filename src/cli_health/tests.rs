@@ -1,3 +1,5 @@
+//! `wait-healthy`'s rules: what keeps a cluster from being healthy, each named.
+
 use toastyfs_proto::chunks::ChunkServerId;
 use toastyfs_proto::cluster::{ChunkServerInfo, NodeStatus};
 

@@ -1,3 +1,5 @@
+//! `config check` and `config example`: every problem named, every example and shipped file passing.
+
 use super::*;
 
 fn config(text: &str) -> ConfigFile {

@@ -1,3 +1,5 @@
+//! Configuration files: what the file fills in, what beats it, and what it refuses.
+
 use std::ffi::OsString;
 
 use clap::FromArgMatches;
