@@ -136,30 +136,34 @@ impl Node {
             m.last_applied.map_or(0, |l| l.index),
             m.last_log_index.unwrap_or(0),
         );
-        let last_log = m.last_log_index.unwrap_or(0);
-        let lags: Vec<(NodeId, u64)> = m
-            .membership_config
-            .membership()
-            .nodes()
-            .map(|(id, _)| *id)
-            .filter(|id| *id != self.id)
-            .map(|id| {
-                let matched = m
-                    .replication
-                    .as_ref()
-                    .and_then(|r| r.get(&id).copied().flatten())
-                    .map_or(0, |l| l.index);
-                let lag = match &m.replication {
-                    Some(_) => last_log.saturating_sub(matched),
-                    None => 0,
-                };
-                (id, lag)
-            })
-            .collect();
+        let lags = self.follower_lags(&m);
         crate::metrics::record_follower_lag(&lags);
         if m.state != ServerState::Leader {
             crate::metrics::clear_leader_figures();
         }
+    }
+
+    /// How many entries each other member's log is behind this node's, as
+    /// its replication says (the leader's); 0 for each on any other node.
+    fn follower_lags(
+        &self,
+        m: &openraft::RaftMetrics<NodeId, openraft::BasicNode>,
+    ) -> Vec<(NodeId, u64)> {
+        let last_log = m.last_log_index.unwrap_or(0);
+        let others = m.membership_config.membership().nodes().map(|(id, _)| *id);
+        others
+            .filter(|id| *id != self.id)
+            .map(|id| {
+                let lag = match &m.replication {
+                    Some(matched) => {
+                        let index = matched.get(&id).copied().flatten().map_or(0, |l| l.index);
+                        last_log.saturating_sub(index)
+                    }
+                    None => 0,
+                };
+                (id, lag)
+            })
+            .collect()
     }
 
     /// Whether detached subtrees wait for `Reclaim`.

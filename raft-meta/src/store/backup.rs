@@ -153,9 +153,6 @@ pub fn verify(input: impl Read, mut out: impl Write) -> Result<BackupSummary, Ba
         }
     }
     let header = header.ok_or_else(|| BackupError::Damaged("it has no namespace header".into()))?;
-    if header.applied_index == 0 && pairs == 0 {
-        return Err(BackupError::Empty);
-    }
     Ok(BackupSummary {
         applied_index: last.index,
         applied_term: last.leader_id.term,
