@@ -7,6 +7,8 @@ source "$(dirname "$0")/bench-lib.sh"
 need_packages
 cargo build --release --bin toastyfs
 cargo build --release -p toastyfs-bench --bin client-bench
-print_limits
+limits=$(mktemp)
+trap 'rm -f "$limits"' EXIT
+print_limits | tee "$limits"
 echo "== client on a dev cluster (replication factor 3, all replicas on this one disk)"
-"$CARGO_TARGET_DIR/release/client-bench" --toastyfs "$CARGO_TARGET_DIR/release/toastyfs" "$@"
+"$CARGO_TARGET_DIR/release/client-bench" --toastyfs "$CARGO_TARGET_DIR/release/toastyfs" --limits "$limits" "$@"

@@ -8,6 +8,43 @@ use std::time::{Duration, Instant};
 #[cfg(feature = "etcd")]
 pub mod etcd;
 
+/// This machine's limits as `machine-limits.sh` printed them in the same
+/// run ("name value unit" lines), for figures reported as ratios.
+#[derive(Debug, Clone, Default)]
+pub struct MachineLimits {
+    pub sha256_core_mbps: Option<f64>,
+    pub disk_write_mbps: Option<f64>,
+}
+
+impl MachineLimits {
+    /// Reads the lines `machine-limits.sh` printed; unknown lines are
+    /// skipped, a missing file gives no limits.
+    pub fn read(path: &std::path::Path) -> MachineLimits {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let value = |name: &str| {
+            text.lines().find_map(|l| {
+                l.strip_prefix(name)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+        };
+        MachineLimits {
+            sha256_core_mbps: value("sha256_core_MBps "),
+            disk_write_mbps: value("disk_write_MBps "),
+        }
+    }
+}
+
+/// `figure / limit` to two places, or "no limit measured".
+pub fn ratio(figure: f64, limit: Option<f64>) -> String {
+    match limit {
+        Some(limit) if limit > 0.0 => format!("{:.2}", figure / limit),
+        _ => "no limit measured".to_owned(),
+    }
+}
+
 /// What a timed run measured.
 #[derive(Debug, Clone)]
 pub struct RunStats {

@@ -4,7 +4,8 @@
 //! | route | success | errors |
 //! | --- | --- | --- |
 //! | `PUT /chunks/{hash}` | 201 stored, 200 already present: `{"hash"}` | 400 bad hash / body does not hash to the name, 413 too large, 507 no space |
-//! | `GET /chunks/{hash}` (optional `Range`) | 200, or 206 with `Content-Range` | 400 bad hash / malformed range, 404 absent, 410 corrupt, 416 unsatisfiable range |
+//! | `GET /chunks/{hash}` (optional `Range`; `x-toastyfs-caller-verifies` skips the server's hash of a whole chunk) | 200, or 206 with `Content-Range` | 400 bad hash / malformed range, 404 absent, 410 corrupt, 416 unsatisfiable range |
+//! | `POST /chunks/{hash}/verify` | 200 `{"size_bytes"}`: the copy hashes to its name | 400 bad hash, 404 absent, 410 corrupt (now quarantined) |
 //! | `PATCH /chunks/{hash}?offset=N` | 200 `{"hash"}` of the new chunk | 400, 404, 410, 413, 507 |
 //! | `POST /chunks/exists` `{"hashes": [...]}` | 200 `{"present": [bool]}` | 400 (bad JSON, bad hash, more than [`MAX_EXISTS_HASHES`]), 413 |
 //! | `GET /health`, `/status`, `/metrics` | 200 | 404 `/metrics` when metrics are off |
@@ -153,6 +154,12 @@ pub struct HashReply {
     pub hash: String,
 }
 
+/// An intact copy's answer to `POST /chunks/{hash}/verify`.
+#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
+pub struct VerifyReply {
+    pub size_bytes: u64,
+}
+
 #[derive(Deserialize)]
 struct PatchParams {
     offset: u64,
@@ -180,6 +187,7 @@ pub fn router(store: Arc<ChunkStore>, metrics: Option<PrometheusHandle>) -> Rout
                 .layer(GlobalConcurrencyLimitLayer::new(MAX_CHUNK_BODIES_IN_FLIGHT))
                 .get(download),
         )
+        .route(routes::CHUNK_VERIFY, post(verify))
         .route(routes::HEALTH, get(|| async { "ok" }))
         .route(routes::CHUNK_SERVER_STATUS, get(status))
         .route(routes::METRICS, get(render_metrics))
@@ -299,11 +307,40 @@ async fn download(
 async fn read_chunk(app: &AppState, hash: &str, headers: &HeaderMap) -> Result<Response, ApiError> {
     let hash = parse_hash(hash)?;
     let range = requested_range(headers)?;
-    let bytes = Bytes::from(app.store.blocking(move |s| s.get(hash)).await?);
+    // A range is checked here: the caller never sees the whole to hash.
+    let caller_verifies = range.is_none() && headers.contains_key(routes::CALLER_VERIFIES_HEADER);
+    let bytes = Bytes::from(
+        app.store
+            .blocking(move |s| {
+                if caller_verifies {
+                    s.get_unverified(hash)
+                } else {
+                    s.get(hash)
+                }
+            })
+            .await?,
+    );
     match range {
         None => Ok(chunk_response(StatusCode::OK, bytes, None)),
         Some(range) => partial(bytes, range),
     }
+}
+
+/// `POST /chunks/{hash}/verify`: reads and hashes the copy now; a
+/// corrupt one is quarantined and reported lost (410), as the scrubber
+/// would have.
+async fn verify(State(app): State<AppState>, Path(hash): Path<String>) -> Response {
+    let result = verify_chunk(&app, &hash).await;
+    metrics::record_verify_request(result.as_ref().map_or_else(ApiError::kind, |_| "intact"));
+    match result {
+        Ok(size_bytes) => Json(VerifyReply { size_bytes }).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn verify_chunk(app: &AppState, hash: &str) -> Result<u64, ApiError> {
+    let hash = parse_hash(hash)?;
+    Ok(app.store.blocking(move |s| s.verify(hash)).await?)
 }
 
 /// The `Range` header, if any; malformed ones are refused.

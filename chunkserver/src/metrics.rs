@@ -31,6 +31,12 @@ pub fn record_download(outcome: &'static str) {
     counter!("toastyfs_chunk_downloads_total", "outcome" => outcome).increment(1);
 }
 
+/// One request to verify a copy (a client's report of bad bytes)
+/// finished with `outcome`: `intact`, `corrupt`, `not_found`...
+pub fn record_verify_request(outcome: &'static str) {
+    counter!("toastyfs_chunk_verify_requests_total", "outcome" => outcome).increment(1);
+}
+
 /// One patch finished with `outcome`.
 pub fn record_patch(outcome: &'static str) {
     counter!("toastyfs_chunk_patches_total", "outcome" => outcome).increment(1);

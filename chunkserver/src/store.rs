@@ -352,16 +352,7 @@ impl ChunkStore {
 
     /// The bytes of chunk `hash`, verified against the hash.
     pub fn get(&self, hash: ChunkHash) -> Result<Vec<u8>, StoreError> {
-        let entry = self.entry(hash).ok_or(StoreError::NotFound(hash))?;
-        let path = self.layout.chunk_file(hash);
-        let bytes = match read_bounded(&path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                self.mark_lost(hash, entry, None);
-                return Err(StoreError::NotFound(hash));
-            }
-            Err(e) => return Err(StoreError::io(path)(e)),
-        };
+        let (entry, path, bytes) = self.read_listed(hash)?;
         let actual = ChunkHash::of(&bytes);
         if actual != hash {
             tracing::warn!(%hash, %actual, "chunk is corrupt on disk; quarantining it");
@@ -371,8 +362,41 @@ impl ChunkStore {
         Ok(bytes)
     }
 
+    /// The bytes of chunk `hash` as stored, not hashed: for a caller that
+    /// hashes them itself and reports a mismatch ([`verify`]). A file
+    /// missing, or of another length than was stored, is handled as in
+    /// [`get`] (that much is checked without hashing).
+    ///
+    /// [`get`]: ChunkStore::get
+    /// [`verify`]: ChunkStore::verify
+    pub fn get_unverified(&self, hash: ChunkHash) -> Result<Vec<u8>, StoreError> {
+        let (entry, path, bytes) = self.read_listed(hash)?;
+        if bytes.len() as u64 != entry.size_bytes {
+            tracing::warn!(%hash, stored = entry.size_bytes, found = bytes.len(), "chunk changed length on disk; quarantining it");
+            self.mark_lost(hash, entry, Some(&path));
+            return Err(StoreError::Corrupt(hash));
+        }
+        Ok(bytes)
+    }
+
+    /// The inventory entry, file and bytes of listed chunk `hash`; a
+    /// listed chunk whose file is gone is reported lost.
+    fn read_listed(&self, hash: ChunkHash) -> Result<(Entry, PathBuf, Vec<u8>), StoreError> {
+        let entry = self.entry(hash).ok_or(StoreError::NotFound(hash))?;
+        let path = self.layout.chunk_file(hash);
+        match read_bounded(&path) {
+            Ok(bytes) => Ok((entry, path, bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.mark_lost(hash, entry, None);
+                Err(StoreError::NotFound(hash))
+            }
+            Err(e) => Err(StoreError::io(path)(e)),
+        }
+    }
+
     /// Reads and verifies chunk `hash`, returning its size: what the
-    /// scrubber does to each chunk. Failures are handled as in [`get`].
+    /// scrubber does to each chunk, and what a client's report of a bad
+    /// copy triggers. Failures are handled as in [`get`].
     ///
     /// [`get`]: ChunkStore::get
     pub fn verify(&self, hash: ChunkHash) -> Result<u64, StoreError> {

@@ -35,17 +35,23 @@ pub async fn locate(
     Ok(hashes.into_iter().zip(reply.holders).collect())
 }
 
-/// Downloads `hash` from the first holder that returns intact bytes.
+/// Downloads `hash` from the first holder that returns intact bytes. The
+/// holders send without hashing (this side hashes every chunk anyway); a
+/// holder whose bytes do not match is told so, and checks and
+/// quarantines its copy, before the next holder is asked.
 pub async fn fetch(transport: &Transport, hash: ChunkHash, holders: &[String]) -> Result<Vec<u8>> {
     let mut errors = Vec::new();
     for addr in holders {
         match transport
-            .get_chunk(addr, &hash, MAX_CHUNK_SIZE as usize + 1)
+            .get_chunk_to_verify(addr, &hash, MAX_CHUNK_SIZE as usize + 1)
             .await
         {
             Ok(bytes) => match verified(hash, bytes).await {
                 Some(bytes) => return Ok(bytes),
-                None => errors.push(format!("{addr}: bytes do not match the hash")),
+                None => errors.push(format!(
+                    "{addr}: {}",
+                    report_bad_copy(transport, addr, hash).await
+                )),
             },
             Err(e) => errors.push(format!("{addr}: {e}")),
         }
@@ -57,6 +63,23 @@ pub async fn fetch(transport: &Transport, hash: ChunkHash, holders: &[String]) -
         hash,
         detail: errors.join("; "),
     })
+}
+
+/// Reports a copy that did not match its hash to its holder; what the
+/// holder found, for the error a read ends in if no holder has it intact.
+async fn report_bad_copy(transport: &Transport, addr: &str, hash: ChunkHash) -> String {
+    let found = transport.report_bad_copy(addr, &hash).await;
+    tracing::warn!(%hash, addr, ?found, "a chunk copy did not match its hash");
+    match found {
+        Ok(true) => {
+            "bytes did not match the hash; the copy was corrupt and is now quarantined".into()
+        }
+        Ok(false) => {
+            "bytes did not match the hash, though the stored copy checks out (damaged on the way?)"
+                .into()
+        }
+        Err(e) => format!("bytes did not match the hash (reporting it failed: {e})"),
+    }
 }
 
 /// `bytes` if they hash to `hash`. Hashing runs on the blocking pool, so

@@ -437,6 +437,52 @@ impl Transport {
         success(addr, raw).map(|raw| raw.body)
     }
 
+    /// Downloads a whole chunk the caller will hash itself: the chunk
+    /// server sends it without hashing it first
+    /// ([`routes::CALLER_VERIFIES_HEADER`]). A mismatch must be reported
+    /// with [`Transport::report_bad_copy`].
+    pub async fn get_chunk_to_verify(
+        &self,
+        addr: &str,
+        hash: &ChunkHash,
+        max: usize,
+    ) -> Result<Vec<u8>, SendError> {
+        let options = SendOptions {
+            max_response: max,
+            ..SendOptions::new(self.timeout)
+        };
+        let request = self
+            .http
+            .get(self.url(addr, &routes::chunk(hash)))
+            .header(routes::CALLER_VERIFIES_HEADER, "1");
+        let raw = self.exchange(addr, request, options).await?;
+        success(addr, raw).map(|raw| raw.body)
+    }
+
+    /// Tells the chunk server at `addr` that its copy of `hash` came back
+    /// not matching the hash: it re-reads and hashes the copy, and
+    /// quarantines it if corrupt (the bytes may also have been damaged on
+    /// the way). `Ok(true)` if the server found its copy corrupt.
+    pub async fn report_bad_copy(&self, addr: &str, hash: &ChunkHash) -> Result<bool, SendError> {
+        let options = SendOptions {
+            max_response: MAX_QUOTED_ERROR,
+            ..SendOptions::new(self.timeout)
+        };
+        let raw = self
+            .post_body(
+                addr,
+                &routes::chunk_verify(hash),
+                "application/octet-stream",
+                Vec::new(),
+                options,
+            )
+            .await?;
+        match raw.status {
+            410 => Ok(true),
+            _ => success(addr, raw).map(|_| false),
+        }
+    }
+
     /// Uploads a chunk under its hash (201 stored, 200 already there).
     pub async fn put_chunk(
         &self,

@@ -71,6 +71,15 @@ pub const HEALTH: &str = "/health";
 
 /// Chunk server: one chunk by hash (PUT upload, GET download, PATCH).
 pub const CHUNK: &str = "/chunks/{hash}";
+/// Chunk server: check one copy now (POST, no body): the server reads and
+/// hashes it, quarantining it if corrupt. A client that got bytes not
+/// matching the hash says so here.
+pub const CHUNK_VERIFY: &str = "/chunks/{hash}/verify";
+/// On a chunk download: the caller hashes what it receives itself, so the
+/// chunk server sends the copy without hashing it first (a mismatch is
+/// the caller's to report on [`CHUNK_VERIFY`]). Only whole-chunk GETs; a
+/// range is always verified by the server, which alone sees the whole.
+pub const CALLER_VERIFIES_HEADER: &str = "x-toastyfs-caller-verifies";
 /// Chunk server: which of a list of hashes it holds (JSON).
 pub const CHUNKS_EXISTS: &str = "/chunks/exists";
 /// Chunk server: its store's status (JSON).
@@ -79,6 +88,11 @@ pub const CHUNK_SERVER_STATUS: &str = "/status";
 /// The path of one chunk on a chunk server ([`CHUNK`] filled in).
 pub fn chunk(hash: &ChunkHash) -> String {
     format!("/chunks/{hash}")
+}
+
+/// The verify route of one chunk ([`CHUNK_VERIFY`] filled in).
+pub fn chunk_verify(hash: &ChunkHash) -> String {
+    format!("/chunks/{hash}/verify")
 }
 
 /// `http://{addr}{path}`: the URL of a route on a process.
@@ -94,6 +108,10 @@ mod tests {
     fn chunk_path_fills_the_route_pattern() {
         let hash = ChunkHash::of(b"x");
         assert_eq!(chunk(&hash), CHUNK.replace("{hash}", &hash.to_string()));
+        assert_eq!(
+            chunk_verify(&hash),
+            CHUNK_VERIFY.replace("{hash}", &hash.to_string())
+        );
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! [`namespace`] is the pure, deterministic state machine every node
 //! applies. Around it: [`types`] (openraft configuration), [`store`]
 //! (RocksDB: log, vote, state, snapshots), [`network`] (Raft RPCs over the
-//! client crate's one transport), [`proposer`] (group commit), [`node`]
+//! client crate's one transport), [`proposer`] (group commit), [`read_index`] (batched read
+//! index rounds), [`node`]
 //! (the shared handle of a running node and its queries), [`server`]
 //! (starting a node and its background tasks), [`api`] (the HTTP server),
 //! [`cluster`] (forming the cluster, adding and removing nodes), [`election`]
@@ -29,6 +30,7 @@ pub mod namespace;
 pub mod network;
 pub mod node;
 pub mod proposer;
+pub mod read_index;
 pub mod replication;
 pub mod server;
 pub mod snapshot_receiver;

@@ -30,6 +30,12 @@ pub fn record_request(kind: &'static str, outcome: &'static str) {
     counter!("toastyfs_meta_requests_total", "kind" => kind, "outcome" => outcome).increment(1);
 }
 
+/// One read index round served `reads` linearizable reads.
+pub fn record_read_index_round(reads: usize) {
+    counter!("toastyfs_meta_read_index_rounds_total").increment(1);
+    histogram!("toastyfs_meta_reads_per_round").record(reads as f64);
+}
+
 pub fn record_raft(
     term: u64,
     is_leader: bool,

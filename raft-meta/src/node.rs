@@ -15,6 +15,7 @@ use crate::election::ElectionState;
 use crate::namespace::kv::StoreError;
 use crate::namespace::{self, Namespace};
 use crate::proposer::Proposer;
+use crate::read_index::ReadIndex;
 use crate::replication::Replication;
 use crate::store::{state, Db, LogStore};
 use crate::types::{NodeId, Raft};
@@ -30,6 +31,8 @@ pub struct Node {
     /// Everything this node sends (Raft RPCs, forwards) goes through it.
     pub transport: Transport,
     pub proposer: Proposer,
+    /// Linearizable reads wait here for a shared read index round.
+    pub read_index: ReadIndex,
     /// The leader's chunk locations and replication manager.
     pub replication: Replication,
     pub prometheus: Option<PrometheusHandle>,

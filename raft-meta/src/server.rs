@@ -26,6 +26,7 @@ use crate::namespace::Namespace;
 use crate::network::NetworkFactory;
 use crate::node::Node;
 use crate::proposer::Proposer;
+use crate::read_index::ReadIndex;
 use crate::replication::{self, Replication};
 use crate::store;
 use crate::types::{NodeId, Raft};
@@ -200,7 +201,8 @@ async fn start(config: &NodeConfig) -> Result<Arc<Node>, NodeError> {
         log,
         namespace: Namespace::default(),
         transport,
-        proposer: Proposer::start(raft),
+        proposer: Proposer::start(raft.clone()),
+        read_index: ReadIndex::start(raft),
         replication: Replication::new(
             config.chunks.clone(),
             std::time::Duration::from_millis(config.election_min_ms),

@@ -1,6 +1,7 @@
 //! Chunk servers end to end: 3 metadata nodes and 4 chunk servers as real
 //! processes. Replication to the replication factor, re-replication after
-//! a chunk server dies, healing of a corrupted copy, garbage deleted only
+//! a chunk server dies, healing of a corrupted copy (found by the scrubber
+//! or reported by a reader), garbage deleted only
 //! after its grace period, and a new leader that rebuilds locations from
 //! reports without deleting anything it should keep.
 
@@ -168,6 +169,73 @@ async fn a_corrupted_copy_is_detected_and_healed() {
     .await;
     assert!(cluster.chunk_log_of(2).contains("corrupt"));
     assert_eq!(holders(&cluster, &hash).await.len(), 3);
+}
+
+/// The holders of `hash` in the order the leader tells readers to try
+/// them.
+async fn read_order(cluster: &Cluster, hash: ChunkHash) -> Vec<String> {
+    use toastyfs_proto::chunks::{LocateReply, LocateRequest};
+    let leader = cluster.wait_leader().await;
+    let url = format!("http://{}/v1/chunks/locate", cluster.nodes[&leader].addr);
+    let body = toastyfs_proto::record::encode(&LocateRequest { hashes: vec![hash] })
+        .expect("encode locate");
+    let answer = http()
+        .post(url)
+        .body(body)
+        .send()
+        .await
+        .expect("locate answered");
+    let bytes = answer.bytes().await.expect("locate body");
+    let mut reply: LocateReply = toastyfs_proto::record::decode(&bytes).expect("a locate reply");
+    reply.holders.pop().expect("one chunk located")
+}
+
+/// Chunk servers send a whole chunk to a client without hashing it (the
+/// client hashes it anyway). A reader whose first holder's copy is
+/// corrupt reads the right bytes from the next, reports the bad copy,
+/// and the holder quarantines it at once (the scrubber is far off) and
+/// gets an intact copy back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reader_reports_a_corrupt_copy_and_reads_another() {
+    let mut cluster = crate::harness::start(3, META_ARGS).await;
+    let no_scrub = ["--report-interval-ms", "200", "--scrub-pause-secs", "3600"];
+    for _ in 0..3 {
+        cluster.spawn_chunk_server(&no_scrub);
+    }
+    cluster.wait_chunk_servers_up(3).await;
+    let bytes = b"read me twice".repeat(700);
+    let hash = upload(&cluster, 1, &bytes).await;
+    commit(&cluster, "/r", hash, bytes.len() as u64).await;
+    wait_holders(&cluster, &hash, 3).await;
+    let first = read_order(&cluster, hash).await[0].clone();
+    let (&bad, _) = cluster
+        .chunk_servers
+        .iter()
+        .find(|(_, s)| s.addr == first)
+        .expect("the first holder is one of ours");
+    let path = chunk_file(&cluster, bad, &hash);
+    let mut on_disk = std::fs::read(&path).expect("chunk file");
+    on_disk[100] ^= 0x01;
+    std::fs::write(&path, &on_disk).expect("corrupt the first holder's copy");
+    let client = toastyfs_client::Client::new(toastyfs_client::ClientConfig::new(cluster.addrs()));
+    let mut read = Vec::new();
+    client
+        .read_to(&FsPath::new("/r").expect("path"), 0, None, &mut read, None)
+        .await
+        .expect("read from another holder");
+    assert!(
+        read == bytes,
+        "the reader got other bytes than were written"
+    );
+    assert!(
+        cluster.chunk_log_of(bad).contains("corrupt"),
+        "server {bad} did not find its copy corrupt on the reader's report"
+    );
+    wait_for("the reported copy to be healed", WAIT, || async {
+        let repaired = std::fs::read(&path).is_ok_and(|b| ChunkHash::of(&b) == hash);
+        (repaired && serves(&cluster, bad, &hash).await).then_some(())
+    })
+    .await;
 }
 
 /// An unreferenced chunk is dropped, but not before the grace period; a

@@ -452,6 +452,56 @@ async fn log_appends_are_synced_in_batches() {
     );
 }
 
+/// Linearizable reads that arrive together share one read index round:
+/// 320 reads from 32 concurrent readers take fewer heartbeat rounds than
+/// there are reads, and every read sees the write acknowledged before it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_reads_share_read_index_rounds() {
+    let cluster = crate::harness::start(3, &[]).await;
+    cluster.write(mkdir("/r")).await.expect("mkdir");
+    let leader = cluster.wait_leader().await;
+    let url = format!("http://{}/metrics", cluster.nodes[&leader].addr);
+    let before = read_index_rounds(&url).await;
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let client = cluster.client();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..10 {
+                let stat = Query::Stat { path: p("/r") };
+                let reply = client.query(&stat, false).await.expect("answered");
+                assert!(
+                    matches!(reply, Ok(QueryReply::Stat(_))),
+                    "a read missed the acknowledged mkdir: {reply:?}"
+                );
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("reader");
+    }
+    let rounds = read_index_rounds(&url).await - before;
+    assert!(rounds >= 1, "no read index round recorded for 320 reads");
+    assert!(
+        rounds < 320,
+        "{rounds} read index rounds for 320 reads: reads are not batched"
+    );
+}
+
+/// The leader's `toastyfs_meta_read_index_rounds_total` (0 before the
+/// first round).
+async fn read_index_rounds(url: &str) -> u64 {
+    let text = reqwest::get(url)
+        .await
+        .expect("metrics answered")
+        .text()
+        .await
+        .expect("metrics body");
+    text.lines()
+        .find(|l| l.starts_with("toastyfs_meta_read_index_rounds_total"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
 /// A corrupt byte in a node's log makes that node refuse to start with a
 /// clear error, while the others go on serving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -16,10 +16,13 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use toastyfs_bench::peak_rss_mib;
+use toastyfs_bench::{peak_rss_mib, ratio, MachineLimits};
 use toastyfs_client::{Client, ClientConfig};
 use toastyfs_proto::FsPath;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// The dev cluster's replication factor: every byte is stored this often.
+const REPLICATION_FACTOR: f64 = 3.0;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -35,6 +38,9 @@ struct Args {
     /// Chunks in flight per transfer.
     #[arg(long, default_value_t = 8)]
     parallelism: usize,
+    /// The output of `machine-limits.sh` from this run, for the ratios.
+    #[arg(long)]
+    limits: Option<PathBuf>,
 }
 
 /// An endless-enough stream of xorshift bytes.
@@ -114,6 +120,11 @@ fn path(s: &str) -> FsPath {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let limits = args
+        .limits
+        .as_deref()
+        .map(MachineLimits::read)
+        .unwrap_or_default();
     let dir = tempfile::tempdir()?;
     let base = 20_000 + (std::process::id() % 2000) as u16 * 20;
     let child = Command::new(&args.toastyfs)
@@ -170,12 +181,19 @@ async fn main() -> anyhow::Result<()> {
         )
         .await?;
     let took = started.elapsed().as_secs_f64();
+    let put_mbps = size as f64 / took / 1e6;
     println!(
-        "put  {} MiB: {:.1} s, {:.0} MB/s (uploaded {} MB to chunk servers)",
+        "put  {} MiB: {:.1} s, {put_mbps:.0} MB/s (uploaded {} MB to chunk servers)",
         args.mib,
         took,
-        size as f64 / took / 1e6,
         written.bytes_uploaded / 1_000_000
+    );
+    let per_copy = limits.disk_write_mbps.map(|d| d / REPLICATION_FACTOR);
+    println!(
+        "ratio     put MB/s / (disk ÷ RF {:.0} MB/s): {} (target >= 0.8); client bytes sent per byte stored: {:.2} (target 1.0)",
+        per_copy.unwrap_or(0.0),
+        ratio(put_mbps, per_copy),
+        written.bytes_uploaded as f64 / size as f64
     );
     let started = Instant::now();
     let mut sink = Sink::default();
@@ -188,11 +206,12 @@ async fn main() -> anyhow::Result<()> {
         "read {} of {size} bytes",
         sink.bytes
     );
+    let get_mbps = size as f64 / took / 1e6;
+    println!("get  {} MiB: {took:.1} s, {get_mbps:.0} MB/s", args.mib);
     println!(
-        "get  {} MiB: {:.1} s, {:.0} MB/s",
-        args.mib,
-        took,
-        size as f64 / took / 1e6
+        "ratio     get MB/s / one core's SHA-256 ({:.0} MB/s): {} (target >= 0.8)",
+        limits.sha256_core_mbps.unwrap_or(0.0),
+        ratio(get_mbps, limits.sha256_core_mbps)
     );
     if let Some(rss) = peak_rss_mib(std::process::id()) {
         println!("client peak RSS: {rss:.0} MiB (target < 256)");
@@ -225,11 +244,14 @@ async fn main() -> anyhow::Result<()> {
         task.await??;
     }
     let took = started.elapsed().as_secs_f64();
+    let files_per_second = args.small_files as f64 / took;
     println!(
-        "small files: {} files of ~1 KiB in {:.1} s, {:.0} files/s (32 writers)",
+        "small files: {} files of ~1 KiB in {took:.1} s, {files_per_second:.0} files/s (32 writers)",
         args.small_files,
-        took,
-        args.small_files as f64 / took
+    );
+    println!(
+        "ratio     small files/s / target 5,000: {:.2}",
+        files_per_second / 5_000.0
     );
     Ok(())
 }

@@ -165,6 +165,60 @@ async fn corrupt_chunk_is_410() {
     assert_eq!(f.store.take_lost(), vec![hash]);
 }
 
+fn get_to_verify(hash: ChunkHash) -> Request<Body> {
+    Request::builder()
+        .uri(format!("/chunks/{hash}"))
+        .header(routes::CALLER_VERIFIES_HEADER, "1")
+        .body(Body::empty())
+        .unwrap()
+}
+
+/// A caller that verifies gets the bytes as stored, unhashed; its report
+/// of a mismatch makes the server hash the copy, quarantine it (410) and
+/// report it lost; an intact copy answers its size.
+#[tokio::test]
+async fn a_caller_that_verifies_gets_unhashed_bytes_and_reports_bad_ones() {
+    let f = fixture(None);
+    let (hash, _) = upload(&f.app, b"fragile").await;
+    let verify = || request("POST", &format!("/chunks/{hash}/verify"), Body::empty());
+    let reply = send(&f.app, verify()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    assert_eq!(reply.json()["size_bytes"], 7);
+    fs::write(f.store.chunk_path(hash), b"fragilE").unwrap();
+    let reply = send(&f.app, get_to_verify(hash)).await;
+    assert_eq!(reply.status, StatusCode::OK, "served without hashing");
+    assert_eq!(&reply.body[..], b"fragilE");
+    assert!(f.store.take_lost().is_empty());
+    let reply = send(&f.app, verify()).await;
+    assert_eq!(reply.status, StatusCode::GONE);
+    assert_eq!(f.store.take_lost(), vec![hash]);
+    let reply = send(&f.app, get_to_verify(hash)).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::NOT_FOUND,
+        "quarantined copies are not served"
+    );
+}
+
+/// Without hashing, a copy of another length than was stored is still
+/// caught: quarantined and answered 410; a range is always hashed.
+#[tokio::test]
+async fn a_copy_of_the_wrong_length_is_caught_without_hashing() {
+    let f = fixture(None);
+    let (hash, _) = upload(&f.app, b"truncated").await;
+    fs::write(f.store.chunk_path(hash), b"trunc").unwrap();
+    let reply = send(&f.app, get_to_verify(hash)).await;
+    assert_eq!(reply.status, StatusCode::GONE);
+    assert_eq!(f.store.take_lost(), vec![hash]);
+    let (hash, _) = upload(&f.app, b"ranged").await;
+    fs::write(f.store.chunk_path(hash), b"rangeD").unwrap();
+    let mut ranged = get_to_verify(hash);
+    ranged
+        .headers_mut()
+        .insert(header::RANGE, HeaderValue::from_static("bytes=0-1"));
+    assert_eq!(send(&f.app, ranged).await.status, StatusCode::GONE);
+}
+
 /// PATCH stores the patched chunk and returns its hash; a missing offset is 400.
 #[tokio::test]
 async fn patch_returns_the_new_hash() {

@@ -42,7 +42,7 @@ impl Write for BodyWriter {
 }
 
 pub async fn backup(State(node): State<AppState>) -> Result<Response, ApiError> {
-    match node.raft.ensure_linearizable().await {
+    match node.read_index.ensure_linearizable().await {
         Ok(_) => {}
         Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
             return Err(ApiError::Unavailable(format!(

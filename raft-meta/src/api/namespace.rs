@@ -76,7 +76,7 @@ pub async fn read(
     let query: Query = record::decode(&body)?;
     caller.may_query(&query)?;
     if !params.stale && !crate::unsafe_modes::local_reads() {
-        match node.raft.ensure_linearizable().await {
+        match node.read_index.ensure_linearizable().await {
             Ok(_) => {}
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(to))) => {
                 let request = Forward::Post {
