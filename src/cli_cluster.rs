@@ -131,6 +131,14 @@ enum ClusterCommand {
         #[arg(value_parser = clap::value_parser!(u32).range(1..=16))]
         copies: u32,
     },
+    /// Set the largest file kept inline in the namespace (0..=4096 bytes,
+    /// default 4096; 0 turns it off): a put of a file this small is one
+    /// commit with no chunk upload. Files already inline stay so.
+    SetInlineMax {
+        /// Bytes.
+        #[arg(value_parser = clap::value_parser!(u32).range(0..=4096))]
+        bytes: u32,
+    },
     /// Create, list and revoke client keys (needs the cluster secret).
     #[command(subcommand)]
     Key(KeyCommand),
@@ -232,6 +240,13 @@ pub async fn run(args: ClusterArgs) -> Result<(), Failure> {
             let version = admin(connection)?.set_min_copies(copies, None).await?;
             outln!(
                 "min copies set to {copies} (settings version {version}); writes are acknowledged once that many chunk servers hold the data"
+            );
+            Ok(())
+        }
+        ClusterCommand::SetInlineMax { bytes } => {
+            let version = admin(connection)?.set_inline_max(bytes, None).await?;
+            outln!(
+                "inline limit set to {bytes} bytes (settings version {version}); files put whole at or below it keep their content in the namespace"
             );
             Ok(())
         }

@@ -264,6 +264,17 @@ impl Admin {
             .map(|o| crate::version_of(&o))
     }
 
+    /// Sets the largest file content kept inline in the namespace
+    /// (0..=`MAX_INLINE_BYTES`; 0 turns inline files off). Returns the
+    /// settings' new version.
+    pub async fn set_inline_max(&self, bytes: u32, expect: Option<Version>) -> Result<Version> {
+        let command = Command::SetInlineMax { bytes, expect };
+        self.meta
+            .write(command)
+            .await
+            .map(|o| crate::version_of(&o))
+    }
+
     /// Creates a client key with `access` under `name` and returns it:
     /// the only time its secret is known, since the cluster keeps only
     /// its hash. Needs the cluster secret.

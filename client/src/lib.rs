@@ -18,6 +18,7 @@ pub mod admin;
 pub mod blocking;
 mod chunks;
 pub mod error;
+mod inline;
 mod layout;
 pub mod limits;
 mod meta;
@@ -35,7 +36,8 @@ use std::time::Duration;
 
 use toastyfs_proto::chunks::{ChunkHealth, ChunkHealthRequest, MAX_HASHES_PER_MESSAGE};
 use toastyfs_proto::namespace::{
-    Command, EntryInfo, FsError, Listing, Outcome, Query, QueryReply, SlotCheck, DEFAULT_CHUNK_SIZE,
+    Command, EntryInfo, FsError, Listing, Outcome, Query, QueryReply, SlotCheck,
+    DEFAULT_CHUNK_SIZE, MAX_INLINE_BYTES,
 };
 use toastyfs_proto::{ChunkHash, FsPath, Version};
 
@@ -251,7 +253,9 @@ impl Client {
 
     /// Writes a whole file from `reader`, replacing any existing one
     /// atomically (it is written under a temporary name and renamed over
-    /// the target). With `no_clobber` an existing target is refused.
+    /// the target; a source of at most `MAX_INLINE_BYTES` goes in one
+    /// `WriteInline` commit instead, kept in the namespace if the cluster's
+    /// limit allows). With `no_clobber` an existing target is refused.
     pub async fn put<R: tokio::io::AsyncRead + Unpin>(
         &self,
         path: &FsPath,
@@ -283,10 +287,29 @@ impl Client {
             }
             .into());
         }
+        let chunk_size = chunk_size.unwrap_or(self.config.chunk_size);
+        // A source that ends within the inline limit is one commit.
+        let mut reader = reader;
+        let mut head = vec![0u8; MAX_INLINE_BYTES as usize + 1];
+        let n = write::read_full(&mut reader, &mut head).await?;
+        head.truncate(n);
+        if n <= MAX_INLINE_BYTES as usize {
+            let inline = self.put_inline(
+                path,
+                head.clone(),
+                no_clobber,
+                chunk_size,
+                progress.as_ref(),
+            );
+            if let Some(written) = inline.await? {
+                return Ok(written);
+            }
+        }
+        let reader = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(head), reader);
         let temp = temp.clone();
         let options = WriteOptions {
             expect: Some(Version(0)),
-            create_with_chunk_size: Some(chunk_size.unwrap_or(self.config.chunk_size)),
+            create_with_chunk_size: Some(chunk_size),
             progress,
         };
         let written = match self.write_at(&temp, 0, reader, options).await {
@@ -314,10 +337,17 @@ impl Client {
         expect: Option<Version>,
     ) -> Result<Version> {
         let info = self.stat(path).await?;
+        let mut expect = expect;
+        if info.length > 0 && info.length <= u64::from(MAX_INLINE_BYTES) {
+            match self.truncate_inline(path, length, expect).await? {
+                InlineTruncate::Done(version) => return Ok(version),
+                InlineTruncate::Moved(version) => expect = expect.and(version),
+                InlineTruncate::NotInline => {}
+            }
+        }
         let cs = u64::from(info.chunk_size.max(1));
         let step = cs * toastyfs_proto::namespace::MAX_CHUNKS_PER_OP as u64;
         let mut current = info.length;
-        let mut expect = expect;
         while current > length && current - length > step {
             current = (current - step).div_ceil(cs) * cs;
             let command = Command::Truncate {
@@ -354,9 +384,41 @@ impl Client {
                 None => command,
             };
             let outcome = self.meta.write(command).await;
-            if self.redo(&outcome, started, attempt).await == write::Redo::Done {
-                return outcome.map(|o| version_of(&o));
+            match self.redo(&outcome, started, attempt).await {
+                write::Redo::Done => return outcome.map(|o| version_of(&o)),
+                // Made inline meanwhile: truncated as a chunk once moved.
+                write::Redo::MoveInline => {
+                    self.move_inline_to_chunk(path, None).await?;
+                }
+                write::Redo::Repatch | write::Redo::Reupload => {}
             }
+        }
+    }
+
+    /// A truncation of a file that may keep its content inline: done in
+    /// place within the cluster's limit; past it, the content is moved to
+    /// a chunk first (the caller then truncates as for any file).
+    async fn truncate_inline(
+        &self,
+        path: &FsPath,
+        length: u64,
+        expect: Option<Version>,
+    ) -> Result<InlineTruncate> {
+        if self.inline_content(path).await?.is_none() {
+            return Ok(InlineTruncate::NotInline);
+        }
+        let command = Command::Truncate {
+            path: path.clone(),
+            length,
+            cut_chunk: None,
+            expect,
+        };
+        match self.meta.write(command).await {
+            Ok(outcome) => Ok(InlineTruncate::Done(version_of(&outcome))),
+            Err(ClientError::Refused(FsError::InlineContent { .. })) => Ok(InlineTruncate::Moved(
+                self.move_inline_to_chunk(path, expect).await?,
+            )),
+            Err(e) => Err(e),
         }
     }
 
@@ -388,6 +450,15 @@ impl Client {
         .await?;
         Ok((check, Some((cut, stored.placed_at))))
     }
+}
+
+/// What [`Client::truncate_inline`] did.
+enum InlineTruncate {
+    /// Truncated in place; the new version.
+    Done(Version),
+    /// Moved to a chunk, to be truncated as any file; its version then.
+    Moved(Option<Version>),
+    NotInline,
 }
 
 pub use toastyfs_proto::path::{is_upload_temp, UPLOAD_TEMP_MARK};
@@ -427,8 +498,11 @@ impl Client {
                 offset,
                 length: u64::MAX,
             };
-            let QueryReply::ReadPlan(plan) = self.meta.read(query, false).await? else {
-                return Err(ClientError::Protocol("expected a read plan".into()));
+            let plan = match self.meta.read(query, false).await? {
+                QueryReply::ReadPlan(plan) => plan,
+                // Kept in the namespace: no chunk to be unhealthy.
+                QueryReply::Inline(_) => return Ok(health),
+                _ => return Err(ClientError::Protocol("expected a read plan".into())),
             };
             if plan.length == 0 {
                 return Ok(health);

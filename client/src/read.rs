@@ -1,10 +1,11 @@
 //! The read path: read plan → locate holders → fetch up to `parallelism`
 //! chunks at once (in order, each verified, falling back to other replicas)
 //! → write the wanted bytes to the destination stream; holes and short
-//! chunks read as zeros, and a read past the end returns what exists.
+//! chunks read as zeros, and a read past the end returns what exists. A
+//! small file kept inline is read in the plan's answer itself.
 
 use futures::stream::{self, StreamExt};
-use toastyfs_proto::namespace::{Query, QueryReply, ReadPlan};
+use toastyfs_proto::namespace::{InlineContent, Query, QueryReply, ReadPlan};
 use toastyfs_proto::{FsPath, Version};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -22,8 +23,37 @@ pub struct ReadOutcome {
     pub file_length: u64,
 }
 
+/// What a read plan query answered: the chunks of the range, or (for a
+/// file the namespace keeps inline) the range's bytes themselves.
+struct Planned {
+    plan: ReadPlan,
+    inline: Option<Vec<u8>>,
+}
+
+impl Planned {
+    /// An inline file's content seen as a plan of `[offset, offset +
+    /// length)` clipped at its end, with the bytes of that range.
+    fn inline(inline: InlineContent, offset: u64, length: u64) -> Planned {
+        let file_length = inline.content.len() as u64;
+        let from = offset.min(file_length);
+        let to = offset.saturating_add(length).min(file_length).max(from);
+        Planned {
+            plan: ReadPlan {
+                version: inline.version,
+                chunk_size: inline.chunk_size,
+                file_length,
+                offset,
+                length: to - from,
+                first_chunk: 0,
+                chunks: Vec::new(),
+            },
+            inline: Some(inline.content[from as usize..to as usize].to_vec()),
+        }
+    }
+}
+
 impl Client {
-    async fn plan(&self, path: &FsPath, offset: u64, length: u64) -> Result<ReadPlan> {
+    async fn plan(&self, path: &FsPath, offset: u64, length: u64) -> Result<Planned> {
         match self
             .meta
             .read(
@@ -36,7 +66,8 @@ impl Client {
             )
             .await?
         {
-            QueryReply::ReadPlan(plan) => Ok(plan),
+            QueryReply::ReadPlan(plan) => Ok(Planned { plan, inline: None }),
+            QueryReply::Inline(inline) => Ok(Planned::inline(inline, offset, length)),
             _ => Err(ClientError::Protocol("expected a read plan".into())),
         }
     }
@@ -85,7 +116,7 @@ impl Client {
             if want == 0 {
                 break;
             }
-            let plan = self.plan(path, offset + done, want).await?;
+            let Planned { plan, inline } = self.plan(path, offset + done, want).await?;
             if first {
                 if let Some(wanted) = version.filter(|v| *v != plan.version) {
                     return Err(ClientError::ChangedDuringRead {
@@ -109,7 +140,10 @@ impl Client {
             if plan.length == 0 {
                 break;
             }
-            self.copy_plan(&plan, &mut out).await?;
+            match inline {
+                Some(bytes) => out.write_all(&bytes).await?,
+                None => self.copy_plan(&plan, &mut out).await?,
+            }
             done += plan.length;
             outcome.bytes_read = done;
             if let Some(progress) = &progress {

@@ -17,11 +17,17 @@
 //! chunk no file referenced was condemned as garbage after the
 //! placement), the window places and uploads its chunks again and commits
 //! again, within the same budget.
+//!
+//! A file that keeps its content inline (`inline.rs`) has it moved to a
+//! chunk before any of this; should another writer make it inline while
+//! a window is on its way, the commit is refused with `InlineContent` and
+//! the window moves it and patches anew.
 
 use std::collections::BTreeMap;
 
 use toastyfs_proto::namespace::{
     Command, EntryKind, FsError, Outcome, Query, QueryReply, SlotCheck, WriteCommit,
+    MAX_INLINE_BYTES,
 };
 use toastyfs_proto::{ChunkHash, FsPath, Version};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -96,7 +102,10 @@ impl Window {
 type OldChunk = (Option<ChunkHash>, Vec<u8>);
 
 /// Fills `buf` from `reader` as far as it goes; returns the bytes read.
-async fn read_full<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
+pub(crate) async fn read_full<R: AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
     let mut filled = 0;
     while filled < buf.len() {
         let n = reader.read(&mut buf[filled..]).await?;
@@ -109,8 +118,11 @@ async fn read_full<R: AsyncRead + Unpin>(reader: &mut R, buf: &mut [u8]) -> std:
 }
 
 impl Client {
-    /// The file's chunk size, or the one it will be created with.
-    async fn chunk_size_for(&self, path: &FsPath, options: &WriteOptions) -> Result<u32> {
+    /// The file's chunk size, or the one it will be created with. A small
+    /// file that keeps its content inline has it moved to a chunk first
+    /// (a write of part of it could not apply); with `options.expect`,
+    /// later windows then expect the version that move made.
+    async fn chunk_size_for(&self, path: &FsPath, options: &mut WriteOptions) -> Result<u32> {
         match self.stat(path).await {
             Ok(info) if info.kind == EntryKind::Dir => {
                 Err(toastyfs_proto::namespace::FsError::IsADirectory {
@@ -118,7 +130,13 @@ impl Client {
                 }
                 .into())
             }
-            Ok(info) => Ok(info.chunk_size),
+            Ok(info) => {
+                if info.length > 0 && info.length <= u64::from(MAX_INLINE_BYTES) {
+                    let moved = self.move_inline_to_chunk(path, options.expect).await?;
+                    options.expect = options.expect.and(moved);
+                }
+                Ok(info.chunk_size)
+            }
             Err(ClientError::Refused(toastyfs_proto::namespace::FsError::NotFound { .. })) => {
                 Ok(options
                     .create_with_chunk_size
@@ -138,9 +156,9 @@ impl Client {
         path: &FsPath,
         offset: u64,
         mut reader: R,
-        options: WriteOptions,
+        mut options: WriteOptions,
     ) -> Result<WriteOutcome> {
-        let cs = self.chunk_size_for(path, &options).await?;
+        let cs = self.chunk_size_for(path, &mut options).await?;
         // Refused before anything is read or divided by it.
         toastyfs_proto::namespace::check_chunk_size(cs)?;
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Window>(1);
@@ -305,6 +323,10 @@ impl Client {
                 Redo::Done => return Ok((outcome?, uploaded)),
                 Redo::Repatch => self.repatch(path, &mut window, cs).await?,
                 Redo::Reupload => {}
+                Redo::MoveInline => {
+                    self.move_inline_to_chunk(path, None).await?;
+                    self.repatch(path, &mut window, cs).await?;
+                }
             }
         }
     }
@@ -345,6 +367,9 @@ impl Client {
         };
         let plan = match self.meta.read(query, false).await {
             Ok(QueryReply::ReadPlan(plan)) => plan,
+            // Made inline since the write began: the commit will say so
+            // (`InlineContent`) and the write moves it to a chunk.
+            Ok(QueryReply::Inline(_)) => return Ok((None, Vec::new())),
             Err(ClientError::Refused(FsError::NotFound { .. })) => return Ok((None, Vec::new())),
             Ok(_) => return Err(ClientError::Protocol("expected a read plan".into())),
             Err(e) => return Err(e),
@@ -373,6 +398,9 @@ pub(crate) enum Redo {
     Repatch,
     /// A chunk was collected after its placement: store and commit again.
     Reupload,
+    /// Another writer made the file inline meanwhile: move its content to
+    /// a chunk, patch anew, store and commit.
+    MoveInline,
 }
 
 impl Client {
@@ -387,6 +415,7 @@ impl Client {
     ) -> Redo {
         let redo = match outcome {
             Err(ClientError::Refused(FsError::ChunkChanged { .. })) => Redo::Repatch,
+            Err(ClientError::Refused(FsError::InlineContent { .. })) => Redo::MoveInline,
             Err(ClientError::Refused(FsError::ChunkCollected { hash })) => {
                 tracing::debug!(%hash, "a chunk was collected after its placement; uploading it again");
                 Redo::Reupload

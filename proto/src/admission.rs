@@ -7,7 +7,7 @@
 //! `MAX_BODY_BYTES`.
 
 use crate::client_key::MAX_KEY_NAME;
-use crate::namespace::{Command, FsError, MAX_CHUNKS_PER_OP, MAX_GUARD_CHECKS};
+use crate::namespace::{Command, FsError, MAX_CHUNKS_PER_OP, MAX_GUARD_CHECKS, MAX_INLINE_BYTES};
 
 /// Refuses a command whose lists exceed their limits, with the error the
 /// state machine would give.
@@ -35,7 +35,9 @@ pub fn check(command: &Command) -> Result<(), FsError> {
         | Command::SetReplicationFactor { .. }
         | Command::SetMinCopies { .. }
         | Command::RegisterClient
+        | Command::SetInlineMax { .. }
         | Command::RevokeKey { .. } => Ok(()),
+        Command::WriteInline(write) => at_most_inline(write.content.len()),
         Command::CreateKey { name, .. } => check_key_name(name),
     }
 }
@@ -52,6 +54,18 @@ pub fn check_key_name(name: &str) -> Result<(), FsError> {
         return Ok(());
     };
     Err(FsError::InvalidKeyName { reason })
+}
+
+/// Inline content no cluster would keep ([`MAX_INLINE_BYTES`]); the
+/// cluster's own, lower, limit is the state machine's to check.
+fn at_most_inline(length: usize) -> Result<(), FsError> {
+    if length > MAX_INLINE_BYTES as usize {
+        return Err(FsError::InlineTooLarge {
+            length: length as u64,
+            max: MAX_INLINE_BYTES,
+        });
+    }
+    Ok(())
 }
 
 fn at_most_chunks(count: usize) -> Result<(), FsError> {

@@ -165,6 +165,58 @@ pub enum Command {
     /// stays, marked with the time, so the leader can tell chunk servers
     /// to refuse the tokens minted for it. Needs the cluster secret.
     RevokeKey { id: KeyId },
+    /// Replace a file's whole content with `content`, kept in the namespace
+    /// itself (no chunk), creating the file if needed. At most the
+    /// cluster's `inline_max_bytes`; the chunks the file held are released.
+    WriteInline(WriteInline),
+    /// Set the largest file content kept inline (0 ..= [`MAX_INLINE_BYTES`];
+    /// 0 turns inline files off); `expect` is checked against the
+    /// settings' version. Files already inline stay so.
+    SetInlineMax { bytes: u32, expect: Option<Version> },
+}
+
+/// The largest `inline_max_bytes` a cluster accepts: one smallest chunk,
+/// so inline content always fits in the first chunk of any file when it
+/// has to move to a chunk.
+pub const MAX_INLINE_BYTES: u32 = MIN_CHUNK_SIZE;
+/// Inline files unless the cluster is told otherwise.
+pub const DEFAULT_INLINE_MAX_BYTES: u32 = 4 << 10;
+
+/// A whole-content write of a small file (see [`Command::WriteInline`]).
+/// `expect` is checked against the file (a missing file has version 0).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteInline {
+    pub path: FsPath,
+    #[serde(with = "serde_bytes_vec")]
+    pub content: Vec<u8>,
+    pub expect: Option<Version>,
+    /// Create the file with this chunk size if it does not exist (the
+    /// size its content gets if it later outgrows inline).
+    pub create_with_chunk_size: Option<u32>,
+}
+
+/// Bytes as one length-prefixed block, not a sequence of numbers.
+mod serde_bytes_vec {
+    pub fn serialize<S: serde::Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytes)
+    }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+        }
+        d.deserialize_bytes(Visit)
+    }
 }
 
 /// Most slot checks one [`Command::Guarded`] carries (a write patches at
@@ -198,6 +250,9 @@ pub struct ClusterSettings {
     pub min_copies: u32,
     /// The version of the last change (0: never changed).
     pub version: Version,
+    /// Files of at most this many bytes written whole keep their content
+    /// in the namespace ([`Command::WriteInline`]); 0: none.
+    pub inline_max_bytes: u32,
 }
 
 impl ClusterSettings {
@@ -214,6 +269,7 @@ impl Default for ClusterSettings {
             replication_factor: DEFAULT_REPLICATION_FACTOR,
             min_copies: DEFAULT_MIN_COPIES,
             version: Version(0),
+            inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
         }
     }
 }
@@ -462,6 +518,14 @@ pub enum FsError {
     InvalidKeyName { reason: String },
     #[error("the cluster holds {MAX_KEYS} client keys already; revoke some first")]
     TooManyKeys,
+    /// The file keeps its content inline: a write must cover all of it
+    /// (the client moves the content to a chunk first, then writes).
+    #[error("{path}: its content is kept inline; move it to a chunk before writing part of it")]
+    InlineContent { path: String },
+    #[error("{length} bytes is more than this cluster keeps inline ({max})")]
+    InlineTooLarge { length: u64, max: u32 },
+    #[error("inline limit {bytes} is outside 0..={MAX_INLINE_BYTES}")]
+    InvalidInlineMax { bytes: u32 },
 }
 
 /// What applying a proposal produced.
@@ -475,6 +539,18 @@ pub enum QueryReply {
     ReadPlan(ReadPlan),
     Settings(ClusterSettings),
     Keys(Vec<KeyInfo>),
+    /// The answer to a `ReadPlan` of a file whose content is inline: all
+    /// of it (at most [`MAX_INLINE_BYTES`]), whatever range was asked.
+    Inline(InlineContent),
+}
+
+/// A file whose content the namespace keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineContent {
+    pub version: Version,
+    pub chunk_size: u32,
+    #[serde(with = "serde_bytes_vec")]
+    pub content: Vec<u8>,
 }
 
 /// What answering a query produced.

@@ -42,6 +42,8 @@ fn fixture_name(command: &Command) -> &'static str {
         Command::RegisterClient => "proposal-register-client",
         Command::CreateKey { .. } => "proposal-create-key",
         Command::RevokeKey { .. } => "proposal-revoke-key",
+        Command::WriteInline(_) => "proposal-write-inline",
+        Command::SetInlineMax { .. } => "proposal-set-inline-max",
     }
 }
 
@@ -113,6 +115,16 @@ fn commands() -> Vec<Command> {
             secret_hash: [5; 32],
         },
         Command::RevokeKey { id: KeyId(12) },
+        Command::WriteInline(WriteInline {
+            path: p("/a/small"),
+            content: b"inline bytes".to_vec(),
+            expect: Some(Version(0)),
+            create_with_chunk_size: Some(MIN_CHUNK_SIZE),
+        }),
+        Command::SetInlineMax {
+            bytes: 1024,
+            expect: Some(Version(9)),
+        },
         Command::Placed {
             placed_at: 77,
             command: Box::new(Command::Truncate {

@@ -110,12 +110,15 @@ impl Caller {
             | Command::CreateFile { .. }
             | Command::Delete { .. }
             | Command::WriteCommit(_)
+            | Command::WriteInline(_)
             | Command::Rename { .. }
             | Command::Truncate { .. }
             | Command::Guarded { .. }
             | Command::Placed { .. }
             | Command::RegisterClient => return self.may_write_or("change the namespace"),
-            Command::SetReplicationFactor { .. } | Command::SetMinCopies { .. } => {
+            Command::SetReplicationFactor { .. }
+            | Command::SetMinCopies { .. }
+            | Command::SetInlineMax { .. } => {
                 "change cluster settings (that needs the cluster secret)"
             }
             Command::CreateKey { .. } | Command::RevokeKey { .. } => {

@@ -2,7 +2,8 @@
 //! 3 chunk servers as real processes: round trips of every awkward size,
 //! partial overwrites that upload only what changed (counted by the chunk
 //! servers' own metrics), deduplication, holes, unaligned writes, conflicting
-//! writers, a put that outlives a leader kill, and the CLI's error messages.
+//! writers, small files kept inline, a put that outlives a leader kill, and
+//! the CLI's error messages.
 
 use std::process::Command as Process;
 use std::time::Duration;
@@ -145,6 +146,66 @@ async fn overwrites_upload_only_changed_chunks_and_dedup_uploads_nothing() {
         );
     }
     assert_eq!(get(&client, "/copy").await, content);
+}
+
+/// Small files are kept inline: a put of at most 4 KiB uploads no chunk
+/// and reads back from the namespace; a write into one, an append and a
+/// truncation past the limit move its content to a chunk first, keeping
+/// every byte; a put just over the limit, or with the limit set to 0,
+/// goes to chunks as before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_files_are_kept_inline_until_they_outgrow_it() {
+    let cluster = start().await;
+    let client = client(&cluster, MIN_CHUNK_SIZE);
+    let small = pattern(1000, 7);
+    let before = chunks_stored(&cluster).await;
+    let outcome = put(&client, "/small", &small).await;
+    assert_eq!((outcome.bytes_uploaded, outcome.file_length), (0, 1000));
+    assert_eq!(
+        chunks_stored(&cluster).await,
+        before,
+        "a small put uploaded a chunk"
+    );
+    assert_eq!(get(&client, "/small").await, small);
+    assert_eq!(
+        get_range(&client, "/small", 990, Some(50)).await,
+        &small[990..]
+    );
+    // A write inside it: moved to a chunk, then patched.
+    write_at(&client, "/small", 10, b"patched").await;
+    let mut expected = small.clone();
+    expected[10..17].copy_from_slice(b"patched");
+    assert_eq!(get(&client, "/small").await, expected);
+    assert!(chunks_stored(&cluster).await > before);
+    // Truncations of an inline file: in place, then past the limit.
+    put(&client, "/cut", &small).await;
+    client
+        .truncate(&p("/cut"), 600, None)
+        .await
+        .expect("shrink");
+    client
+        .truncate(&p("/cut"), 3000, None)
+        .await
+        .expect("grow within");
+    let mut cut = small[..600].to_vec();
+    cut.resize(3000, 0);
+    assert_eq!(get(&client, "/cut").await, cut);
+    client
+        .truncate(&p("/cut"), 70_000, None)
+        .await
+        .expect("grow past");
+    cut.resize(70_000, 0);
+    assert_eq!(get(&client, "/cut").await, cut);
+    // Over the limit, or with inline files turned off: chunks.
+    let over = pattern(4097, 8);
+    assert!(put(&client, "/over", &over).await.bytes_uploaded > 0);
+    assert_eq!(get(&client, "/over").await, over);
+    let (ok, out) = cli(Some(&cluster), &["cluster", "set-inline-max", "0"]);
+    assert!(ok, "set-inline-max: {out}");
+    let off = pattern(100, 9);
+    assert!(put(&client, "/off", &off).await.bytes_uploaded > 0);
+    assert_eq!(get(&client, "/off").await, off);
+    assert_eq!(get(&client, "/small").await, expected);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

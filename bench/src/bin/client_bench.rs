@@ -4,8 +4,8 @@
 //! servers, replication factor 3), then measures: `put` of a 1 GiB stream
 //! of pseudo-random bytes (generated on the fly, never held whole), `get`
 //! of it into a sink that counts and checksums, the client process's peak
-//! RSS, and small-file creation (10,000 files of 1 KiB by 32 concurrent
-//! writers). Run it through `scripts/bench-client.sh`, which prints this
+//! RSS, and small-file creation (10,000 files of 1 KiB put by 32
+//! concurrent writers; kept inline by the cluster's default limit). Run it through `scripts/bench-client.sh`, which prints this
 //! machine's limits in the same run.
 
 use std::path::PathBuf;
@@ -232,11 +232,9 @@ async fn main() -> anyhow::Result<()> {
                 }
                 let body = format!("small file {i}\n").repeat(64);
                 let file = path(&format!("/small/f{i:06}"));
-                let options = toastyfs_client::WriteOptions {
-                    create_with_chunk_size: Some(toastyfs_proto::namespace::MIN_CHUNK_SIZE),
-                    ..Default::default()
-                };
-                client.write_at(&file, 0, body.as_bytes(), options).await?;
+                client
+                    .put(&file, body.as_bytes(), false, None, None)
+                    .await?;
             }
         }));
     }

@@ -3,7 +3,8 @@
 //! A file's chunk list is one key per stored chunk (`C <inode> <index>`);
 //! a missing key is a hole. Invariant: no chunk key lies at or beyond the
 //! file's last chunk slot, and a stored chunk never holds bytes past the
-//! file's length, so growing a file always exposes zeros.
+//! file's length, so growing a file always exposes zeros. A small file may
+//! instead keep its whole content inline (`inline.rs`), with no chunk key.
 
 use toastyfs_proto::namespace::{
     EntryKind, FsError, Outcome, WriteCommit, MAX_CHUNKS_PER_OP, MAX_FILE_LENGTH,
@@ -12,6 +13,7 @@ use toastyfs_proto::{ChunkHash, FsPath, InodeId, Version};
 
 use super::collect;
 use super::create;
+use super::inline;
 use super::keys;
 use super::kv::{KvStore, StoreError};
 use super::stored::{self, ChunkRef, RefCount, StoredEntry};
@@ -35,11 +37,8 @@ pub fn write_commit<S: KvStore + ?Sized>(
         }
         .into());
     };
-    let target = open_for_write(txn, write)?;
-    let actual = target
-        .existing
-        .as_ref()
-        .map_or(Version(0), |f| f.entry.version);
+    let target = open_target(txn, &write.path, write.create_with_chunk_size)?;
+    let actual = target.version();
     tree::check_expect(&write.path, write.expect, actual)?;
     let chunk_size = target.chunk_size;
     let slots = touched_slots(write.offset, write.length, chunk_size);
@@ -67,12 +66,28 @@ pub fn write_commit<S: KvStore + ?Sized>(
             freed: vec![],
         });
     }
+    let covers_inline = match &target.existing {
+        Some(found) if inline::holds(txn.store, found.entry.inode)? => {
+            if write.offset != 0 || end < found.entry.length {
+                return Err(FsError::InlineContent {
+                    path: write.path.to_string(),
+                }
+                .into());
+            }
+            true
+        }
+        _ => false,
+    };
     collect::check_placed(txn, &write.chunks)?;
     let version = txn.bump_version();
     let mut file = match target.existing {
         Some(found) => found,
         None => create_for_write(txn, &write.path, chunk_size, version)?,
     };
+    if covers_inline {
+        // The chunks now hold the whole content.
+        inline::drop_content(txn.store, file.entry.inode)?;
+    }
     if let Some((first, _)) = slots {
         replace_chunks(txn, file.entry.inode, first, &write.chunks)?;
     }
@@ -88,37 +103,50 @@ pub fn write_commit<S: KvStore + ?Sized>(
     })
 }
 
-struct WriteTarget {
-    existing: Option<Found>,
-    chunk_size: u32,
+/// The file a write goes to: the existing one, or the chunk size it will
+/// be created with.
+pub struct WriteTarget {
+    pub existing: Option<Found>,
+    pub chunk_size: u32,
 }
 
 impl WriteTarget {
     fn length(&self) -> u64 {
         self.existing.as_ref().map_or(0, |f| f.entry.length)
     }
+
+    /// The file's version; 0 for a file still to be created.
+    pub fn version(&self) -> Version {
+        self.existing
+            .as_ref()
+            .map_or(Version(0), |f| f.entry.version)
+    }
 }
 
-fn open_for_write<S: KvStore + ?Sized>(
+/// The file at `path` to write, or (with `create_with_chunk_size`) the
+/// file to create there; a directory or a missing file without a chunk
+/// size is refused.
+pub fn open_target<S: KvStore + ?Sized>(
     txn: &Txn<'_, S>,
-    write: &WriteCommit,
+    path: &FsPath,
+    create_with_chunk_size: Option<u32>,
 ) -> OpResult<WriteTarget> {
-    if write.path.is_root() {
+    if path.is_root() {
         return Err(FsError::IsADirectory {
             path: "/".to_owned(),
         }
         .into());
     }
-    match tree::lookup_opt(txn.store, &write.path)? {
+    match tree::lookup_opt(txn.store, path)? {
         Some(found) if found.entry.kind == EntryKind::Dir => Err(FsError::IsADirectory {
-            path: write.path.to_string(),
+            path: path.to_string(),
         }
         .into()),
         Some(found) => Ok(WriteTarget {
             chunk_size: found.entry.chunk_size,
             existing: Some(found),
         }),
-        None => match write.create_with_chunk_size {
+        None => match create_with_chunk_size {
             Some(size) => {
                 create::check_chunk_size(size)?;
                 Ok(WriteTarget {
@@ -127,14 +155,14 @@ fn open_for_write<S: KvStore + ?Sized>(
                 })
             }
             None => Err(FsError::NotFound {
-                path: write.path.to_string(),
+                path: path.to_string(),
             }
             .into()),
         },
     }
 }
 
-fn create_for_write<S: KvStore + ?Sized>(
+pub fn create_for_write<S: KvStore + ?Sized>(
     txn: &mut Txn<'_, S>,
     path: &FsPath,
     chunk_size: u32,
@@ -208,6 +236,9 @@ pub fn truncate<S: KvStore + ?Sized>(
         .into());
     }
     tree::check_expect(path, expect, file.entry.version)?;
+    if let Some(content) = inline::content(txn.store, file.entry.inode)? {
+        return inline::truncate(txn, path, file, content, length, cut_chunk.is_some());
+    }
     let cs = u64::from(file.entry.chunk_size);
     let old_slots = file.entry.chunk_slots();
     let new_slots = length.div_ceil(cs);
@@ -245,14 +276,25 @@ pub fn truncate<S: KvStore + ?Sized>(
         replace_chunks(txn, file.entry.inode, index, &[hash])?;
     }
     release_slots(txn, file.entry.inode, new_slots, old_slots)?;
-    file.entry.length = length;
-    file.entry.version = version;
-    file.entry.mtime_ms = txn.time_ms;
-    tree::save(txn.store, &file.slot, &file.entry)?;
+    save_changed(txn, &mut file, length, version)?;
     Ok(Outcome::Truncated {
         version,
         freed: txn.take_freed(),
     })
+}
+
+/// Saves a file a command changed: its new length, the command's version
+/// and the command's time.
+pub fn save_changed<S: KvStore + ?Sized>(
+    txn: &mut Txn<'_, S>,
+    file: &mut Found,
+    length: u64,
+    version: Version,
+) -> Result<(), StoreError> {
+    file.entry.length = length;
+    file.entry.version = version;
+    file.entry.mtime_ms = txn.time_ms;
+    tree::save(txn.store, &file.slot, &file.entry)
 }
 
 /// Drops the chunk keys of slots `from..to` of `file`.

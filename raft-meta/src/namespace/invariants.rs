@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use toastyfs_proto::namespace::EntryKind;
+use toastyfs_proto::namespace::{EntryKind, MAX_INLINE_BYTES};
 use toastyfs_proto::{ChunkHash, InodeId};
 
 use super::keys::{self, ROOT_INODE};
@@ -14,6 +14,7 @@ use super::stored::{self, ChunkRef, RefCount, StoredEntry, TrashEntry};
 /// Returns a description of the first broken rule, if any:
 /// every entry hangs under a live or queued directory and is reached once;
 /// no cycles; chunk keys belong to files and lie within their length;
+/// inline content belongs to a file without chunk keys and is its length;
 /// reference counts equal the references; garbage chunks have none;
 /// the session count matches the sessions and their expiry keys.
 pub fn check_invariants<S: KvRead + ?Sized>(store: &S) -> Result<Result<(), String>, StoreError> {
@@ -95,6 +96,9 @@ pub fn check_invariants<S: KvRead + ?Sized>(store: &S) -> Result<Result<(), Stri
             .entry(stored::decode_value::<ChunkRef>(&k, &v)?.0)
             .or_default() += 1;
     }
+    if let Err(e) = check_inline(&all(keys::INLINE)?, &all(keys::CHUNK)?, &files)? {
+        return Ok(Err(e));
+    }
     let mut stored_counts: BTreeMap<ChunkHash, u64> = BTreeMap::new();
     for (k, v) in all(keys::REF_COUNT)? {
         let hash = ChunkHash::from_slice(&k[1..]).unwrap_or(ChunkHash([0; 32]));
@@ -130,6 +134,39 @@ pub fn check_invariants<S: KvRead + ?Sized>(store: &S) -> Result<Result<(), Stri
             "session count {} but {sessions} sessions and {expiries} expiry keys",
             header.session_count
         )));
+    }
+    Ok(Ok(()))
+}
+
+/// Every inline content belongs to a file with no chunk keys, is not
+/// empty, fits [`MAX_INLINE_BYTES`] and (for a live file) is its length.
+fn check_inline(
+    inline: &[(Vec<u8>, Vec<u8>)],
+    chunk_keys: &[(Vec<u8>, Vec<u8>)],
+    files: &BTreeMap<InodeId, Option<StoredEntry>>,
+) -> Result<Result<(), String>, StoreError> {
+    let inode_of = |k: &[u8]| InodeId(u64::from_be_bytes(k[1..9].try_into().unwrap_or_default()));
+    let chunked: BTreeSet<InodeId> = chunk_keys.iter().map(|(k, _)| inode_of(k)).collect();
+    for (k, v) in inline {
+        let file = inode_of(k);
+        let content = stored::decode_value::<stored::InlineBytes>(k, v)?.0;
+        let problem = match files.get(&file) {
+            None => Some("is not a file".to_owned()),
+            _ if chunked.contains(&file) => Some("also has chunk keys".to_owned()),
+            _ if content.is_empty() => Some("is empty".to_owned()),
+            _ if content.len() > MAX_INLINE_BYTES as usize => {
+                Some(format!("holds {} bytes", content.len()))
+            }
+            Some(Some(entry)) if entry.length != content.len() as u64 => Some(format!(
+                "holds {} bytes but the file's length is {}",
+                content.len(),
+                entry.length
+            )),
+            _ => None,
+        };
+        if let Some(problem) = problem {
+            return Ok(Err(format!("inline content of inode {file} {problem}")));
+        }
     }
     Ok(Ok(()))
 }

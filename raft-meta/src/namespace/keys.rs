@@ -6,6 +6,7 @@
 //! R                          the root directory's entry
 //! D <parent inode> <name>    directory entry -> StoredEntry
 //! C <file inode> <chunk idx> chunk reference -> ChunkHash
+//! I <file inode>             inline content of a small file -> InlineBytes
 //! N <hash>                   reference count of a chunk (absent = 0)
 //! G <hash>                   condemned: unreferenced, may be deleted -> since index
 //! L <hash>                   a condemnation lifted (pardon, forget) -> at index
@@ -27,6 +28,7 @@ pub const SETTINGS: &[u8] = b"P";
 pub const COLLECT_FENCE: &[u8] = b"F";
 pub const DIR_ENTRY: u8 = b'D';
 pub const CHUNK: u8 = b'C';
+pub const INLINE: u8 = b'I';
 pub const REF_COUNT: u8 = b'N';
 pub const GARBAGE: u8 = b'G';
 pub const TRASH: u8 = b'T';
@@ -70,6 +72,10 @@ pub fn dir_entry_after(dir: InodeId, name: &str) -> Vec<u8> {
 /// The name part of a directory-entry key.
 pub fn entry_name(key: &[u8]) -> &[u8] {
     key.get(9..).unwrap_or_default()
+}
+
+pub fn inline(file: InodeId) -> Vec<u8> {
+    tagged(INLINE, &[&file.0.to_be_bytes()])
 }
 
 pub fn chunk_prefix(file: InodeId) -> Vec<u8> {

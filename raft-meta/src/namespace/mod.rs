@@ -30,6 +30,7 @@ pub mod client_keys;
 mod collect;
 mod create;
 mod guard;
+mod inline;
 pub mod invariants;
 mod keys;
 pub mod kv;
@@ -264,6 +265,8 @@ fn execute<S: KvStore + ?Sized>(txn: &mut Txn<'_, S>, command: &Command) -> OpRe
             secret_hash,
         } => client_keys::create(txn, name, *access, *secret_hash),
         Command::RevokeKey { id } => client_keys::revoke(txn, *id),
+        Command::WriteInline(write) => inline::write_inline(txn, write),
+        Command::SetInlineMax { bytes, expect } => settings::set_inline_max(txn, *bytes, *expect),
     }
 }
 

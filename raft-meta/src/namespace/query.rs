@@ -1,17 +1,19 @@
-//! Read-only queries: stat, one page of a directory, a read plan.
+//! Read-only queries: stat, one page of a directory, a read plan (or an
+//! inline file's content).
 //!
 //! A list reads exactly one page of keys from the cursor, never the whole
 //! directory, so listing a directory of millions of entries costs memory
 //! proportional to the page.
 
 use toastyfs_proto::namespace::{
-    EntryInfo, EntryKind, FsError, Listing, Query, QueryReply, ReadPlan, MAX_CHUNKS_PER_OP,
-    MAX_LIST_PAGE,
+    EntryInfo, EntryKind, FsError, InlineContent, Listing, Query, QueryReply, ReadPlan,
+    MAX_CHUNKS_PER_OP, MAX_LIST_PAGE,
 };
 use toastyfs_proto::path::validate_component;
 use toastyfs_proto::FsPath;
 
 use super::chunks::touched_slots;
+use super::inline;
 use super::keys;
 use super::kv::KvRead;
 use super::stored::{self, ChunkRef, StoredEntry};
@@ -28,7 +30,7 @@ pub fn answer<S: KvRead + ?Sized>(store: &S, query: &Query) -> OpResult<QueryRep
             path,
             offset,
             length,
-        } => read_plan(store, path, *offset, *length).map(QueryReply::ReadPlan),
+        } => read_plan(store, path, *offset, *length),
         Query::Settings => Ok(QueryReply::Settings(super::settings::read(store)?)),
         Query::ListKeys => Ok(QueryReply::Keys(super::client_keys::all(store)?)),
     }
@@ -91,12 +93,14 @@ fn list<S: KvRead + ?Sized>(
     })
 }
 
+/// The chunks of a range of a file, or the whole content of an inline
+/// one.
 fn read_plan<S: KvRead + ?Sized>(
     store: &S,
     path: &FsPath,
     offset: u64,
     length: u64,
-) -> OpResult<ReadPlan> {
+) -> OpResult<QueryReply> {
     let found = tree::lookup(store, path)?;
     let file = found.entry;
     if file.kind == EntryKind::Dir {
@@ -105,6 +109,22 @@ fn read_plan<S: KvRead + ?Sized>(
         }
         .into());
     }
+    if let Some(content) = inline::content(store, file.inode)? {
+        return Ok(QueryReply::Inline(InlineContent {
+            version: file.version,
+            chunk_size: file.chunk_size,
+            content,
+        }));
+    }
+    chunk_plan(store, &file, offset, length).map(QueryReply::ReadPlan)
+}
+
+fn chunk_plan<S: KvRead + ?Sized>(
+    store: &S,
+    file: &StoredEntry,
+    offset: u64,
+    length: u64,
+) -> OpResult<ReadPlan> {
     let cs = u64::from(file.chunk_size);
     let mut end = offset.saturating_add(length).min(file.length);
     if offset < end {

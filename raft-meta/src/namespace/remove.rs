@@ -12,6 +12,7 @@ use toastyfs_proto::{FsPath, InodeId, Version};
 
 use super::chunks;
 use super::create;
+use super::inline;
 use super::keys;
 use super::kv::{KvStore, StoreError};
 use super::stored::{self, StoredEntry, TrashEntry};
@@ -64,6 +65,7 @@ pub fn drop_entry<S: KvStore + ?Sized>(
 ) -> Result<(), StoreError> {
     match entry.kind {
         EntryKind::File if chunks::may_own_chunks(entry) <= txn.config.reclaim_budget as u64 => {
+            inline::drop_content(txn.store, entry.inode)?;
             chunks::release_file_chunks(txn, entry.inode, usize::MAX)?;
             Ok(())
         }
@@ -104,6 +106,7 @@ fn reclaim_file<S: KvStore + ?Sized>(
     file: InodeId,
     budget: usize,
 ) -> Result<(usize, bool), StoreError> {
+    inline::drop_content(txn.store, file)?;
     let used = chunks::release_file_chunks(txn, file, budget)?;
     Ok((used, used < budget))
 }

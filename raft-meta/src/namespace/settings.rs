@@ -1,9 +1,12 @@
 //! Cluster-wide settings kept in the namespace state, under the `P` key:
-//! the replication factor and the copies a write waits for. Being in the replicated state, every node
+//! the replication factor, the copies a write waits for and the largest
+//! content kept inline. Being in the replicated state, every node
 //! and every later leader reads the same value; an absent key means the
 //! defaults.
 
-use toastyfs_proto::namespace::{ClusterSettings, FsError, Outcome, MAX_REPLICATION_FACTOR};
+use toastyfs_proto::namespace::{
+    ClusterSettings, FsError, Outcome, MAX_INLINE_BYTES, MAX_REPLICATION_FACTOR,
+};
 use toastyfs_proto::Version;
 
 use super::kv::{KvRead, KvStore, StoreError};
@@ -43,6 +46,20 @@ pub(crate) fn set_min_copies<S: KvStore + ?Sized>(
     }
     check_version(txn, expect)?;
     save(txn, |settings| settings.min_copies = copies)
+}
+
+/// `SetInlineMax`: 0..=[`MAX_INLINE_BYTES`] bytes kept inline; `expect` is
+/// checked against the settings' version.
+pub(crate) fn set_inline_max<S: KvStore + ?Sized>(
+    txn: &mut Txn<'_, S>,
+    bytes: u32,
+    expect: Option<Version>,
+) -> OpResult<Outcome> {
+    if bytes > MAX_INLINE_BYTES {
+        return Err(FsError::InvalidInlineMax { bytes }.into());
+    }
+    check_version(txn, expect)?;
+    save(txn, |settings| settings.inline_max_bytes = bytes)
 }
 
 /// Refuses unless the settings are at version `expect` (when given).

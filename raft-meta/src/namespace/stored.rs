@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 use toastyfs_proto::client_key::Access;
-use toastyfs_proto::namespace::{ClusterSettings, CommandResult, EntryKind, DEFAULT_MIN_COPIES};
+use toastyfs_proto::namespace::{
+    ClusterSettings, CommandResult, EntryKind, DEFAULT_INLINE_MAX_BYTES, DEFAULT_MIN_COPIES,
+};
 use toastyfs_proto::record::{self, decode_body, Record, RecordError};
 use toastyfs_proto::{ChunkHash, InodeId, Seq, Version};
 
@@ -85,6 +87,11 @@ pub struct SessionRecord {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkRef(pub ChunkHash);
 
+/// The content of a small file kept in the namespace (`I` key): the
+/// whole file, `length` bytes, no chunk keys beside it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InlineBytes(pub Vec<u8>);
+
 /// A chunk reference count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefCount(pub u64);
@@ -134,11 +141,12 @@ stored_record!(SessionRecord, 22);
 stored_record!(Lifted, 24);
 stored_record!(CollectFence, 25);
 stored_record!(StoredKey, 26);
+stored_record!(InlineBytes, 27);
 
 impl Record for StoredSettings {
     const KIND: u8 = 23;
-    /// 2: `min_copies` joined the settings.
-    const VERSION: u8 = 2;
+    /// 2: `min_copies` joined the settings; 3: `inline_max_bytes`.
+    const VERSION: u8 = 3;
     const MAX_BODY_BYTES: usize = 2 << 20;
 
     fn upgrade(version: u8, body: &[u8]) -> Result<Self, RecordError> {
@@ -148,6 +156,15 @@ impl Record for StoredSettings {
                     replication_factor: old.replication_factor,
                     min_copies: DEFAULT_MIN_COPIES,
                     version: old.version,
+                    inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
+                })
+            }),
+            2 => decode_body::<StoredSettingsV2>(body).map(|old| {
+                StoredSettings(ClusterSettings {
+                    replication_factor: old.replication_factor,
+                    min_copies: old.min_copies,
+                    version: old.version,
+                    inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
                 })
             }),
             found => Err(RecordError::UnknownVersion {
@@ -163,6 +180,14 @@ impl Record for StoredSettings {
 #[derive(Deserialize)]
 struct StoredSettingsV1 {
     replication_factor: u32,
+    version: Version,
+}
+
+/// Version 2 of [`StoredSettings`]: before `inline_max_bytes`.
+#[derive(Deserialize)]
+struct StoredSettingsV2 {
+    replication_factor: u32,
+    min_copies: u32,
     version: Version,
 }
 

@@ -1,4 +1,4 @@
-//! A sample of every stored record of the namespace (kinds 16 to 23),
+//! A sample of every stored record of the namespace (kinds 16 to 27),
 //! shared by the tamper-evidence test here and the golden fixtures in
 //! `store/formats.rs`, so both cover the same values.
 
@@ -7,8 +7,8 @@ use toastyfs_proto::record::Sample;
 use toastyfs_proto::{ChunkHash, InodeId, Seq, Version};
 
 use crate::namespace::stored::{
-    ChunkRef, CollectFence, GarbageSince, Lifted, RefCount, SessionRecord, StateHeader,
-    StoredEntry, StoredKey, StoredSettings, TrashEntry,
+    ChunkRef, CollectFence, GarbageSince, InlineBytes, Lifted, RefCount, SessionRecord,
+    StateHeader, StoredEntry, StoredKey, StoredSettings, TrashEntry,
 };
 
 /// One sample of every stored record type, named by its golden fixture.
@@ -71,8 +71,10 @@ pub(crate) fn stored_record_samples() -> Vec<Sample> {
                 replication_factor: 2,
                 min_copies: 3,
                 version: Version(6),
+                inline_max_bytes: 1024,
             }),
         ),
+        Sample::new("inline-bytes", InlineBytes(b"small file".to_vec())),
         Sample::new(
             "stored-key",
             StoredKey {
@@ -94,20 +96,32 @@ fn stored_records_are_tamper_evident() {
     }
 }
 
-/// Settings stored before `min_copies` existed (format version 1, the
-/// bytes kept in `tests/fixtures/upgrades/`) decode through the upgrade,
-/// with the default number of copies.
+/// Settings stored by older formats (the bytes kept in
+/// `tests/fixtures/upgrades/`) decode through the upgrade: version 1
+/// (before `min_copies`) gets the default copies, versions 1 and 2 (before
+/// `inline_max_bytes`) the default inline limit.
 #[test]
-fn version_1_settings_upgrade_with_the_default_min_copies() {
-    let text = include_str!("../../../tests/fixtures/upgrades/stored-settings-v1.hex");
-    let bytes = hex::decode(text.trim()).expect("fixture is hex");
-    let settings: StoredSettings = toastyfs_proto::record::decode(&bytes).expect("upgrades");
-    assert_eq!(
-        settings,
-        StoredSettings(ClusterSettings {
+fn older_settings_upgrade_with_the_defaults_of_what_they_lack() {
+    use toastyfs_proto::namespace::{DEFAULT_INLINE_MAX_BYTES, DEFAULT_MIN_COPIES};
+    let fixtures = [
+        (
+            include_str!("../../../tests/fixtures/upgrades/stored-settings-v1.hex"),
+            DEFAULT_MIN_COPIES,
+        ),
+        (
+            include_str!("../../../tests/fixtures/upgrades/stored-settings-v2.hex"),
+            3,
+        ),
+    ];
+    for (text, min_copies) in fixtures {
+        let bytes = hex::decode(text.trim()).expect("fixture is hex");
+        let settings: StoredSettings = toastyfs_proto::record::decode(&bytes).expect("upgrades");
+        let expected = ClusterSettings {
             replication_factor: 2,
-            min_copies: toastyfs_proto::namespace::DEFAULT_MIN_COPIES,
+            min_copies,
             version: Version(6),
-        })
-    );
+            inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
+        };
+        assert_eq!(settings, StoredSettings(expected));
+    }
 }

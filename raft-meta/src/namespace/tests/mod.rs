@@ -6,6 +6,7 @@
 mod chunks;
 mod collect;
 pub(super) mod formats;
+mod inline;
 mod model;
 mod proptest_model;
 mod sessions;

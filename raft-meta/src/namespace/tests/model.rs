@@ -18,6 +18,8 @@ pub struct MEntry {
     pub chunk_size: u32,
     pub length: u64,
     pub chunks: BTreeMap<u64, ChunkHash>,
+    /// The whole content, for a file that keeps it inline.
+    pub inline: Option<Vec<u8>>,
 }
 
 #[derive(Debug, Clone)]
@@ -84,6 +86,7 @@ impl Model {
             chunk_size: 0,
             length: 0,
             chunks: BTreeMap::new(),
+            inline: None,
         };
         Model {
             config,
@@ -428,6 +431,14 @@ impl Model {
                 self.set_replication_factor(*factor, *expect)
             }
             Command::SetMinCopies { copies, expect } => self.set_min_copies(*copies, *expect),
+            Command::WriteInline(w) => self.write_inline(w),
+            Command::SetInlineMax { bytes, expect } => {
+                if *bytes > MAX_INLINE_BYTES {
+                    Err(FsError::InvalidInlineMax { bytes: *bytes })
+                } else {
+                    self.change_settings(*expect, |s| s.inline_max_bytes = *bytes)
+                }
+            }
             Command::Guarded { checks, command } => match self.check_guard(checks, command) {
                 Ok(()) => return self.execute(command),
                 Err(e) => Err(e),
@@ -497,6 +508,7 @@ impl Model {
             chunk_size: cs,
             length: 0,
             chunks: BTreeMap::new(),
+            inline: None,
         }
     }
 
@@ -609,20 +621,7 @@ impl Model {
         if w.path.is_root() {
             return Err(FsError::IsADirectory { path: "/".into() });
         }
-        let existing = self.resolve(&w.path)?;
-        let cs = match &existing {
-            Some(e) if e.kind == EntryKind::Dir => {
-                return Err(FsError::IsADirectory {
-                    path: w.path.to_string(),
-                })
-            }
-            Some(e) => e.chunk_size,
-            None => match w.create_with_chunk_size {
-                Some(s) if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&s) => s,
-                Some(s) => return Err(FsError::InvalidChunkSize { size: s }),
-                None => return Err(nf(w.path.as_str())),
-            },
-        };
+        let (existing, cs) = self.write_target(&w.path, w.create_with_chunk_size)?;
         let actual = existing.as_ref().map_or(Version(0), |e| e.version);
         Self::expect(w.path.as_str(), w.expect, actual)?;
         if w.length == 0 && !w.chunks.is_empty() {
@@ -648,6 +647,13 @@ impl Model {
                 freed: vec![],
             });
         }
+        if let Some(e) = existing.as_ref().filter(|e| e.inline.is_some()) {
+            if w.offset != 0 || end < e.length {
+                return Err(FsError::InlineContent {
+                    path: w.path.to_string(),
+                });
+            }
+        }
         self.check_placed(&w.chunks)?;
         let v = self.bump();
         if existing.is_none() {
@@ -655,6 +661,7 @@ impl Model {
             self.entries.insert(w.path.to_string(), e);
             self.touch(&parent_of(w.path.as_str()), v);
         }
+        self.get_mut(w.path.as_str()).inline = None;
         let first = w.offset / cs64;
         let mut released = vec![];
         for (i, h) in w.chunks.iter().enumerate() {
@@ -699,6 +706,9 @@ impl Model {
             });
         }
         Self::expect(path.as_str(), expect, e.version)?;
+        if let Some(content) = &e.inline {
+            return self.truncate_inline(path, content.clone(), length, cut.is_some());
+        }
         let cs = u64::from(e.chunk_size);
         let old_slots = e.length.div_ceil(cs);
         let new_slots = length.div_ceil(cs);
@@ -740,13 +750,106 @@ impl Model {
         for h in dropped {
             self.decref(h);
         }
+        self.stamp(path.as_str(), length, v);
+        Ok(Outcome::Truncated {
+            version: v,
+            freed: vec![],
+        })
+    }
+
+    /// A file a command changed: its new length, version and time.
+    fn stamp(&mut self, path: &str, length: u64, v: Version) {
         let t = self.time_ms;
-        let e = self.get_mut(path.as_str());
+        let e = self.get_mut(path);
         e.length = length;
         e.version = v;
         e.mtime_ms = t;
+    }
+
+    fn truncate_inline(
+        &mut self,
+        path: &FsPath,
+        mut content: Vec<u8>,
+        length: u64,
+        cut_given: bool,
+    ) -> CommandResult {
+        if cut_given {
+            return Err(FsError::UnexpectedCutChunk {
+                path: path.to_string(),
+                length,
+            });
+        }
+        if length > content.len() as u64 && length > u64::from(self.settings.inline_max_bytes) {
+            return Err(FsError::InlineContent {
+                path: path.to_string(),
+            });
+        }
+        content.resize(length as usize, 0);
+        let v = self.bump();
+        self.get_mut(path.as_str()).inline = (!content.is_empty()).then_some(content);
+        self.stamp(path.as_str(), length, v);
         Ok(Outcome::Truncated {
             version: v,
+            freed: vec![],
+        })
+    }
+
+    /// The file a write goes to and its chunk size (or the size it will
+    /// be created with).
+    fn write_target(&self, path: &FsPath, create: Option<u32>) -> R<(Option<MEntry>, u32)> {
+        let existing = self.resolve(path)?;
+        let cs = match &existing {
+            Some(e) if e.kind == EntryKind::Dir => {
+                return Err(FsError::IsADirectory {
+                    path: path.to_string(),
+                })
+            }
+            Some(e) => e.chunk_size,
+            None => match create {
+                Some(s) if (MIN_CHUNK_SIZE..=MAX_CHUNK_SIZE).contains(&s) => s,
+                Some(s) => return Err(FsError::InvalidChunkSize { size: s }),
+                None => return Err(nf(path.as_str())),
+            },
+        };
+        Ok((existing, cs))
+    }
+
+    fn write_inline(&mut self, w: &WriteInline) -> CommandResult {
+        let length = w.content.len() as u64;
+        let max = self.settings.inline_max_bytes;
+        if length > u64::from(max) {
+            return Err(FsError::InlineTooLarge { length, max });
+        }
+        if w.path.is_root() {
+            return Err(FsError::IsADirectory { path: "/".into() });
+        }
+        let (existing, cs) = self.write_target(&w.path, w.create_with_chunk_size)?;
+        let actual = existing.as_ref().map_or(Version(0), |e| e.version);
+        Self::expect(w.path.as_str(), w.expect, actual)?;
+        if let Some(e) = &existing {
+            let slots = e.length.div_ceil(u64::from(e.chunk_size));
+            if slots > MAX_CHUNKS_PER_OP as u64 {
+                return Err(FsError::TooManyChunks { count: slots });
+            }
+        }
+        let v = self.bump();
+        if existing.is_none() {
+            let e = self.new_entry(EntryKind::File, v, cs);
+            self.entries.insert(w.path.to_string(), e);
+            self.touch(&parent_of(w.path.as_str()), v);
+        }
+        let released: Vec<ChunkHash> = std::mem::take(&mut self.get_mut(w.path.as_str()).chunks)
+            .into_values()
+            .collect();
+        for h in released {
+            self.decref(h);
+        }
+        self.get_mut(w.path.as_str()).inline = (!w.content.is_empty()).then(|| w.content.clone());
+        self.stamp(w.path.as_str(), length, v);
+        Ok(Outcome::Written {
+            version: v,
+            file_length: length,
+            bytes_written: length,
             freed: vec![],
         })
     }
@@ -942,6 +1045,13 @@ impl Model {
                     return Err(FsError::IsADirectory {
                         path: path.to_string(),
                     });
+                }
+                if let Some(content) = &e.inline {
+                    return Ok(QueryReply::Inline(InlineContent {
+                        version: e.version,
+                        chunk_size: e.chunk_size,
+                        content: content.clone(),
+                    }));
                 }
                 let cs = u64::from(e.chunk_size);
                 let mut end = offset.saturating_add(*length).min(e.length);

@@ -55,6 +55,10 @@ enum Op {
     List(String, Option<String>, u32),
     Plan(String, u64, u64),
     Settings,
+    /// A whole-content inline write of this many bytes (filled with the
+    /// byte given), creating the file or not.
+    WriteInline(String, usize, u8, bool, Option<u64>),
+    SetInlineMax(u32, Option<u64>),
 }
 
 /// Who sends an operation: no session, a fresh request of a client (its
@@ -111,10 +115,13 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => (file_strategy(), prop_oneof![4 => Just(MIN_CHUNK_SIZE), 4 => Just(2 * MIN_CHUNK_SIZE), 1 => Just(100)], expect_strategy())
             .prop_map(|(p, c, e)| Op::Create(p, c, e)),
         2 => (path_strategy(), any::<bool>(), expect_strategy()).prop_map(|(p, r, e)| Op::Delete(p, r, e)),
-        6 => (file_strategy(), 0..6 * cs, 0..4 * cs, proptest::collection::vec(0u8..6, 8), prop_oneof![8 => Just(0i8), 1 => Just(1i8), 1 => Just(-1i8)], proptest::bool::weighted(0.8), expect_strategy())
+        6 => (file_strategy(), prop_oneof![3 => 0..6 * cs, 1 => Just(0)], 0..4 * cs, proptest::collection::vec(0u8..6, 8), prop_oneof![8 => Just(0i8), 1 => Just(1i8), 1 => Just(-1i8)], proptest::bool::weighted(0.8), expect_strategy())
             .prop_map(|(path, offset, length, hashes, skew, create, expect)| Op::Write { path, offset, length, hashes, skew, create, expect }),
         2 => (path_strategy(), path_strategy(), any::<bool>(), expect_strategy()).prop_map(|(a, b, r, e)| Op::Rename(a, b, r, e)),
-        2 => (file_strategy(), 0..6 * cs, proptest::option::of(0u8..6), expect_strategy()).prop_map(|(p, l, c, e)| Op::Truncate(p, l, c, e)),
+        2 => (file_strategy(), prop_oneof![3 => 0..6 * cs, 1 => 0u64..100], proptest::option::of(0u8..6), expect_strategy()).prop_map(|(p, l, c, e)| Op::Truncate(p, l, c, e)),
+        4 => (file_strategy(), prop_oneof![8 => 0usize..80, 1 => Just(MAX_INLINE_BYTES as usize), 1 => Just(MAX_INLINE_BYTES as usize + 1)], any::<u8>(), proptest::bool::weighted(0.8), expect_strategy())
+            .prop_map(|(p, n, b, c, e)| Op::WriteInline(p, n, b, c, e)),
+        1 => (prop_oneof![0u32..64, Just(MAX_INLINE_BYTES), Just(MAX_INLINE_BYTES + 1)], expect_strategy()).prop_map(|(b, e)| Op::SetInlineMax(b, e)),
         1 => Just(Op::Reclaim),
         1 => (0u32..18, expect_strategy()).prop_map(|(f, e)| Op::SetReplication(f, e)),
         1 => (0u32..18, expect_strategy()).prop_map(|(c, e)| Op::SetMinCopies(c, e)),
@@ -254,6 +261,16 @@ fn to_command(op: &Op, model: &Model) -> Option<Command> {
             secret_hash: [*name; 32],
         },
         Op::RevokeKey(id) => Command::RevokeKey { id: KeyId(*id) },
+        Op::WriteInline(path, n, byte, create, e) => Command::WriteInline(WriteInline {
+            path: p(path),
+            content: vec![*byte; *n],
+            expect: v(e),
+            create_with_chunk_size: create.then_some(MIN_CHUNK_SIZE),
+        }),
+        Op::SetInlineMax(bytes, e) => Command::SetInlineMax {
+            bytes: *bytes,
+            expect: v(e),
+        },
         Op::Forget(hashes) => Command::ForgetGarbage {
             hashes: hashes.iter().map(|i| h(*i)).collect(),
         },
@@ -564,6 +581,14 @@ proptest! {
         for (path, entry) in &model.entries {
             let QueryReply::Stat(info) = ns.query(&store, &Query::Stat { path: p(path) }).unwrap().unwrap() else { unreachable!() };
             prop_assert_eq!((info.kind, info.version, info.length), (entry.kind, entry.version, entry.length));
+            if entry.kind == EntryKind::File {
+                let plan = Query::ReadPlan { path: p(path), offset: 0, length: entry.length };
+                let inline = match ns.query(&store, &plan).unwrap().unwrap() {
+                    QueryReply::Inline(inline) => Some(inline.content),
+                    _ => None,
+                };
+                prop_assert_eq!(&inline, &entry.inline, "inline content of {}", path);
+            }
         }
         let real_refs: Vec<(ChunkHash, u64)> = store.pairs().filter(|(k, _)| k[0] == keys::REF_COUNT)
             .map(|(k, v)| (ChunkHash::from_slice(&k[1..]).unwrap(), stored::decode_value::<stored::RefCount>(k, v).unwrap().0)).collect();

@@ -39,7 +39,8 @@ fn replication_factor_is_a_versioned_cluster_setting() {
         ClusterSettings {
             replication_factor: 2,
             min_copies: DEFAULT_MIN_COPIES,
-            version
+            version,
+            inline_max_bytes: DEFAULT_INLINE_MAX_BYTES,
         }
     );
     let stale = f.run(Command::SetReplicationFactor {
