@@ -3,7 +3,7 @@
 //!
 //! | route | success | errors |
 //! | --- | --- | --- |
-//! | `PUT /chunks/{hash}` | 201 stored, 200 already present: `{"hash"}` | 400 bad hash / body does not hash to the name, 413 too large, 507 no space |
+//! | `PUT /chunks/{hash}` (optional `x-toastyfs-chain`) | 201 stored, 200 already present: `{"hash", "durable", "chain_errors"}` | 400 bad hash / body does not hash to the name, 413 too large, 507 no space |
 //! | `GET /chunks/{hash}` (optional `Range`; `x-toastyfs-caller-verifies` skips the server's hash of a whole chunk) | 200, or 206 with `Content-Range` | 400 bad hash / malformed range, 404 absent, 410 corrupt, 416 unsatisfiable range |
 //! | `POST /chunks/{hash}/verify` | 200 `{"size_bytes"}`: the copy hashes to its name | 400 bad hash, 404 absent, 410 corrupt (now quarantined) |
 //! | `PATCH /chunks/{hash}?offset=N` | 200 `{"hash"}` of the new chunk | 400, 404, 410, 413, 507 |
@@ -39,12 +39,13 @@ use toastyfs_proto::hash::{ChunkHash, ChunkHashParseError, ChunkHasher};
 use toastyfs_proto::routes;
 use tokio::io::AsyncWriteExt;
 
+use crate::chain::{self, ChainLink, Forward};
 use crate::error::StoreError;
 use crate::metrics;
 use crate::store::{ChunkStore, PutOutcome, MAX_CHUNK_BYTES};
 
 pub use toastyfs_proto::byte_range::ByteRange;
-pub use toastyfs_proto::chunks::{ExistsReply, ExistsRequest};
+pub use toastyfs_proto::chunks::{ExistsReply, ExistsRequest, UploadReply};
 
 pub use crate::limits::{BODY_SLACK_BYTES, MAX_EXISTS_HASHES};
 use crate::limits::{MAX_CHUNK_BODIES_IN_FLIGHT, MAX_EXISTS_BODY_BYTES};
@@ -74,6 +75,8 @@ pub enum ApiError {
     BodyCut(String),
     #[error("metrics are not enabled on this server")]
     MetricsDisabled,
+    #[error("bad x-toastyfs-chain header: {0}")]
+    BadChain(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -87,6 +90,7 @@ impl ApiError {
             | ApiError::BadQuery(_)
             | ApiError::BadJson(_)
             | ApiError::TooManyHashes { .. }
+            | ApiError::BadChain(_)
             | ApiError::BodyCut(_) => StatusCode::BAD_REQUEST,
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Body(rejection) => rejection.status(),
@@ -113,9 +117,10 @@ impl ApiError {
         match self {
             ApiError::BadHash { .. } => "bad_hash",
             ApiError::BadRange(_) | ApiError::RangeNotSatisfiable { .. } => "bad_range",
-            ApiError::BadQuery(_) | ApiError::BadJson(_) | ApiError::TooManyHashes { .. } => {
-                "bad_request"
-            }
+            ApiError::BadQuery(_)
+            | ApiError::BadJson(_)
+            | ApiError::TooManyHashes { .. }
+            | ApiError::BadChain(_) => "bad_request",
             ApiError::Body(_) | ApiError::BodyCut(_) => "bad_body",
             ApiError::MetricsDisabled => "disabled",
             ApiError::Store(e) => e.kind(),
@@ -169,11 +174,23 @@ struct PatchParams {
 struct AppState {
     store: Arc<ChunkStore>,
     metrics: Option<PrometheusHandle>,
+    /// Passes uploads down their chain; `None`: uploads naming a chain
+    /// are stored here only (the answer then names this copy alone).
+    chain: Option<ChainLink>,
 }
 
 /// The chunk server's routes. `metrics` is the handle from
 /// [`crate::metrics::install`]; without it `/metrics` answers 404.
 pub fn router(store: Arc<ChunkStore>, metrics: Option<PrometheusHandle>) -> Router {
+    chained_router(store, metrics, None)
+}
+
+/// [`router`] that passes uploads down the chain they name (`chain.rs`).
+pub fn chained_router(
+    store: Arc<ChunkStore>,
+    metrics: Option<PrometheusHandle>,
+    chain: Option<ChainLink>,
+) -> Router {
     let chunk_body_limit = MAX_CHUNK_BYTES as usize + BODY_SLACK_BYTES;
     Router::new()
         .route(
@@ -192,7 +209,11 @@ pub fn router(store: Arc<ChunkStore>, metrics: Option<PrometheusHandle>) -> Rout
         .route(routes::CHUNK_SERVER_STATUS, get(status))
         .route(routes::METRICS, get(render_metrics))
         .layer(DefaultBodyLimit::max(chunk_body_limit))
-        .with_state(AppState { store, metrics })
+        .with_state(AppState {
+            store,
+            metrics,
+            chain,
+        })
 }
 
 fn parse_hash(text: &str) -> Result<ChunkHash, ApiError> {
@@ -226,8 +247,8 @@ async fn upload(
     };
     metrics::record_upload(label);
     match result {
-        Ok((PutOutcome::Stored, hash)) => hash_reply(StatusCode::CREATED, hash),
-        Ok((PutOutcome::AlreadyPresent, hash)) => hash_reply(StatusCode::OK, hash),
+        Ok((PutOutcome::Stored, reply)) => (StatusCode::CREATED, Json(reply)).into_response(),
+        Ok((PutOutcome::AlreadyPresent, reply)) => (StatusCode::OK, Json(reply)).into_response(),
         Err(e) => e.into_response(),
     }
 }
@@ -240,29 +261,54 @@ async fn store_chunk(
     hash: &str,
     headers: &HeaderMap,
     body: Body,
-) -> Result<(PutOutcome, ChunkHash), ApiError> {
+) -> Result<(PutOutcome, UploadReply), ApiError> {
     let hash = parse_hash(hash)?;
     let announced = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
+    let (links, token) = chain::requested(headers).map_err(ApiError::BadChain)?;
     let (file, temp) = app
         .store
         .blocking(move |s| s.begin_upload(hash, announced))
         .await?;
-    let received = receive(file, &temp, body).await;
-    let (size_bytes, actual) = match received {
-        Ok(received) => received,
+    let mut forward = match (&app.chain, links.split_first()) {
+        (Some(link), Some((next, rest))) => {
+            Some(link.start(hash, next.clone(), rest.to_vec(), token, announced))
+        }
+        _ => None,
+    };
+    let stored = match receive(file, &temp, body, forward.as_mut()).await {
+        Ok((size_bytes, actual)) => app
+            .store
+            .blocking(move |s| s.finish_upload(hash, &temp, size_bytes, actual))
+            .await
+            .map_err(ApiError::from),
         Err(e) => {
             let _ = tokio::fs::remove_file(&temp).await;
+            Err(e)
+        }
+    };
+    let outcome = match stored {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if let Some(forward) = forward {
+                forward.abandon();
+            }
             return Err(e);
         }
     };
-    let outcome = app
-        .store
-        .blocking(move |s| s.finish_upload(hash, &temp, size_bytes, actual))
-        .await?;
-    Ok((outcome, hash))
+    let mut reply = UploadReply {
+        hash: hash.to_string(),
+        durable: app.chain.iter().map(|l| l.advertise().to_owned()).collect(),
+        chain_errors: Vec::new(),
+    };
+    if let Some(forward) = forward {
+        let (durable, errors) = forward.finish().await;
+        reply.durable.extend(durable);
+        reply.chain_errors.extend(errors);
+    }
+    Ok((outcome, reply))
 }
 
 /// Writes `body` into `file` as it arrives, at most [`MAX_CHUNK_BYTES`],
@@ -271,6 +317,7 @@ async fn receive(
     file: std::fs::File,
     temp: &std::path::Path,
     body: Body,
+    mut forward: Option<&mut Forward>,
 ) -> Result<(u64, ChunkHash), ApiError> {
     let io_error = |e| ApiError::Store(StoreError::io(temp.to_owned())(e));
     let mut file = tokio::fs::File::from_std(file);
@@ -285,6 +332,9 @@ async fn receive(
                 size_bytes,
                 max_bytes: MAX_CHUNK_BYTES,
             }));
+        }
+        if let Some(forward) = forward.as_deref_mut() {
+            forward.send(&piece).await;
         }
         hasher.update(&piece);
         file.write_all(&piece).await.map_err(io_error)?;

@@ -7,6 +7,7 @@
 //! its changes ([`ChunkStore::take_added_since_last`],
 //! [`ChunkStore::take_lost`]) to the metadata leader and carries out its
 //! fetch and drop orders; [`identity`] keeps the server's stable id;
+//! [`chain`] passes uploads on down the chain of servers they name;
 //! [`server`] wires all of them into one running chunk server; [`limits`]
 //! names every limit and timeout. What it sends goes through the client
 //! crate's one transport.
@@ -17,6 +18,7 @@
 
 pub mod access;
 pub mod api;
+pub mod chain;
 pub mod error;
 pub mod identity;
 mod layout;

@@ -20,6 +20,9 @@ pub const RETRY_REFUSED_AFTER: Duration = Duration::from_millis(100);
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bound on one healing copy from one source.
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long an upload passed down its chain may take at the next link
+/// (its whole body and the answer of the links after it).
+pub const CHAIN_TIMEOUT: Duration = Duration::from_secs(120);
 /// First wait after every metadata node failed; doubles up to the cap (kept
 /// short: after a leader election every server must re-register quickly).
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(200);

@@ -17,16 +17,18 @@ use axum::response::Response;
 use toastyfs_client::secret::ClusterKeys;
 use toastyfs_client::serve::{serve, ServeLimits};
 use toastyfs_client::tls::NodeTls;
+use toastyfs_client::transport::Transport;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::access::{self, AccessGate};
+use crate::chain::ChainLink;
 use crate::identity::{self, IdentityError};
 use crate::scrub::{self, ScrubConfig};
 use crate::store::ChunkStore;
 use crate::sync::{self, SyncConfig, SyncError};
-use crate::{api, metrics, StoreError};
+use crate::{api, limits, metrics, StoreError};
 
 /// Everything a chunk server needs to run.
 #[derive(Debug, Clone)]
@@ -149,7 +151,13 @@ pub async fn run_on(
         ..SyncConfig::new(server, advertise.clone(), config.meta.clone())
     };
     let sync = sync::spawn(Arc::clone(&store), sync_config)?;
-    let app = api::router(store, handle)
+    let chain = ChainLink::new(
+        Transport::new(limits::CHAIN_TIMEOUT)
+            .signed_with(config.keys.as_ref().map(|k| k.sign_with.clone()))
+            .with_tls(config.tls.as_ref().map(|t| t.peers.clone())),
+        advertise.clone(),
+    );
+    let app = api::chained_router(store, handle, Some(chain))
         .layer(middleware::from_fn_with_state(sync.waker(), wake_on_store))
         .layer(middleware::from_fn_with_state(
             gate,

@@ -1,7 +1,7 @@
 //! Moving chunk bytes: fetching a chunk from any live holder (verifying
 //! its hash, falling back to the next holder on error or corruption) and
-//! uploading new chunks where the leader places them, skipping those the
-//! cluster already holds.
+//! uploading new chunks where the leader places them (sent once, down a
+//! chain of the targets), skipping those the cluster already holds.
 
 use std::collections::BTreeMap;
 
@@ -12,7 +12,7 @@ use toastyfs_proto::ChunkHash;
 
 use crate::error::{ClientError, Result};
 use crate::meta::Meta;
-use crate::transport::Transport;
+use crate::transport::{ChainedUpload, Transport};
 
 /// Where the chunks of one read live.
 pub async fn locate(
@@ -170,6 +170,11 @@ pub fn placed(placed_at: u64, command: Command) -> Command {
     }
 }
 
+/// Stores one chunk on its targets: sent once, to the first, which passes
+/// it down the rest of them as it arrives (chain replication,
+/// `chunkserver/src/chain.rs`); the targets the chain did not make
+/// durable get it directly from here, in parallel. Enough copies are
+/// `needed` (min_copies). Returns the bytes this client sent.
 async fn upload_one(
     transport: &Transport,
     hash: ChunkHash,
@@ -177,33 +182,67 @@ async fn upload_one(
     targets: &[String],
     needed: usize,
 ) -> Result<u64> {
-    if targets.is_empty() {
+    let Some((first, rest)) = targets.split_first() else {
         return Err(ClientError::UploadFailed {
             hash,
             detail: "no chunk server is up to take it".into(),
         });
-    }
-    let results = futures::future::join_all(targets.iter().map(|addr| {
-        let bytes = bytes.clone();
-        async move {
-            transport
-                .put_chunk(addr, &hash, bytes)
-                .await
-                .map_err(|e| format!("{addr}: {e}"))
+    };
+    let mut durable = Vec::new();
+    let mut failures = Vec::new();
+    let mut sent = 0u64;
+    if !rest.is_empty() {
+        let upload = ChainedUpload {
+            chain: rest,
+            token: None,
+            length: Some(bytes.len() as u64),
+        };
+        sent += bytes.len() as u64;
+        match transport
+            .put_chunk_chained(first, &hash, bytes.clone(), upload)
+            .await
+        {
+            Ok(reply) => {
+                durable.push(first.clone());
+                let down_the_chain = reply.durable.into_iter().filter(|a| rest.contains(a));
+                durable.extend(down_the_chain);
+                durable.sort();
+                durable.dedup();
+                failures.extend(reply.chain_errors);
+            }
+            Err(e) => failures.push(format!("{first}: {e}")),
         }
-    }))
-    .await;
-    let stored = results.iter().filter(|r| r.is_ok()).count();
-    if stored < needed {
-        let failures = results
-            .into_iter()
-            .filter_map(|r| r.err())
-            .collect::<Vec<_>>()
-            .join("; ");
+    }
+    let missing: Vec<&String> = targets.iter().filter(|t| !durable.contains(t)).collect();
+    if durable.len() < needed.min(targets.len()) || rest.is_empty() {
+        let direct = futures::future::join_all(missing.iter().map(|addr| {
+            let bytes = bytes.clone();
+            async move {
+                transport
+                    .put_chunk(addr, &hash, bytes)
+                    .await
+                    .map(|()| (*addr).clone())
+                    .map_err(|e| format!("{addr}: {e}"))
+            }
+        }))
+        .await;
+        sent += bytes.len() as u64 * missing.len() as u64;
+        for result in direct {
+            match result {
+                Ok(addr) => durable.push(addr),
+                Err(e) => failures.push(e),
+            }
+        }
+    }
+    durable.sort();
+    durable.dedup();
+    if durable.len() < needed {
         let detail = format!(
-            "{stored} of the {needed} copies a write needs were stored (min_copies): {failures}"
+            "{} of the {needed} copies a write needs were stored (min_copies): {}",
+            durable.len(),
+            failures.join("; ")
         );
         return Err(ClientError::UploadFailed { hash, detail });
     }
-    Ok(bytes.len() as u64 * stored as u64)
+    Ok(sent)
 }

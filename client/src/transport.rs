@@ -30,6 +30,7 @@ use toastyfs_proto::chunk_token;
 use toastyfs_proto::client_key::ClientKey;
 
 use crate::tls::ClientTls;
+use toastyfs_proto::chunks::UploadReply;
 use toastyfs_proto::record::{self, Record, RecordError};
 use toastyfs_proto::routes::{self, FORWARDED_HEADER, RECORD_CONTENT_TYPE};
 use toastyfs_proto::ChunkHash;
@@ -483,6 +484,44 @@ impl Transport {
         }
     }
 
+    /// Uploads a chunk to `addr`, which passes it down `upload.chain`
+    /// while it arrives ([`routes::CHAIN_HEADER`]); the answer names the
+    /// servers whose copy is durable.
+    pub async fn put_chunk_chained(
+        &self,
+        addr: &str,
+        hash: &ChunkHash,
+        body: impl Into<reqwest::Body>,
+        upload: ChainedUpload<'_>,
+    ) -> Result<UploadReply, SendError> {
+        let mut request = self
+            .http
+            .put(self.url(addr, &routes::chunk(hash)))
+            .header(routes::CHAIN_HEADER, upload.chain.join(","))
+            .body(body);
+        if let Some(length) = upload.length {
+            request = request.header(reqwest::header::CONTENT_LENGTH, length);
+        }
+        if let Some(token) = upload.token {
+            request = request.header(chunk_token::TOKEN_HEADER, token);
+        }
+        let options = SendOptions {
+            max_response: MAX_QUOTED_ERROR,
+            sign_body: false,
+            ..SendOptions::new(self.timeout)
+        };
+        let raw = self.exchange(addr, request, options).await?;
+        let raw = if raw.status == 201 {
+            raw
+        } else {
+            success(addr, raw)?
+        };
+        serde_json::from_slice(&raw.body).map_err(|e| SendError::Malformed {
+            addr: addr.to_owned(),
+            detail: format!("a chunk upload's answer: {e}"),
+        })
+    }
+
     /// Uploads a chunk under its hash (201 stored, 200 already there).
     pub async fn put_chunk(
         &self,
@@ -505,6 +544,29 @@ impl Transport {
         }
         success(addr, raw).map(|_| ())
     }
+}
+
+/// How a chained upload goes on ([`Transport::put_chunk_chained`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ChainedUpload<'a> {
+    /// The servers after the first, in order.
+    pub chain: &'a [String],
+    /// The chunk token to present (a chunk server passing on its
+    /// caller's); `None`: the transport's own credentials.
+    pub token: Option<&'a str>,
+    /// The body's length, when known.
+    pub length: Option<u64>,
+}
+
+/// A request body fed piece by piece through `pieces` (a chunk server
+/// passing an upload down its chain as it arrives).
+pub fn streamed_body(
+    pieces: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> reqwest::Body {
+    let stream = futures::stream::unfold(pieces, |mut pieces| async move {
+        pieces.recv().await.map(|piece| (piece, pieces))
+    });
+    reqwest::Body::wrap_stream(stream)
 }
 
 /// Which side of the line a reqwest failure falls on (see the module doc).

@@ -227,6 +227,23 @@ pub struct ExistsReply {
     pub present: Vec<bool>,
 }
 
+/// Most chunk servers one upload's chain may name after its first
+/// (the largest replication factor, less the first).
+pub const MAX_CHAIN_LINKS: usize = 15;
+
+/// The answer to a chunk upload (`PUT /chunks/{hash}`, JSON): which
+/// servers of the chain hold a durable copy now (this one first, then
+/// those down the chain that said so), and why any link further down did
+/// not. A client uploads directly to the targets not named in `durable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadReply {
+    pub hash: String,
+    #[serde(default)]
+    pub durable: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chain_errors: Vec<String>,
+}
+
 /// Record kinds of the chunk protocol.
 pub mod kinds {
     pub const CHUNK_REPORT: u8 = 8;

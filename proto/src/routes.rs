@@ -80,6 +80,12 @@ pub const CHUNK_VERIFY: &str = "/chunks/{hash}/verify";
 /// the caller's to report on [`CHUNK_VERIFY`]). Only whole-chunk GETs; a
 /// range is always verified by the server, which alone sees the whole.
 pub const CALLER_VERIFIES_HEADER: &str = "x-toastyfs-caller-verifies";
+/// On a chunk upload: the chunk servers that should also store it, in
+/// order, comma-separated. The server stores the body and, while it
+/// arrives, streams it to the first of them with the rest of the list
+/// (chain replication: the client sends each chunk once); its answer
+/// ([`crate::chunks::UploadReply`]) names every copy made durable.
+pub const CHAIN_HEADER: &str = "x-toastyfs-chain";
 /// Chunk server: which of a list of hashes it holds (JSON).
 pub const CHUNKS_EXISTS: &str = "/chunks/exists";
 /// Chunk server: its store's status (JSON).

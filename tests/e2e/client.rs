@@ -208,6 +208,40 @@ async fn small_files_are_kept_inline_until_they_outgrow_it() {
     assert_eq!(get(&client, "/small").await, expected);
 }
 
+/// A put sends each chunk once: to its first target, which passes it down
+/// the others (chain replication), so the client's bytes sent equal the
+/// file's size while every replica stores a copy. With a chunk server
+/// dead but not yet noticed by the leader, its link fails and the client
+/// sends the missing copies directly: the put still succeeds and reads
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_sends_each_chunk_once_down_a_chain() {
+    let mut cluster = start().await;
+    let cs = MIN_CHUNK_SIZE as usize;
+    let client = client(&cluster, cs as u32);
+    let content = pattern(cs * 16, 11);
+    let before = chunks_stored(&cluster).await;
+    let outcome = put(&client, "/chained", &content).await;
+    assert_eq!(
+        outcome.bytes_uploaded,
+        content.len() as u64,
+        "each byte sent once"
+    );
+    assert_eq!(
+        chunks_stored(&cluster).await - before,
+        16 * 3,
+        "three copies of each chunk"
+    );
+    assert_eq!(get(&client, "/chained").await, content);
+    cluster.kill_chunk_server(2);
+    for i in 0..4 {
+        let content = pattern(cs * 8, 20 + i);
+        let outcome = put(&client, &format!("/after-kill-{i}"), &content).await;
+        assert!(outcome.bytes_uploaded >= content.len() as u64);
+        assert_eq!(get(&client, &format!("/after-kill-{i}")).await, content);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holes_unaligned_writes_and_reads_past_the_end() {
     let cluster = start().await;

@@ -386,3 +386,82 @@ async fn a_streamed_upload_is_stored_and_a_bad_one_leaves_nothing() {
     );
     assert!(f.store.get(ChunkHash::of(b"never whole")).is_err());
 }
+
+/// A store served on a loopback port with a chain link named by its
+/// address; the store, the address and the server task.
+async fn chained_server() -> (
+    TempDir,
+    Arc<ChunkStore>,
+    String,
+    tokio::task::JoinHandle<()>,
+) {
+    let dir = TempDir::new().unwrap();
+    let store = Arc::new(ChunkStore::open(dir.path(), None).unwrap());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let link = chain_link(&addr);
+    let app = chained_router(Arc::clone(&store), None, Some(link));
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (dir, store, addr, task)
+}
+
+fn chain_link(advertise: &str) -> ChainLink {
+    let transport = toastyfs_client::transport::Transport::new(std::time::Duration::from_secs(10));
+    ChainLink::new(transport, advertise.to_owned())
+}
+
+fn chained_put(hash: ChunkHash, body: &'static [u8], chain: &str) -> Request<Body> {
+    Request::builder()
+        .method("PUT")
+        .uri(format!("/chunks/{hash}"))
+        .header(routes::CHAIN_HEADER, chain)
+        .body(Body::from(body))
+        .unwrap()
+}
+
+/// An upload naming a chain is stored here and streamed down it as it
+/// arrives: every server stores it and the answer names each durable
+/// copy. A dead link ends the chain with its error; the copies before it
+/// stay stored. A malformed chain is refused before anything is stored.
+#[tokio::test]
+async fn an_upload_goes_down_its_chain_and_names_every_durable_copy() {
+    let f = fixture(None);
+    let first = chained_router(Arc::clone(&f.store), None, Some(chain_link("first:1")));
+    let (_d2, second, second_addr, _t2) = chained_server().await;
+    let (_d3, third, third_addr, _t3) = chained_server().await;
+    let body: &'static [u8] = b"chained chunk bytes";
+    let hash = ChunkHash::of(body);
+    let chain = format!("{second_addr},{third_addr}");
+    let reply = send(&first, chained_put(hash, body, &chain)).await;
+    assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
+    let answer: UploadReply = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(
+        answer.durable,
+        vec!["first:1".to_owned(), second_addr.clone(), third_addr]
+    );
+    assert!(answer.chain_errors.is_empty(), "{answer:?}");
+    for store in [&f.store, &second, &third] {
+        assert_eq!(store.contains(&[hash]), vec![true]);
+    }
+    let other: &'static [u8] = b"a chain with a dead link";
+    let hash = ChunkHash::of(other);
+    let reply = send(
+        &first,
+        chained_put(hash, other, &format!("{second_addr},127.0.0.1:1")),
+    )
+    .await;
+    assert_eq!(reply.status, StatusCode::CREATED);
+    let answer: UploadReply = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(answer.durable, vec!["first:1".to_owned(), second_addr]);
+    assert_eq!(answer.chain_errors.len(), 1, "{answer:?}");
+    assert!(
+        answer.chain_errors[0].starts_with("127.0.0.1:1"),
+        "{answer:?}"
+    );
+    let bad: &'static [u8] = b"bad chain";
+    let refused = send(&first, chained_put(ChunkHash::of(bad), bad, "nowhere")).await;
+    assert_eq!(refused.status, StatusCode::BAD_REQUEST);
+    assert_eq!(f.store.contains(&[ChunkHash::of(bad)]), vec![false]);
+}
