@@ -30,7 +30,7 @@ use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch as patch_route, post, put};
 use axum::{Json, Router};
 use futures::StreamExt;
 use metrics_exporter_prometheus::PrometheusHandle;
@@ -48,7 +48,11 @@ pub use toastyfs_proto::byte_range::ByteRange;
 pub use toastyfs_proto::chunks::{ExistsReply, ExistsRequest, UploadReply};
 
 pub use crate::limits::{BODY_SLACK_BYTES, MAX_EXISTS_HASHES};
-use crate::limits::{MAX_CHUNK_BODIES_IN_FLIGHT, MAX_EXISTS_BODY_BYTES};
+use crate::limits::{
+    MAX_CHAIN_HOPS_IN_FLIGHT, MAX_CHUNK_BODIES_IN_FLIGHT, MAX_EXISTS_BODY_BYTES,
+    MAX_VERIFIES_IN_FLIGHT,
+};
+use tokio::sync::Semaphore;
 use tower::limit::GlobalConcurrencyLimitLayer;
 
 /// An error answer.
@@ -77,6 +81,8 @@ pub enum ApiError {
     MetricsDisabled,
     #[error("bad x-toastyfs-chain header: {0}")]
     BadChain(String),
+    #[error("this chunk server is passing on as many chained uploads as it takes; send the copy directly")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -95,6 +101,7 @@ impl ApiError {
             ApiError::RangeNotSatisfiable { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
             ApiError::Body(rejection) => rejection.status(),
             ApiError::MetricsDisabled => StatusCode::NOT_FOUND,
+            ApiError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Store(e) => match e {
                 StoreError::HashMismatch { .. } => StatusCode::BAD_REQUEST,
                 StoreError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -123,6 +130,7 @@ impl ApiError {
             | ApiError::BadChain(_) => "bad_request",
             ApiError::Body(_) | ApiError::BodyCut(_) => "bad_body",
             ApiError::MetricsDisabled => "disabled",
+            ApiError::Busy => "busy",
             ApiError::Store(e) => e.kind(),
         }
     }
@@ -175,8 +183,15 @@ struct AppState {
     store: Arc<ChunkStore>,
     metrics: Option<PrometheusHandle>,
     /// Passes uploads down their chain; `None`: uploads naming a chain
-    /// are stored here only (the answer then names this copy alone).
+    /// are stored here only (and the answer names no copy: the caller
+    /// counts the server it sent to).
     chain: Option<ChainLink>,
+    /// Uploads and patches in flight ([`MAX_CHUNK_BODIES_IN_FLIGHT`]);
+    /// a caller's upload waits for room.
+    bodies: Arc<Semaphore>,
+    /// Uploads passed on by another server's chain in flight; one finding
+    /// no room is refused at once ([`MAX_CHAIN_HOPS_IN_FLIGHT`]).
+    hops: Arc<Semaphore>,
 }
 
 /// The chunk server's routes. `metrics` is the handle from
@@ -192,6 +207,7 @@ pub fn chained_router(
     chain: Option<ChainLink>,
 ) -> Router {
     let chunk_body_limit = MAX_CHUNK_BYTES as usize + BODY_SLACK_BYTES;
+    let bodies = Arc::new(Semaphore::new(MAX_CHUNK_BODIES_IN_FLIGHT));
     Router::new()
         .route(
             routes::CHUNKS_EXISTS,
@@ -199,12 +215,14 @@ pub fn chained_router(
         )
         .route(
             routes::CHUNK,
-            put(upload)
-                .patch(patch)
-                .layer(GlobalConcurrencyLimitLayer::new(MAX_CHUNK_BODIES_IN_FLIGHT))
-                .get(download),
+            put(upload).get(download).merge(patch_route(patch).layer(
+                GlobalConcurrencyLimitLayer::with_semaphore(Arc::clone(&bodies)),
+            )),
         )
-        .route(routes::CHUNK_VERIFY, post(verify))
+        .route(
+            routes::CHUNK_VERIFY,
+            post(verify).layer(GlobalConcurrencyLimitLayer::new(MAX_VERIFIES_IN_FLIGHT)),
+        )
         .route(routes::HEALTH, get(|| async { "ok" }))
         .route(routes::CHUNK_SERVER_STATUS, get(status))
         .route(routes::METRICS, get(render_metrics))
@@ -213,6 +231,8 @@ pub fn chained_router(
             store,
             metrics,
             chain,
+            bodies,
+            hops: Arc::new(Semaphore::new(MAX_CHAIN_HOPS_IN_FLIGHT)),
         })
 }
 
@@ -239,7 +259,15 @@ async fn upload(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let result = store_chunk(&app, &hash, &headers, body).await;
+    let permit = if headers.contains_key(routes::CHAIN_HOP_HEADER) {
+        Arc::clone(&app.hops).try_acquire_owned().ok()
+    } else {
+        Arc::clone(&app.bodies).acquire_owned().await.ok()
+    };
+    let result = match permit {
+        Some(_permit) => store_chunk(&app, &hash, &headers, body).await,
+        None => Err(ApiError::Busy),
+    };
     let label = match &result {
         Ok((PutOutcome::Stored, _)) => "stored",
         Ok((PutOutcome::AlreadyPresent, _)) => "already_present",
@@ -267,7 +295,8 @@ async fn store_chunk(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let (links, token) = chain::requested(headers).map_err(ApiError::BadChain)?;
+    let own = app.chain.as_ref().map(ChainLink::advertise);
+    let (links, token) = chain::requested(headers, own).map_err(ApiError::BadChain)?;
     let (file, temp) = app
         .store
         .blocking(move |s| s.begin_upload(hash, announced))

@@ -12,7 +12,10 @@
 //! this server's own copy; the client uploads the missing copies directly.
 //! The next link is sent the caller's chunk token when there was one (so a
 //! chain grants nothing the caller could not do itself), else a request
-//! signed with the cluster secret.
+//! signed with the cluster secret. A chain names each server once, and a
+//! passed-on upload takes a slot of its own at the next server or is
+//! refused at once (`limits::MAX_CHAIN_HOPS_IN_FLIGHT`): servers passing
+//! uploads to each other never wait on each other's slots.
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;
@@ -32,14 +35,21 @@ const PIECES_IN_FLIGHT: usize = 8;
 /// answers.
 #[derive(Clone)]
 pub struct ChainLink {
-    transport: Transport,
+    /// Signs with the cluster secret (when the server has one): for an
+    /// upload whose caller presented no chunk token.
+    signed: Transport,
+    /// Signs nothing: an upload is passed on with its caller's token.
+    plain: Transport,
     advertise: String,
 }
 
 impl ChainLink {
-    pub fn new(transport: Transport, advertise: String) -> ChainLink {
+    /// `signed` passes on uploads without a caller's token; a copy of it
+    /// that signs nothing passes on the others.
+    pub fn new(signed: Transport, advertise: String) -> ChainLink {
         ChainLink {
-            transport,
+            plain: signed.clone().signed_with(None),
+            signed,
             advertise,
         }
     }
@@ -61,13 +71,17 @@ impl ChainLink {
     ) -> Forward {
         let (pieces, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(PIECES_IN_FLIGHT);
         let body = streamed_body(receiver);
-        let transport = self.transport.clone();
+        let transport = match token {
+            Some(_) => self.plain.clone(),
+            None => self.signed.clone(),
+        };
         let to = next.clone();
         let task = tokio::spawn(async move {
             let upload = ChainedUpload {
                 chain: &rest,
                 token: token.as_deref(),
                 length: announced,
+                hop: true,
             };
             transport.put_chunk_chained(&to, &hash, body, upload).await
         });
@@ -116,8 +130,13 @@ impl Forward {
 }
 
 /// The chain an upload's request names (empty when none), and the
-/// caller's chunk token to pass on. A malformed list is refused.
-pub fn requested(headers: &HeaderMap) -> Result<(Vec<String>, Option<String>), String> {
+/// caller's chunk token to pass on. A malformed list is refused, and so is
+/// one naming a server twice or naming this server (`own`): a chain visits
+/// each server once.
+pub fn requested(
+    headers: &HeaderMap,
+    own: Option<&str>,
+) -> Result<(Vec<String>, Option<String>), String> {
     let token = headers
         .get(TOKEN_HEADER)
         .and_then(|v| v.to_str().ok())
@@ -142,6 +161,13 @@ pub fn requested(headers: &HeaderMap) -> Result<(Vec<String>, Option<String>), S
     }
     if let Some(bad) = links.iter().find(|l| !is_host_port(l)) {
         return Err(format!("chain link {bad:?} is not HOST:PORT"));
+    }
+    if let Some(own) = own.filter(|own| links.iter().any(|l| l == own)) {
+        return Err(format!("the chain names this server ({own}) again"));
+    }
+    let distinct: std::collections::BTreeSet<&String> = links.iter().collect();
+    if distinct.len() != links.len() {
+        return Err("the chain names a server twice".to_owned());
     }
     Ok((links, token))
 }
@@ -170,15 +196,17 @@ mod tests {
 
     #[test]
     fn chains_are_parsed_and_bounded() {
-        assert_eq!(
-            requested(&HeaderMap::new()).unwrap().0,
-            Vec::<String>::new()
-        );
-        let (links, _) = requested(&with_chain("a:1, b:2")).unwrap();
+        let own = Some("me:9");
+        assert!(requested(&HeaderMap::new(), own).unwrap().0.is_empty());
+        let (links, _) = requested(&with_chain("a:1, b:2"), own).unwrap();
         assert_eq!(links, vec!["a:1".to_owned(), "b:2".to_owned()]);
-        assert!(requested(&with_chain("a:1,b")).is_err());
-        assert!(requested(&with_chain("a:99999")).is_err());
-        let long = vec!["h:1"; MAX_CHAIN_LINKS + 1].join(",");
-        assert!(requested(&with_chain(&long)).is_err());
+        assert!(requested(&with_chain("a:1,b"), own).is_err());
+        assert!(requested(&with_chain("a:99999"), own).is_err());
+        assert!(requested(&with_chain("a:1,me:9"), own).is_err());
+        assert!(requested(&with_chain("a:1,b:2,a:1"), own).is_err());
+        let long: Vec<String> = (0..=MAX_CHAIN_LINKS)
+            .map(|i| format!("h:{}", i + 1))
+            .collect();
+        assert!(requested(&with_chain(&long.join(",")), own).is_err());
     }
 }

@@ -36,6 +36,13 @@ pub const MAX_QUEUED_FETCHES: usize = 256;
 /// disk writes at once; patches are read whole, so it also keeps their
 /// buffers under this many times the largest chunk (1 GiB at 64 MiB).
 pub const MAX_CHUNK_BODIES_IN_FLIGHT: usize = 16;
+/// Most uploads passed on by another server's chain at once. A chain hop
+/// never waits for room: with none it is answered 503 at once, so servers
+/// passing uploads to each other can never wait on each other's slots (the
+/// client sends that copy directly instead).
+pub const MAX_CHAIN_HOPS_IN_FLIGHT: usize = 16;
+/// Most reported copies being re-hashed at once (`POST /chunks/{hash}/verify`).
+pub const MAX_VERIFIES_IN_FLIGHT: usize = 2;
 /// Room for request framing beyond the largest chunk body.
 pub const BODY_SLACK_BYTES: usize = 64 << 10;
 /// Most hashes one `POST /chunks/exists` may ask about.

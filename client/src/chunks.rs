@@ -174,7 +174,9 @@ pub fn placed(placed_at: u64, command: Command) -> Command {
 /// it down the rest of them as it arrives (chain replication,
 /// `chunkserver/src/chain.rs`); the targets the chain did not make
 /// durable get it directly from here, in parallel. Enough copies are
-/// `needed` (min_copies). Returns the bytes this client sent.
+/// `needed` (min_copies); the ones the chain missed beyond that are left
+/// to the leader's replication. Returns the bytes this client delivered
+/// to servers that stored them.
 async fn upload_one(
     transport: &Transport,
     hash: ChunkHash,
@@ -196,13 +198,14 @@ async fn upload_one(
             chain: rest,
             token: None,
             length: Some(bytes.len() as u64),
+            hop: false,
         };
-        sent += bytes.len() as u64;
         match transport
             .put_chunk_chained(first, &hash, bytes.clone(), upload)
             .await
         {
             Ok(reply) => {
+                sent += bytes.len() as u64;
                 durable.push(first.clone());
                 let down_the_chain = reply.durable.into_iter().filter(|a| rest.contains(a));
                 durable.extend(down_the_chain);
@@ -226,10 +229,12 @@ async fn upload_one(
             }
         }))
         .await;
-        sent += bytes.len() as u64 * missing.len() as u64;
         for result in direct {
             match result {
-                Ok(addr) => durable.push(addr),
+                Ok(addr) => {
+                    sent += bytes.len() as u64;
+                    durable.push(addr);
+                }
                 Err(e) => failures.push(e),
             }
         }

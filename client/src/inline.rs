@@ -73,11 +73,14 @@ impl Client {
                 create_with_chunk_size: None,
             };
             let command = chunks::placed(stored.placed_at, Command::WriteCommit(commit));
+            let retry = started.elapsed() < self.config.retry_for;
             match self.meta.write(command).await {
                 Ok(outcome) => return Ok(Some(version_of(&outcome))),
-                Err(ClientError::Refused(
-                    FsError::VersionMismatch { .. } | FsError::ChunkCollected { .. },
-                )) if expect.is_none() && started.elapsed() < self.config.retry_for => {}
+                // Collected after its placement: place and upload again.
+                Err(ClientError::Refused(FsError::ChunkCollected { .. })) if retry => {}
+                // Changed meanwhile: read it again, unless held to `expect`.
+                Err(ClientError::Refused(FsError::VersionMismatch { .. }))
+                    if expect.is_none() && retry => {}
                 Err(e) => return Err(e),
             }
         }
@@ -125,6 +128,12 @@ impl Client {
             Err(ClientError::Refused(
                 FsError::InlineTooLarge { .. } | FsError::TooManyChunks { .. },
             )) => Ok(None),
+            // Refused as malformed (400), as by a node of a version without
+            // inline files: it never took effect; write chunks instead.
+            Err(ClientError::Protocol(message)) => {
+                tracing::debug!(%message, "an inline write was refused; writing chunks");
+                Ok(None)
+            }
             Err(ClientError::Refused(FsError::VersionMismatch { .. })) if no_clobber => {
                 Err(FsError::AlreadyExists {
                     path: path.to_string(),

@@ -505,6 +505,9 @@ impl Transport {
         if let Some(token) = upload.token {
             request = request.header(chunk_token::TOKEN_HEADER, token);
         }
+        if upload.hop {
+            request = request.header(routes::CHAIN_HOP_HEADER, "1");
+        }
         let options = SendOptions {
             max_response: MAX_QUOTED_ERROR,
             sign_body: false,
@@ -556,6 +559,8 @@ pub struct ChainedUpload<'a> {
     pub token: Option<&'a str>,
     /// The body's length, when known.
     pub length: Option<u64>,
+    /// Sent by a chunk server passing an upload on (`CHAIN_HOP_HEADER`).
+    pub hop: bool,
 }
 
 /// A request body fed piece by piece through `pieces` (a chunk server

@@ -234,7 +234,8 @@ pub const MAX_CHAIN_LINKS: usize = 15;
 /// The answer to a chunk upload (`PUT /chunks/{hash}`, JSON): which
 /// servers of the chain hold a durable copy now (this one first, then
 /// those down the chain that said so), and why any link further down did
-/// not. A client uploads directly to the targets not named in `durable`.
+/// not. A client with fewer durable copies than it needs uploads directly
+/// to the targets not named in `durable`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UploadReply {
     pub hash: String,

@@ -86,6 +86,10 @@ pub const CALLER_VERIFIES_HEADER: &str = "x-toastyfs-caller-verifies";
 /// (chain replication: the client sends each chunk once); its answer
 /// ([`crate::chunks::UploadReply`]) names every copy made durable.
 pub const CHAIN_HEADER: &str = "x-toastyfs-chain";
+/// Marks an upload a chunk server passes on down a chain: it takes a
+/// slot of its own at the next server or is refused at once (503), never
+/// queued behind other uploads.
+pub const CHAIN_HOP_HEADER: &str = "x-toastyfs-chain-hop";
 /// Chunk server: which of a list of hashes it holds (JSON).
 pub const CHUNKS_EXISTS: &str = "/chunks/exists";
 /// Chunk server: its store's status (JSON).

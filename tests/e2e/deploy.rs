@@ -169,6 +169,31 @@ impl Deployment {
         }
     }
 
+    /// Waits until `host`'s metadata node answers `/health` from the
+    /// operator's machine (as an operator waits for the units to come up
+    /// before `cluster init`); a node that never does fails the test.
+    fn wait_listening(&self, host: usize) {
+        let url = format!("http://{}/health", self.meta_addr(host));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let answered = self
+                .net
+                .command(OPERATOR, "curl")
+                .args(["-sf", "-m", "2", &url])
+                .output()
+                .is_ok_and(|o| o.status.success());
+            if answered {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "host {host}'s metadata node did not answer within 60 s\n{}",
+                self.logs()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
     /// The last lines of every service's log, for a failure message.
     fn logs(&self) -> String {
         let mut out = String::new();
@@ -223,7 +248,11 @@ fn the_multi_host_walkthrough_forms_grows_and_replaces_a_host() {
         d.start_services(host);
     }
 
-    // 4. Formed from the operator's machine, and healthy.
+    // 4. Formed from the operator's machine once every node listens, and
+    // healthy.
+    for host in 0..3 {
+        d.wait_listening(host);
+    }
     let voters: Vec<String> = (0..3)
         .map(|h| format!("{}={}", h + 1, d.meta_addr(h)))
         .collect();
@@ -244,6 +273,7 @@ fn the_multi_host_walkthrough_forms_grows_and_replaces_a_host() {
     // Grown by a fourth host.
     d.configure(3, 4);
     d.start_services(3);
+    d.wait_listening(3);
     d.operator(&["cluster", "add-node", &format!("4={}", d.meta_addr(3))]);
     d.wait_healthy(4, 120);
 
@@ -255,6 +285,7 @@ fn the_multi_host_walkthrough_forms_grows_and_replaces_a_host() {
     std::fs::remove_dir_all(&var).expect("wipe the dead host's disks");
     d.configure(1, 5);
     d.start_services(1);
+    d.wait_listening(1);
     d.operator(&["cluster", "add-node", &format!("5={}", d.meta_addr(1))]);
     d.wait_healthy(4, 180);
 
