@@ -3,7 +3,7 @@
 //! uploading new chunks where the leader places them (sent once, down a
 //! chain of the targets), skipping those the cluster already holds.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use toastyfs_proto::chunks::{LocateRequest, PlacementRequest};
@@ -190,7 +190,7 @@ async fn upload_one(
             detail: "no chunk server is up to take it".into(),
         });
     };
-    let mut durable = Vec::new();
+    let mut durable = BTreeSet::new();
     let mut failures = Vec::new();
     let mut sent = 0u64;
     if !rest.is_empty() {
@@ -206,17 +206,15 @@ async fn upload_one(
         {
             Ok(reply) => {
                 sent += bytes.len() as u64;
-                durable.push(first.clone());
+                durable.insert(first.clone());
                 let down_the_chain = reply.durable.into_iter().filter(|a| rest.contains(a));
                 durable.extend(down_the_chain);
-                durable.sort();
-                durable.dedup();
                 failures.extend(reply.chain_errors);
             }
             Err(e) => failures.push(format!("{first}: {e}")),
         }
     }
-    let missing: Vec<&String> = targets.iter().filter(|t| !durable.contains(t)).collect();
+    let missing: Vec<&String> = targets.iter().filter(|t| !durable.contains(*t)).collect();
     if durable.len() < needed.min(targets.len()) || rest.is_empty() {
         let direct = futures::future::join_all(missing.iter().map(|addr| {
             let bytes = bytes.clone();
@@ -233,14 +231,12 @@ async fn upload_one(
             match result {
                 Ok(addr) => {
                     sent += bytes.len() as u64;
-                    durable.push(addr);
+                    durable.insert(addr);
                 }
                 Err(e) => failures.push(e),
             }
         }
     }
-    durable.sort();
-    durable.dedup();
     if durable.len() < needed {
         let detail = format!(
             "{} of the {needed} copies a write needs were stored (min_copies): {}",

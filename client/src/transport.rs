@@ -422,20 +422,15 @@ impl Transport {
         decode_json(addr, raw)
     }
 
-    /// Downloads a whole chunk of at most `max` bytes (the caller verifies
-    /// its hash).
+    /// Downloads a whole chunk of at most `max` bytes, hashed by the chunk
+    /// server before it sends it (the caller verifies its hash too).
     pub async fn get_chunk(
         &self,
         addr: &str,
         hash: &ChunkHash,
         max: usize,
     ) -> Result<Vec<u8>, SendError> {
-        let options = SendOptions {
-            max_response: max,
-            ..SendOptions::new(self.timeout)
-        };
-        let raw = self.get_raw(addr, &routes::chunk(hash), options).await?;
-        success(addr, raw).map(|raw| raw.body)
+        self.download_chunk(addr, hash, max, false).await
     }
 
     /// Downloads a whole chunk the caller will hash itself: the chunk
@@ -448,14 +443,24 @@ impl Transport {
         hash: &ChunkHash,
         max: usize,
     ) -> Result<Vec<u8>, SendError> {
+        self.download_chunk(addr, hash, max, true).await
+    }
+
+    async fn download_chunk(
+        &self,
+        addr: &str,
+        hash: &ChunkHash,
+        max: usize,
+        caller_verifies: bool,
+    ) -> Result<Vec<u8>, SendError> {
         let options = SendOptions {
             max_response: max,
             ..SendOptions::new(self.timeout)
         };
-        let request = self
-            .http
-            .get(self.url(addr, &routes::chunk(hash)))
-            .header(routes::CALLER_VERIFIES_HEADER, "1");
+        let mut request = self.http.get(self.url(addr, &routes::chunk(hash)));
+        if caller_verifies {
+            request = request.header(routes::CALLER_VERIFIES_HEADER, "1");
+        }
         let raw = self.exchange(addr, request, options).await?;
         success(addr, raw).map(|raw| raw.body)
     }
