@@ -40,7 +40,7 @@ mod scan;
 pub use health::HealthCounts;
 pub use placement::{NotReady, PlaceError};
 pub use reports::ServerEvent;
-pub use scan::{Collection, ScanOutcome, ScanSummary};
+pub use scan::{Collection, ScanOutcome, ScanPass, ScanSummary};
 
 use crate::limits::{
     DEFAULT_FETCH_TIMEOUT, DEFAULT_PLACEMENT_TTL, DEFAULT_REPLICATION_FACTOR,
@@ -85,7 +85,8 @@ struct Server {
     chunks: BTreeSet<ChunkHash>,
     used_bytes: u64,
     free_bytes: u64,
-    /// Chunks this server should drop (recomputed by every scan).
+    /// Chunks this server should drop (recomputed by the scan, a page of
+    /// hashes at a time).
     drops: BTreeSet<ChunkHash>,
     /// Chunks its latest report says it has a pending drop of (on this
     /// leader's orders or on older ones).

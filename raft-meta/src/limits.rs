@@ -102,7 +102,12 @@ const _: () = assert!(LEADER_LEASE.as_millis() <= ELECTION_MIN_MS as u128 / 2);
 
 /// How often the leader's replication scan runs.
 pub const SCAN_INTERVAL: Duration = Duration::from_secs(1);
-/// Reference-count keys read per page when counting lost chunks.
+/// Chunks the replication scan looks at per hold of the map's lock (two
+/// point reads of the namespace each): a few milliseconds, so reports,
+/// placements and reads are never held up for a whole scan.
+pub const SCAN_PAGE: usize = 4_096;
+/// Reference-count keys read per page when counting unhealthy chunks for
+/// `cluster status` (read outside the map's lock, counted under it).
 pub const REF_PAGE: usize = 10_000;
 /// Garbage records looked at per scan for `ForgetGarbage`.
 pub const FORGET_PAGE: usize = 1_000;

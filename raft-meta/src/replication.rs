@@ -8,10 +8,11 @@
 //! so a new leader always rebuilds locations from fresh reports. A scan
 //! first confirms leadership with a read index (`ensure_linearizable`), so
 //! the reference counts and condemnations it reads cover every committed
-//! entry. Held chunks that no file references are proposed for
-//! condemnation (`Condemn`); condemned chunks whose copies are all deleted
-//! have their record lifted by a `ForgetGarbage` command, so the set does
-//! not grow forever. Placement pardons (`Pardon`) condemned chunks a
+//! entry; the scan then runs a page of chunks per hold of the map's lock,
+//! re-confirming the lead between pages. Held chunks that no file
+//! references are proposed for condemnation (`Condemn`); condemned chunks
+//! whose copies are all deleted have their record lifted by a
+//! `ForgetGarbage` command, so the set does not grow forever. Placement pardons (`Pardon`) condemned chunks a
 //! client is about to upload again before it answers.
 
 use std::sync::{Mutex, MutexGuard};
@@ -21,7 +22,7 @@ use openraft::ServerState;
 use toastyfs_proto::namespace::{Command, Outcome, Proposal};
 use toastyfs_proto::ChunkHash;
 
-use crate::chunk_map::{ChunkMap, ChunkMapConfig, Collection, HealthCounts, ServerEvent};
+use crate::chunk_map::{ChunkMap, ChunkMapConfig, Collection, HealthCounts, ScanPass, ServerEvent};
 use crate::namespace;
 use crate::namespace::kv::{KvRead, StoreError};
 use crate::proposer::Proposer;
@@ -29,7 +30,9 @@ use crate::store::state::DbReader;
 use crate::store::Db;
 use crate::types::Raft;
 
-use crate::limits::{CONFIRM_LEAD_TIMEOUT, FORGET_PAGE, LEADER_LEASE, REF_PAGE, SCAN_INTERVAL};
+use crate::limits::{
+    CONFIRM_LEAD_TIMEOUT, FORGET_PAGE, LEADER_LEASE, REF_PAGE, SCAN_INTERVAL, SCAN_PAGE,
+};
 
 /// The chunk map and the term it belongs to.
 pub struct Replication {
@@ -128,20 +131,37 @@ pub fn follow_settings<R: KvRead>(reader: &R, map: &mut ChunkMap) -> Result<(), 
     Ok(())
 }
 
-/// The referenced chunks counted by health ([`ChunkMap::health`]).
-pub fn count_health(db: &Db, map: &ChunkMap, now: Instant) -> Result<HealthCounts, StoreError> {
-    let reader = DbReader::new(db);
+/// The referenced chunks counted by health ([`ChunkMap::health`]), a
+/// page at a time: each page of reference keys is read without the map's
+/// lock and counted under it, so `cluster status` never holds the map for
+/// longer than one page. `None` if this node stopped leading meanwhile.
+pub async fn count_health(
+    replication: &Replication,
+    raft: &Raft,
+    db: &Db,
+) -> Result<Option<HealthCounts>, StoreError> {
     let mut after = None;
     let mut counts = HealthCounts::default();
+    let term = match replication.map_if_leader(raft) {
+        Some(map) => map.term(),
+        None => return Ok(None),
+    };
     loop {
-        let (page, next) = namespace::referenced_chunks_page(&reader, after, REF_PAGE)?;
-        for hash in &page {
-            counts.add(map.health(hash, now));
+        let (page, next) = namespace::referenced_chunks_page(&DbReader::new(db), after, REF_PAGE)?;
+        {
+            let Some(map) = replication.map_if_leader(raft).filter(|m| m.term() == term) else {
+                return Ok(None);
+            };
+            let now = Instant::now();
+            for hash in &page {
+                counts.add(map.health(hash, now));
+            }
         }
         match next {
             Some(_) => after = next,
-            None => return Ok(counts),
+            None => return Ok(Some(counts)),
         }
+        tokio::task::yield_now().await;
     }
 }
 
@@ -211,7 +231,7 @@ pub async fn run(replication: &Replication, raft: &Raft, db: &Db, proposer: &Pro
             }
             continue;
         }
-        let proposals = scan_once(replication, raft, db, &mut cursor);
+        let proposals = scan_pass(replication, raft, db, &mut cursor).await;
         if !proposals.condemn.is_empty() {
             let command = Command::Condemn {
                 hashes: proposals.condemn,
@@ -227,42 +247,73 @@ pub async fn run(replication: &Replication, raft: &Raft, db: &Db, proposer: &Pro
     }
 }
 
-/// One scan under the map's lock (never held across an await); returns
-/// the chunks to condemn and the condemned chunks to forget.
-fn scan_once(
+/// One scan, a page of [`SCAN_PAGE`] chunks per hold of the map's lock
+/// (never held across an await), each page reading the namespace as of
+/// that page; returns the chunks to condemn and the condemned chunks to
+/// forget. A pass the node stops leading during is abandoned; one whose
+/// lead cannot be confirmed between pages withdraws every drop.
+async fn scan_pass(
     replication: &Replication,
     raft: &Raft,
     db: &Db,
     cursor: &mut Option<ChunkHash>,
 ) -> Proposals {
-    let Some(mut map) = replication.map_if_leader(raft) else {
+    let Some((term, mut pass)) = begin_pass(replication, raft, db) else {
         return Proposals::default();
     };
-    let reader = DbReader::new(db);
-    if let Err(e) = follow_settings(&reader, &mut map) {
-        tracing::warn!(error = %e, "replication scan could not read the cluster settings");
-        return Proposals::default();
-    }
-    let condemn = match map.scan(Instant::now(), |hash| collection(&reader, hash)) {
-        Ok(outcome) => {
-            log_events(&outcome.events);
-            crate::metrics::record_replication(
-                &outcome.summary,
-                map.servers_up(),
-                map.servers_known(),
-            );
-            outcome.condemn
+    let outcome = loop {
+        let page = {
+            let Some(mut map) = replication.map_if_leader(raft).filter(|m| m.term() == term) else {
+                return Proposals::default();
+            };
+            let reader = DbReader::new(db);
+            map.scan_page(&mut pass, Instant::now(), SCAN_PAGE, |hash| {
+                collection(&reader, hash)
+            })
+        };
+        match page {
+            Ok(Some(outcome)) => break outcome,
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "replication scan could not read the namespace");
+                return Proposals::default();
+            }
         }
-        Err(e) => {
-            tracing::warn!(error = %e, "replication scan could not read the namespace");
+        tokio::task::yield_now().await;
+        if !replication.confirm_lead(raft).await {
+            if let Some(mut map) = replication.map_if_leader(raft) {
+                map.withdraw_drops();
+            }
             return Proposals::default();
         }
     };
+    let Some(map) = replication.map_if_leader(raft).filter(|m| m.term() == term) else {
+        return Proposals::default();
+    };
+    crate::metrics::record_replication(&outcome.summary, map.servers_up(), map.servers_known());
+    let reader = DbReader::new(db);
     let forget = forgettable(&reader, &map, cursor, Instant::now()).unwrap_or_else(|e| {
         tracing::warn!(error = %e, "cannot read the condemned chunks");
         Vec::new()
     });
-    Proposals { condemn, forget }
+    Proposals {
+        condemn: outcome.condemn,
+        forget,
+    }
+}
+
+/// Starts a scan pass if this node leads: follows the cluster settings,
+/// marks silent servers down and expires stale orders. Returns the term
+/// the pass belongs to.
+fn begin_pass(replication: &Replication, raft: &Raft, db: &Db) -> Option<(u64, ScanPass)> {
+    let mut map = replication.map_if_leader(raft)?;
+    if let Err(e) = follow_settings(&DbReader::new(db), &mut map) {
+        tracing::warn!(error = %e, "replication scan could not read the cluster settings");
+        return None;
+    }
+    let pass = map.begin_scan(Instant::now());
+    log_events(pass.events());
+    Some((map.term(), pass))
 }
 
 /// Proposes one of the leader's collection commands (`Condemn`, `Pardon`,

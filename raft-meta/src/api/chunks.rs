@@ -19,6 +19,7 @@ use toastyfs_proto::chunks::{
     MAX_HASHES_PER_MESSAGE,
 };
 use toastyfs_proto::client_key::KeyId;
+use toastyfs_proto::cluster::ChunkClusterStatus;
 use toastyfs_proto::namespace::{Command, MAX_CHUNKS_PER_OP};
 use toastyfs_proto::record::{self, Record};
 use toastyfs_proto::{addr, routes};
@@ -200,6 +201,27 @@ pub async fn health(
     .await
 }
 
+/// The chunk status as this node sees it while leading; `None` if it
+/// does not lead (or stopped meanwhile). The referenced chunks are counted
+/// a page at a time, never under one hold of the map's lock.
+async fn leader_status(node: &AppState) -> Result<Option<ChunkClusterStatus>, ApiError> {
+    let internal = |e: crate::namespace::kv::StoreError| ApiError::Internal(e.to_string());
+    {
+        let Some(mut map) = node.replication.map_if_leader(&node.raft) else {
+            return Ok(None);
+        };
+        replication::follow_settings(&DbReader::new(&node.db), &mut map).map_err(internal)?;
+    }
+    let Some(counts) = replication::count_health(&node.replication, &node.raft, &node.db)
+        .await
+        .map_err(internal)?
+    else {
+        return Ok(None);
+    };
+    let map = node.replication.map_if_leader(&node.raft);
+    Ok(map.map(|map| map.status(Instant::now(), counts)))
+}
+
 /// [`routes::CHUNK_STATUS`] (JSON): chunk servers, replication factor,
 /// under-replicated, pending and lost chunks, as the leader sees them.
 pub async fn status(
@@ -207,13 +229,8 @@ pub async fn status(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     if node.replication.confirm_lead(&node.raft).await {
-        if let Some(mut map) = node.replication.map_if_leader(&node.raft) {
-            replication::follow_settings(&DbReader::new(&node.db), &mut map)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            let now = Instant::now();
-            let counts = replication::count_health(&node.db, &map, now)
-                .map_err(|e| ApiError::Internal(e.to_string()))?;
-            return Ok(Json(map.status(now, counts)).into_response());
+        if let Some(status) = leader_status(&node).await? {
+            return Ok(Json(status).into_response());
         }
     }
     let request = Forward::Get {

@@ -1,7 +1,9 @@
 //! The replication scan: expires stale placements and fetch orders, finds
 //! under-replicated chunks and orders copies of them, recomputes every
 //! server's drop set (extra copies of referenced chunks, and every copy of
-//! condemned ones), and names the unreferenced chunks to condemn. Also
+//! condemned ones), and names the unreferenced chunks to condemn. It runs
+//! a page of chunks at a time ([`ScanPass`]), so the map's lock is never
+//! held for longer than one page, however many chunks there are. Also
 //! what the scan loop asks besides: whether a condemned chunk's record may
 //! be forgotten, and withdrawing drops when the lead is in doubt.
 //!
@@ -11,6 +13,7 @@
 //! for condemnation once no recent placement protects it.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
 use std::time::Instant;
 
 use toastyfs_proto::chunks::{ChunkServerId, FetchOrder};
@@ -52,64 +55,151 @@ pub struct ScanSummary {
     pub copies_ordered: u64,
 }
 
-/// What a scan carries from chunk to chunk.
-struct Pass {
+/// A replication scan in progress. The scan walks the chunks in hash
+/// order a page at a time ([`ChunkMap::scan_page`]), so the map's lock is
+/// held for one page, not for every chunk the cluster stores; this carries
+/// what the pass has found so far from page to page.
+#[derive(Debug, Clone, Default)]
+pub struct ScanPass {
+    /// The last chunk scanned; `None` before the first page.
+    after: Option<ChunkHash>,
+    summary: ScanSummary,
+    events: Vec<ServerEvent>,
+    condemn: Vec<ChunkHash>,
+}
+
+impl ScanPass {
+    /// The servers marked down when the pass began.
+    pub fn events(&self) -> &[ServerEvent] {
+        &self.events
+    }
+}
+
+/// What one page of a scan carries from chunk to chunk.
+struct Page {
     now: Instant,
     /// Whether this leader may order deletions yet.
     may_drop: bool,
     /// Whether it may propose condemnations yet.
     may_condemn: bool,
     summary: ScanSummary,
+    /// The drops this page decided, for chunks in its range only.
     drops: BTreeMap<ChunkServerId, BTreeSet<ChunkHash>>,
     condemn: Vec<ChunkHash>,
 }
 
-impl Pass {
+impl Page {
     fn drop_from(&mut self, id: ChunkServerId, hash: ChunkHash) {
         self.drops.entry(id).or_default().insert(hash);
     }
 }
 
 impl ChunkMap {
-    /// Marks silent servers down, expires stale placements and fetch
-    /// orders, recomputes copies to make and chunks to drop, and names the
-    /// chunks to condemn. `collection` says what the namespace (as of now,
-    /// read under the same lock as the drop sets are written) says of a
-    /// chunk.
+    /// One whole scan in a single call (one page of every chunk): for
+    /// tests and the lifecycle check; a node scans page by page.
     pub fn scan<E>(
         &mut self,
         now: Instant,
         mut collection: impl FnMut(&ChunkHash) -> Result<Collection, E>,
     ) -> Result<ScanOutcome, E> {
+        let mut pass = self.begin_scan(now);
+        loop {
+            if let Some(outcome) = self.scan_page(&mut pass, now, usize::MAX, &mut collection)? {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// Starts a scan: marks silent servers down and expires stale
+    /// placements and fetch orders (work that grows with servers and
+    /// orders in flight, not with the chunks stored).
+    pub fn begin_scan(&mut self, now: Instant) -> ScanPass {
         let events = self.mark_down(now);
         self.expire(now);
-        let mut pass = Pass {
+        ScanPass {
+            events,
+            ..ScanPass::default()
+        }
+    }
+
+    /// Scans up to `limit` chunks after where `pass` left off: orders the
+    /// copies they lack, recomputes which servers drop them, and notes the
+    /// ones to condemn. `collection` says what the namespace (as of now,
+    /// read under the same lock as the drop sets are written) says of a
+    /// chunk. Returns the outcome once the pass has seen every chunk.
+    ///
+    /// A page replaces every server's drops in its own hash range (from
+    /// just after the previous page's last chunk to its own last chunk,
+    /// or to the end), so drops of chunks no longer held there are cleared
+    /// too, and drops outside it stand as the last page over them left
+    /// them. Each decision and the drop it installs are made under one
+    /// lock: nothing read on one page is acted on by another.
+    pub fn scan_page<E>(
+        &mut self,
+        pass: &mut ScanPass,
+        now: Instant,
+        limit: usize,
+        mut collection: impl FnMut(&ChunkHash) -> Result<Collection, E>,
+    ) -> Result<Option<ScanOutcome>, E> {
+        let limit = limit.max(1);
+        let from = pass.after.map_or(Bound::Unbounded, Bound::Excluded);
+        let hashes: Vec<ChunkHash> = self
+            .holders
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(hash, _)| *hash)
+            .collect();
+        let done = hashes.len() < limit;
+        let mut page = Page {
             now,
             may_drop: self.may_order_drops(now),
             may_condemn: self.may_condemn(now),
-            summary: ScanSummary::default(),
+            summary: pass.summary,
             drops: BTreeMap::new(),
-            condemn: Vec::new(),
+            condemn: std::mem::take(&mut pass.condemn),
         };
-        let hashes: Vec<ChunkHash> = self.holders.keys().copied().collect();
-        for hash in hashes {
-            pass.summary.chunks += 1;
-            match collection(&hash)? {
-                Collection::Referenced => self.check_copies(hash, &mut pass),
-                Collection::Condemned if pass.may_drop => self.drop_garbage(hash, &mut pass),
+        for hash in &hashes {
+            page.summary.chunks += 1;
+            match collection(hash)? {
+                Collection::Referenced => self.check_copies(*hash, &mut page),
+                Collection::Condemned if page.may_drop => self.drop_garbage(*hash, &mut page),
                 Collection::Condemned => {}
-                Collection::Unclaimed => self.consider_condemning(hash, &mut pass),
+                Collection::Unclaimed => self.consider_condemning(*hash, &mut page),
             }
         }
-        for (id, server) in self.servers.iter_mut() {
-            server.drops = pass.drops.remove(id).unwrap_or_default();
+        let to = match hashes.last() {
+            Some(last) if !done => Bound::Included(*last),
+            _ => Bound::Unbounded,
+        };
+        self.install_drops((from, to), page.drops);
+        pass.summary = page.summary;
+        pass.condemn = page.condemn;
+        if !done {
+            pass.after = hashes.last().copied();
+            return Ok(None);
         }
         self.last_scan = pass.summary;
-        Ok(ScanOutcome {
+        let pass = std::mem::take(pass);
+        Ok(Some(ScanOutcome {
             summary: pass.summary,
-            events,
+            events: pass.events,
             condemn: pass.condemn,
-        })
+        }))
+    }
+
+    /// Replaces every server's drops within `range` by `drops`.
+    fn install_drops(
+        &mut self,
+        range: (Bound<ChunkHash>, Bound<ChunkHash>),
+        mut drops: BTreeMap<ChunkServerId, BTreeSet<ChunkHash>>,
+    ) {
+        for (id, server) in self.servers.iter_mut() {
+            let stale: Vec<ChunkHash> = server.drops.range(range).copied().collect();
+            for hash in &stale {
+                server.drops.remove(hash);
+            }
+            server.drops.extend(drops.remove(id).unwrap_or_default());
+        }
     }
 
     /// A new leader proposes no condemnation until placements the last
@@ -121,20 +211,20 @@ impl ChunkMap {
 
     /// An unclaimed chunk not protected by a recent placement is to be
     /// condemned (a batch at a time).
-    fn consider_condemning(&self, hash: ChunkHash, pass: &mut Pass) {
-        if pass.may_condemn
+    fn consider_condemning(&self, hash: ChunkHash, page: &mut Page) {
+        if page.may_condemn
             && !self.placed.contains_key(&hash)
-            && pass.condemn.len() < MAX_CHUNKS_PER_OP
+            && page.condemn.len() < MAX_CHUNKS_PER_OP
         {
-            pass.condemn.push(hash);
+            page.condemn.push(hash);
         }
     }
 
     /// A condemned chunk: every holder drops it.
-    fn drop_garbage(&self, hash: ChunkHash, pass: &mut Pass) {
-        pass.summary.garbage += 1;
+    fn drop_garbage(&self, hash: ChunkHash, page: &mut Page) {
+        page.summary.garbage += 1;
         for id in &self.holders[&hash] {
-            pass.drop_from(*id, hash);
+            page.drop_from(*id, hash);
         }
     }
 
@@ -142,22 +232,22 @@ impl ChunkMap {
     /// Extra copies are counted and chosen among the steady holders only,
     /// so the copies kept are never ones an older drop order may still
     /// delete.
-    fn check_copies(&mut self, hash: ChunkHash, pass: &mut Pass) {
+    fn check_copies(&mut self, hash: ChunkHash, page: &mut Page) {
         let live = self.holders[&hash].len();
         let steady = self.steady_holders(&hash);
         let rf = self.config.replication_factor as usize;
         if live < rf {
-            pass.summary.under_replicated += 1;
+            page.summary.under_replicated += 1;
             // Safe mode: a new leader orders no repair until every live
             // server has had time to report (its other copies may simply
             // not be known yet), or a leader change starts a copy storm.
-            if pass.may_drop {
-                pass.summary.copies_ordered += self.order_copies(hash, rf - live, pass.now);
+            if page.may_drop {
+                page.summary.copies_ordered += self.order_copies(hash, rf - live, page.now);
             }
-        } else if steady.len() > rf && pass.may_drop {
-            pass.summary.over_replicated += 1;
-            for id in self.extra_copy_victims(steady, rf, pass.now) {
-                pass.drop_from(id, hash);
+        } else if steady.len() > rf && page.may_drop {
+            page.summary.over_replicated += 1;
+            for id in self.extra_copy_victims(steady, rf, page.now) {
+                page.drop_from(id, hash);
             }
         }
     }

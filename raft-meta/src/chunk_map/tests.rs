@@ -576,3 +576,133 @@ fn health_says_pending_until_every_server_had_time_to_report() {
         }
     );
 }
+
+/// One whole pass in pages of `limit`, each page's drops as a full scan
+/// would leave them; returns the outcome and the number of pages.
+fn scan_in_pages(
+    map: &mut ChunkMap,
+    now: Instant,
+    live: &BTreeSet<ChunkHash>,
+    limit: usize,
+) -> (ScanOutcome, usize) {
+    let mut pass = map.begin_scan(now);
+    for pages in 1.. {
+        let collection = |hash: &ChunkHash| {
+            Ok::<_, Infallible>(if live.contains(hash) {
+                Collection::Referenced
+            } else {
+                Collection::Condemned
+            })
+        };
+        if let Some(outcome) = map
+            .scan_page(&mut pass, now, limit, collection)
+            .unwrap_or_default()
+        {
+            return (outcome, pages);
+        }
+    }
+    unreachable!("a pass ends")
+}
+
+/// The drop list of every server, by id.
+fn drop_lists(
+    map: &mut ChunkMap,
+    ids: std::ops::RangeInclusive<u64>,
+    now: Instant,
+) -> Vec<Vec<ChunkHash>> {
+    ids.map(|id| map.report(report(id, false, &[], &[]), now).0.drop)
+        .collect()
+}
+
+/// Twenty chunks on four servers, some referenced with extra copies, some
+/// under-replicated, some condemned: a pass in pages of three decides
+/// exactly what one whole pass decides, in seven pages.
+#[test]
+fn a_scan_in_pages_decides_what_a_whole_scan_decides() {
+    let t0 = Instant::now();
+    let t1 = t0 + Duration::from_secs(10);
+    let build = || {
+        let mut map = ChunkMap::new(config(), 1, t0);
+        for id in 1..=4u64 {
+            let held: Vec<ChunkHash> = (0..20u8)
+                .filter(|n| (u64::from(*n) + id) % 3 != 0 || *n < 5)
+                .map(h)
+                .collect();
+            map.report(report(id, true, &held, &[]), t1);
+        }
+        map
+    };
+    let live: BTreeSet<ChunkHash> = (0..20u8).filter(|n| n % 4 != 0).map(h).collect();
+    let mut whole = build();
+    let expected = scan_with(&mut whole, t1, &live, Collection::Condemned);
+    let mut paged = build();
+    let (outcome, pages) = scan_in_pages(&mut paged, t1, &live, 3);
+    assert_eq!(pages, 7, "20 chunks in pages of 3");
+    assert_eq!(outcome, expected);
+    assert!(expected.summary.garbage > 0 && expected.summary.over_replicated > 0);
+    assert_eq!(paged.last_scan(), whole.last_scan());
+    assert_eq!(
+        drop_lists(&mut paged, 1..=4, t1),
+        drop_lists(&mut whole, 1..=4, t1)
+    );
+}
+
+/// A page replaces the drops in its own range only: drops of chunks it
+/// did not reach stand, and a drop of a chunk in its range that is no
+/// longer held there (or referenced again) is cleared.
+#[test]
+fn a_page_replaces_the_drops_of_its_own_range_only() {
+    let t0 = Instant::now();
+    let t1 = t0 + Duration::from_secs(10);
+    let mut map = ChunkMap::new(one_copy(), 1, t0);
+    let mut held: Vec<ChunkHash> = (0..6u8).map(h).collect();
+    held.sort();
+    map.report(report(1, true, &held, &[]), t1);
+    // Nothing referenced: everything is condemned and dropped.
+    scan(&mut map, t1, &BTreeSet::new());
+    assert_eq!(drop_lists(&mut map, 1..=1, t1), vec![held.clone()]);
+    // Now all referenced; one page of two clears the first two drops only.
+    let mut pass = map.begin_scan(t1);
+    let referenced = |_: &ChunkHash| Ok::<_, Infallible>(Collection::Referenced);
+    assert_eq!(map.scan_page(&mut pass, t1, 2, referenced), Ok(None));
+    assert_eq!(drop_lists(&mut map, 1..=1, t1), vec![held[2..].to_vec()]);
+    // The rest of the pass clears the others.
+    let (outcome, pages) = {
+        let mut rest = 0;
+        loop {
+            rest += 1;
+            if let Some(outcome) = map
+                .scan_page(&mut pass, t1, 2, referenced)
+                .unwrap_or_default()
+            {
+                break (outcome, rest);
+            }
+        }
+    };
+    assert_eq!(
+        pages, 3,
+        "four chunks left in pages of two, then an empty one"
+    );
+    assert_eq!(outcome.summary.chunks, 6);
+    assert_eq!(
+        drop_lists(&mut map, 1..=1, t1),
+        vec![Vec::<ChunkHash>::new()]
+    );
+}
+
+/// A page looks at no more chunks than its limit, however many are held.
+#[test]
+fn a_page_looks_at_no_more_than_its_limit() {
+    let t0 = Instant::now();
+    let mut map = ChunkMap::new(one_copy(), 1, t0);
+    let held: Vec<ChunkHash> = (0..=255u8).map(h).collect();
+    map.report(report(1, true, &held, &[]), t0);
+    let mut pass = map.begin_scan(t0);
+    let mut looked = 0;
+    let counted = map.scan_page(&mut pass, t0, 10, |_: &ChunkHash| {
+        looked += 1;
+        Ok::<_, Infallible>(Collection::Referenced)
+    });
+    assert_eq!(counted, Ok(None));
+    assert_eq!(looked, 10);
+}
