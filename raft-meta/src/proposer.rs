@@ -1,8 +1,10 @@
 //! Group commit on the leader: proposals that arrive while earlier log
 //! entries are being replicated and synced are gathered into one log entry
 //! (up to [`MAX_BATCH_PROPOSALS`] and [`MAX_ENTRY_PROPOSAL_BYTES`]), so many clients share one append and
-//! one fsync instead of paying one each. A few entries are kept in flight
-//! at once so the pipeline never idles.
+//! one fsync instead of paying one each. The next entry is proposed once
+//! the one in flight ends (`PROPOSER_ENTRIES_IN_FLIGHT` in `limits.rs`):
+//! openraft 0.9 syncs each entry on the leader before replicating it, so
+//! more entries in flight only mean smaller batches and more fsyncs.
 //!
 //! Every proposal ends within [`PROPOSAL_TIMEOUT`] in a result, a
 //! redirect ([`ProposeError::NotLeader`]) or [`ProposeError::Unknown`].
