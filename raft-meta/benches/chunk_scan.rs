@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use toastyfs_proto::chunks::{ChunkReport, ChunkServerId};
 use toastyfs_proto::namespace::{Command, Proposal, WriteCommit, MIN_CHUNK_SIZE};
 use toastyfs_proto::{ChunkHash, FsPath};
-use toastyfs_raft_meta::chunk_map::{ChunkMap, ChunkMapConfig};
+use toastyfs_raft_meta::chunk_map::{ChunkMap, ChunkMapConfig, ScanPass};
 use toastyfs_raft_meta::limits::SCAN_PAGE;
 use toastyfs_raft_meta::namespace::kv::MemStore;
 use toastyfs_raft_meta::namespace::Namespace;
@@ -107,7 +107,7 @@ fn main() {
     assert_eq!(whole.summary.chunks, n);
 
     let started = Instant::now();
-    let mut pass = map.begin_scan(now);
+    let mut pass = ScanPass::new();
     let mut longest = Duration::ZERO;
     let mut pages = 0u64;
     let paged = loop {

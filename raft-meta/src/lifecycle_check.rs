@@ -1,9 +1,11 @@
 //! An exhaustive check of the chunk lifecycle protocol (see "Chunk
 //! lifecycle" in docs/architecture.md): every interleaving, up to a bound,
 //! of placements (with their pardons), uploads, commits, file deletes,
-//! replication scans and the `Condemn`/`ForgetGarbage` proposals they make,
-//! chunk server reports, late delivery of their answers, deletions, time
-//! passing and leader changes, over the real [`Namespace`] state machine
+//! replication scans (a page of one chunk per step, so anything can come
+//! between a page and the end of its pass) and the
+//! `Condemn`/`ForgetGarbage` proposals they make, chunk server reports,
+//! late delivery of their answers, deletions, time passing and leader
+//! changes, over the real [`Namespace`] state machine
 //! and the real [`ChunkMap`]. After every step it asserts the protocol's
 //! invariant: every chunk a file references has a copy on some chunk
 //! server.
@@ -31,7 +33,7 @@ use toastyfs_proto::chunks::{ChunkReport, ChunkServerId};
 use toastyfs_proto::namespace::{Command, FsError, Outcome, Proposal, WriteCommit, MIN_CHUNK_SIZE};
 use toastyfs_proto::{ChunkHash, FsPath};
 
-use crate::chunk_map::{ChunkMap, ChunkMapConfig};
+use crate::chunk_map::{ChunkMap, ChunkMapConfig, ScanPass};
 use crate::namespace::kv::MemStore;
 use crate::namespace::{self, Namespace};
 use crate::replication;
@@ -96,6 +98,9 @@ struct World {
     clients: Vec<Client>,
     /// Collection commands a scan decided, not yet applied.
     proposals: Vec<Proposed>,
+    /// The replication scan's pass in progress: it runs a page of one
+    /// chunk per step, so every other step can come between its pages.
+    pass: Option<ScanPass>,
 }
 
 /// A collection command a scan decided.
@@ -178,6 +183,7 @@ impl Checker {
             servers,
             clients,
             proposals: Vec::new(),
+            pass: None,
         };
         self.apply(&mut world, write("/old"))
             .expect("the first write applies");
@@ -214,7 +220,7 @@ impl Checker {
             try_step(format!("upload c{c}"), &|w| self.upload(w, c));
             try_step(format!("commit c{c}"), &|w| self.commit(w, c));
         }
-        try_step("scan".into(), &|w| self.scan(w));
+        try_step("scan page".into(), &|w| self.scan(w));
         try_step("apply proposals".into(), &|w| self.apply_proposals(w));
         for file in ["/old", "/new", "/other"] {
             try_step(format!("rm {file}"), &|w| self.remove(w, file));
@@ -235,6 +241,7 @@ impl Checker {
                 let now = self.now(w);
                 w.map.reset(w.term, now);
                 w.proposals.clear();
+                w.pass = None;
                 true
             }
         });
@@ -395,17 +402,23 @@ impl Checker {
         }
     }
 
-    /// The replication scan; what it decides to propose is applied later.
+    /// One page (of one chunk) of the replication scan; what a finished
+    /// pass decides to propose is applied later.
     fn scan(&self, world: &mut World) -> bool {
         if !world.proposals.is_empty() {
             return false;
         }
         let now = self.now(world);
         let store = world.store.clone();
-        let outcome = world
+        let mut pass = world.pass.take().unwrap_or_default();
+        let page = world
             .map
-            .scan(now, |h| replication::collection(&store, h))
+            .scan_page(&mut pass, now, 1, |h| replication::collection(&store, h))
             .expect("reads");
+        let Some(outcome) = page else {
+            world.pass = Some(pass);
+            return true;
+        };
         if !outcome.condemn.is_empty() {
             world.proposals.push(Proposed::Condemn(outcome.condemn));
         }

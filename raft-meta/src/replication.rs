@@ -134,18 +134,15 @@ pub fn follow_settings<R: KvRead>(reader: &R, map: &mut ChunkMap) -> Result<(), 
 /// The referenced chunks counted by health ([`ChunkMap::health`]), a
 /// page at a time: each page of reference keys is read without the map's
 /// lock and counted under it, so `cluster status` never holds the map for
-/// longer than one page. `None` if this node stopped leading meanwhile.
+/// longer than one page. `None` if this node no longer leads in `term`.
 pub async fn count_health(
     replication: &Replication,
     raft: &Raft,
     db: &Db,
+    term: u64,
 ) -> Result<Option<HealthCounts>, StoreError> {
     let mut after = None;
     let mut counts = HealthCounts::default();
-    let term = match replication.map_if_leader(raft) {
-        Some(map) => map.term(),
-        None => return Ok(None),
-    };
     loop {
         let (page, next) = namespace::referenced_chunks_page(&DbReader::new(db), after, REF_PAGE)?;
         {
@@ -218,6 +215,7 @@ struct Proposals {
 /// `ForgetGarbage` for condemned chunks whose copies are all deleted.
 pub async fn run(replication: &Replication, raft: &Raft, db: &Db, proposer: &Proposer) {
     let mut cursor = None;
+    let mut unfinished = None;
     loop {
         tokio::time::sleep(SCAN_INTERVAL).await;
         if replication.map_if_leader(raft).is_none() {
@@ -231,7 +229,7 @@ pub async fn run(replication: &Replication, raft: &Raft, db: &Db, proposer: &Pro
             }
             continue;
         }
-        let proposals = scan_pass(replication, raft, db, &mut cursor).await;
+        let proposals = scan_pass(replication, raft, db, &mut unfinished, &mut cursor).await;
         if !proposals.condemn.is_empty() {
             let command = Command::Condemn {
                 hashes: proposals.condemn,
@@ -250,15 +248,19 @@ pub async fn run(replication: &Replication, raft: &Raft, db: &Db, proposer: &Pro
 /// One scan, a page of [`SCAN_PAGE`] chunks per hold of the map's lock
 /// (never held across an await), each page reading the namespace as of
 /// that page; returns the chunks to condemn and the condemned chunks to
-/// forget. A pass the node stops leading during is abandoned; one whose
-/// lead cannot be confirmed between pages withdraws every drop.
+/// forget. A pass the node stops leading during is abandoned. One whose
+/// lead cannot be confirmed between pages withdraws every drop and is
+/// kept in `unfinished`, to go on from where it stopped next time (in the
+/// same term), so a pass over many chunks is not started over by every
+/// slow confirmation.
 async fn scan_pass(
     replication: &Replication,
     raft: &Raft,
     db: &Db,
+    unfinished: &mut Option<(u64, ScanPass)>,
     cursor: &mut Option<ChunkHash>,
 ) -> Proposals {
-    let Some((term, mut pass)) = begin_pass(replication, raft, db) else {
+    let Some((term, mut pass)) = resume_or_begin(replication, raft, db, unfinished) else {
         return Proposals::default();
     };
     let outcome = loop {
@@ -267,15 +269,20 @@ async fn scan_pass(
                 return Proposals::default();
             };
             let reader = DbReader::new(db);
-            map.scan_page(&mut pass, Instant::now(), SCAN_PAGE, |hash| {
+            let page = map.scan_page(&mut pass, Instant::now(), SCAN_PAGE, |hash| {
                 collection(&reader, hash)
-            })
+            });
+            if page.is_err() {
+                map.withdraw_drops();
+            }
+            page
         };
+        log_events(&pass.take_events());
         match page {
             Ok(Some(outcome)) => break outcome,
             Ok(None) => {}
             Err(e) => {
-                tracing::warn!(error = %e, "replication scan could not read the namespace");
+                tracing::warn!(error = %e, "replication scan could not read the namespace; every drop withdrawn");
                 return Proposals::default();
             }
         }
@@ -284,6 +291,7 @@ async fn scan_pass(
             if let Some(mut map) = replication.map_if_leader(raft) {
                 map.withdraw_drops();
             }
+            *unfinished = Some((term, pass));
             return Proposals::default();
         }
     };
@@ -302,18 +310,25 @@ async fn scan_pass(
     }
 }
 
-/// Starts a scan pass if this node leads: follows the cluster settings,
-/// marks silent servers down and expires stale orders. Returns the term
-/// the pass belongs to.
-fn begin_pass(replication: &Replication, raft: &Raft, db: &Db) -> Option<(u64, ScanPass)> {
+/// The unfinished pass if it belongs to the term this node leads in,
+/// else a new one, after following the cluster settings. Returns the
+/// pass and its term; `None` if this node does not lead.
+fn resume_or_begin(
+    replication: &Replication,
+    raft: &Raft,
+    db: &Db,
+    unfinished: &mut Option<(u64, ScanPass)>,
+) -> Option<(u64, ScanPass)> {
     let mut map = replication.map_if_leader(raft)?;
     if let Err(e) = follow_settings(&DbReader::new(db), &mut map) {
         tracing::warn!(error = %e, "replication scan could not read the cluster settings");
         return None;
     }
-    let pass = map.begin_scan(Instant::now());
-    log_events(pass.events());
-    Some((map.term(), pass))
+    let term = map.term();
+    match unfinished.take() {
+        Some((t, pass)) if t == term => Some((term, pass)),
+        _ => Some((term, ScanPass::new())),
+    }
 }
 
 /// Proposes one of the leader's collection commands (`Condemn`, `Pardon`,

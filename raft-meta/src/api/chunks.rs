@@ -206,20 +206,23 @@ pub async fn health(
 /// a page at a time, never under one hold of the map's lock.
 async fn leader_status(node: &AppState) -> Result<Option<ChunkClusterStatus>, ApiError> {
     let internal = |e: crate::namespace::kv::StoreError| ApiError::Internal(e.to_string());
-    {
+    let term = {
         let Some(mut map) = node.replication.map_if_leader(&node.raft) else {
             return Ok(None);
         };
         replication::follow_settings(&DbReader::new(&node.db), &mut map).map_err(internal)?;
-    }
-    let Some(counts) = replication::count_health(&node.replication, &node.raft, &node.db)
+        map.term()
+    };
+    let Some(counts) = replication::count_health(&node.replication, &node.raft, &node.db, term)
         .await
         .map_err(internal)?
     else {
         return Ok(None);
     };
     let map = node.replication.map_if_leader(&node.raft);
-    Ok(map.map(|map| map.status(Instant::now(), counts)))
+    Ok(map
+        .filter(|m| m.term() == term)
+        .map(|map| map.status(Instant::now(), counts)))
 }
 
 /// [`routes::CHUNK_STATUS`] (JSON): chunk servers, replication factor,

@@ -11,7 +11,7 @@ use toastyfs_proto::ChunkHash;
 use super::{ChunkMap, Server};
 
 /// A server that changed state during a scan or a report, for logging.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum ServerEvent {
     Registered { server: ChunkServerId, addr: String },
     Down { server: ChunkServerId, addr: String },

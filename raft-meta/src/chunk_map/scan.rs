@@ -59,7 +59,7 @@ pub struct ScanSummary {
 /// order a page at a time ([`ChunkMap::scan_page`]), so the map's lock is
 /// held for one page, not for every chunk the cluster stores; this carries
 /// what the pass has found so far from page to page.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Hash)]
 pub struct ScanPass {
     /// The last chunk scanned; `None` before the first page.
     after: Option<ChunkHash>,
@@ -69,9 +69,15 @@ pub struct ScanPass {
 }
 
 impl ScanPass {
-    /// The servers marked down when the pass began.
-    pub fn events(&self) -> &[ServerEvent] {
-        &self.events
+    /// A pass that starts at the first chunk.
+    pub fn new() -> ScanPass {
+        ScanPass::default()
+    }
+
+    /// The servers marked down by its pages so far, taken out (for the
+    /// log, as they happen).
+    pub fn take_events(&mut self) -> Vec<ServerEvent> {
+        std::mem::take(&mut self.events)
     }
 }
 
@@ -102,7 +108,7 @@ impl ChunkMap {
         now: Instant,
         mut collection: impl FnMut(&ChunkHash) -> Result<Collection, E>,
     ) -> Result<ScanOutcome, E> {
-        let mut pass = self.begin_scan(now);
+        let mut pass = ScanPass::new();
         loop {
             if let Some(outcome) = self.scan_page(&mut pass, now, usize::MAX, &mut collection)? {
                 return Ok(outcome);
@@ -110,19 +116,11 @@ impl ChunkMap {
         }
     }
 
-    /// Starts a scan: marks silent servers down and expires stale
-    /// placements and fetch orders (work that grows with servers and
-    /// orders in flight, not with the chunks stored).
-    pub fn begin_scan(&mut self, now: Instant) -> ScanPass {
-        let events = self.mark_down(now);
-        self.expire(now);
-        ScanPass {
-            events,
-            ..ScanPass::default()
-        }
-    }
-
-    /// Scans up to `limit` chunks after where `pass` left off: orders the
+    /// Scans up to `limit` chunks after where `pass` left off, having first
+    /// marked silent servers down and expired stale placements and fetch
+    /// orders (work that grows with servers and orders in flight, not with
+    /// the chunks stored), so a long pass notices a dead server as soon
+    /// as a short one would: orders the
     /// copies they lack, recomputes which servers drop them, and notes the
     /// ones to condemn. `collection` says what the namespace (as of now,
     /// read under the same lock as the drop sets are written) says of a
@@ -141,6 +139,8 @@ impl ChunkMap {
         limit: usize,
         mut collection: impl FnMut(&ChunkHash) -> Result<Collection, E>,
     ) -> Result<Option<ScanOutcome>, E> {
+        pass.events.extend(self.mark_down(now));
+        self.expire(now);
         let limit = limit.max(1);
         let from = pass.after.map_or(Bound::Unbounded, Bound::Excluded);
         let hashes: Vec<ChunkHash> = self
@@ -178,6 +178,10 @@ impl ChunkMap {
             pass.after = hashes.last().copied();
             return Ok(None);
         }
+        // A chunk placed since a page named it is being uploaded again:
+        // not condemned now (the log would take it, and the write would be
+        // refused as collected).
+        pass.condemn.retain(|hash| !self.placed.contains_key(hash));
         self.last_scan = pass.summary;
         let pass = std::mem::take(pass);
         Ok(Some(ScanOutcome {
