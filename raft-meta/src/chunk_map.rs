@@ -88,6 +88,10 @@ struct Server {
     /// Chunks this server should drop (recomputed by the scan, a page of
     /// hashes at a time).
     drops: BTreeSet<ChunkHash>,
+    /// The drops among `drops` of extra copies of referenced chunks:
+    /// withdrawn as soon as any copy of the chunk is lost or its holder
+    /// goes down, since the copies counted when it was chosen may be gone.
+    extra_drops: BTreeSet<ChunkHash>,
     /// Chunks its latest report says it has a pending drop of (on this
     /// leader's orders or on older ones).
     dropping: BTreeSet<ChunkHash>,
@@ -113,6 +117,7 @@ impl Server {
             used_bytes: 0,
             free_bytes: 0,
             drops: BTreeSet::new(),
+            extra_drops: BTreeSet::new(),
             dropping: BTreeSet::new(),
             last_loss: None,
             fetching: BTreeMap::new(),

@@ -97,6 +97,7 @@ impl ChunkMap {
     fn withdraw_drops_of(&mut self, hash: &ChunkHash) {
         for server in self.servers.values_mut() {
             server.drops.remove(hash);
+            server.extra_drops.remove(hash);
         }
     }
 

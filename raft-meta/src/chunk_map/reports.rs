@@ -82,6 +82,7 @@ impl ChunkMap {
         for hash in &report.lost {
             server.chunks.remove(hash);
             server.drops.remove(hash);
+            server.extra_drops.remove(hash);
         }
         for hash in &report.added {
             server.chunks.insert(*hash);
@@ -90,6 +91,7 @@ impl ChunkMap {
         }
         for hash in &report.lost {
             remove_holder(&mut self.holders, hash, id);
+            self.withdraw_extra_drops_of(hash);
         }
         // Placements stay until they expire even once reported: until then
         // the write that placed the chunk may still commit it.
@@ -122,17 +124,33 @@ impl ChunkMap {
         }
     }
 
-    /// Removes every holding of `id` from the location index.
-    fn forget_holdings(&mut self, id: ChunkServerId) {
-        let Some(server) = self.servers.get_mut(&id) else {
-            return;
-        };
-        for hash in std::mem::take(&mut server.chunks) {
-            remove_holder(&mut self.holders, &hash, id);
+    /// A copy of `hash` is gone (lost, deleted, or its holder down): no
+    /// server keeps a drop of an extra copy of it, chosen when that copy
+    /// was still counted; the scan's next page over `hash` chooses again.
+    /// Drops of condemned chunks stand: a deletion is reported as a loss,
+    /// and garbage must not restart its grace period on every deletion.
+    fn withdraw_extra_drops_of(&mut self, hash: &ChunkHash) {
+        for server in self.servers.values_mut() {
+            if server.extra_drops.remove(hash) {
+                server.drops.remove(hash);
+            }
         }
-        // Its drop set stays until the next scan recomputes it: a full
+    }
+
+    /// Removes every holding of `id` from the location index; returns the
+    /// chunks it held.
+    fn forget_holdings(&mut self, id: ChunkServerId) -> BTreeSet<ChunkHash> {
+        let Some(server) = self.servers.get_mut(&id) else {
+            return BTreeSet::new();
+        };
+        let held = std::mem::take(&mut server.chunks);
+        for hash in &held {
+            remove_holder(&mut self.holders, hash, id);
+        }
+        // Its drop set stays until the scan's pages recompute it: a full
         // report (after any failed one) must not restart the grace period
         // of every pending drop, or on a flaky link nothing is collected.
+        held
     }
 
     /// Forgets the servers other than `id` registered at `addr`: a host
@@ -172,9 +190,13 @@ impl ChunkMap {
             .collect()
     }
 
-    /// Marks one server down: it holds nothing and fetches nothing.
+    /// Marks one server down: it holds nothing and fetches nothing, and
+    /// no extra copy of a chunk it held is dropped elsewhere on a count
+    /// that included its copy.
     fn take_down(&mut self, id: ChunkServerId) -> Option<ServerEvent> {
-        self.forget_holdings(id);
+        for hash in &self.forget_holdings(id) {
+            self.withdraw_extra_drops_of(hash);
+        }
         let server = self.servers.get_mut(&id)?;
         server.up = false;
         server.fetching.clear();

@@ -91,12 +91,19 @@ struct Page {
     summary: ScanSummary,
     /// The drops this page decided, for chunks in its range only.
     drops: BTreeMap<ChunkServerId, BTreeSet<ChunkHash>>,
+    /// Those of them that drop extra copies of referenced chunks.
+    extra: BTreeMap<ChunkServerId, BTreeSet<ChunkHash>>,
     condemn: Vec<ChunkHash>,
 }
 
 impl Page {
     fn drop_from(&mut self, id: ChunkServerId, hash: ChunkHash) {
         self.drops.entry(id).or_default().insert(hash);
+    }
+
+    fn drop_extra_from(&mut self, id: ChunkServerId, hash: ChunkHash) {
+        self.drop_from(id, hash);
+        self.extra.entry(id).or_default().insert(hash);
     }
 }
 
@@ -156,6 +163,7 @@ impl ChunkMap {
             may_condemn: self.may_condemn(now),
             summary: pass.summary,
             drops: BTreeMap::new(),
+            extra: BTreeMap::new(),
             condemn: std::mem::take(&mut pass.condemn),
         };
         for hash in &hashes {
@@ -171,7 +179,7 @@ impl ChunkMap {
             Some(last) if !done => Bound::Included(*last),
             _ => Bound::Unbounded,
         };
-        self.install_drops((from, to), page.drops);
+        self.install_drops((from, to), page.drops, page.extra);
         pass.summary = page.summary;
         pass.condemn = page.condemn;
         if !done {
@@ -191,18 +199,25 @@ impl ChunkMap {
         }))
     }
 
-    /// Replaces every server's drops within `range` by `drops`.
+    /// Replaces every server's drops (and extra-copy drops) within
+    /// `range` by `drops` (and `extra`).
     fn install_drops(
         &mut self,
         range: (Bound<ChunkHash>, Bound<ChunkHash>),
         mut drops: BTreeMap<ChunkServerId, BTreeSet<ChunkHash>>,
+        mut extra: BTreeMap<ChunkServerId, BTreeSet<ChunkHash>>,
     ) {
         for (id, server) in self.servers.iter_mut() {
-            let stale: Vec<ChunkHash> = server.drops.range(range).copied().collect();
-            for hash in &stale {
-                server.drops.remove(hash);
+            for set in [&mut server.drops, &mut server.extra_drops] {
+                let stale: Vec<ChunkHash> = set.range(range).copied().collect();
+                for hash in &stale {
+                    set.remove(hash);
+                }
             }
             server.drops.extend(drops.remove(id).unwrap_or_default());
+            server
+                .extra_drops
+                .extend(extra.remove(id).unwrap_or_default());
         }
     }
 
@@ -251,7 +266,7 @@ impl ChunkMap {
         } else if steady.len() > rf && page.may_drop {
             page.summary.over_replicated += 1;
             for id in self.extra_copy_victims(steady, rf, page.now) {
-                page.drop_from(id, hash);
+                page.drop_extra_from(id, hash);
             }
         }
     }
@@ -352,6 +367,7 @@ impl ChunkMap {
     pub fn withdraw_drops(&mut self) {
         for server in self.servers.values_mut() {
             server.drops.clear();
+            server.extra_drops.clear();
         }
     }
 

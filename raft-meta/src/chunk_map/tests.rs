@@ -740,3 +740,50 @@ fn a_page_looks_at_no_more_than_its_limit() {
     assert_eq!(counted, Ok(None));
     assert_eq!(looked, 10);
 }
+
+/// A drop of an extra copy is withdrawn at once when another copy of the
+/// chunk is lost or its holder goes down, not when the scan next reaches
+/// the chunk: the copies it was counted against may be gone.
+#[test]
+fn an_extra_copys_drop_is_withdrawn_when_another_copy_goes() {
+    let t0 = Instant::now();
+    let t1 = t0 + Duration::from_secs(10);
+    let live = BTreeSet::from([h(1)]);
+    for goes_down in [false, true] {
+        let mut map = ChunkMap::new(config(), 1, t0);
+        for id in 1..=4 {
+            map.report(report(id, true, &[h(1)], &[]), t1);
+        }
+        assert_eq!(scan(&mut map, t1, &live).over_replicated, 1);
+        assert_eq!(dropping(&mut map, 1..=4, t1), vec![4]);
+        if goes_down {
+            // Servers 2 to 4 keep reporting; server 1 falls silent.
+            let t2 = t1 + Duration::from_secs(11);
+            for id in 2..=4 {
+                map.report(report(id, false, &[], &[]), t2);
+            }
+            assert_eq!(map.mark_down(t2).len(), 1);
+            assert_eq!(map.holder_count(&h(1)), 3);
+            assert_eq!(dropping(&mut map, 2..=4, t2), Vec::<u64>::new());
+        } else {
+            map.report(report(1, false, &[], &[h(1)]), t1);
+            assert_eq!(dropping(&mut map, 1..=4, t1), Vec::<u64>::new());
+        }
+    }
+}
+
+/// Deleting garbage is reported as a loss; the other holders' drops of
+/// it stand (their grace period does not restart with every deletion).
+#[test]
+fn a_deleted_garbage_copy_leaves_the_other_drops_standing() {
+    let t0 = Instant::now();
+    let t1 = t0 + Duration::from_secs(10);
+    let mut map = ChunkMap::new(config(), 1, t0);
+    for id in 1..=3 {
+        map.report(report(id, true, &[h(1)], &[]), t1);
+    }
+    assert_eq!(scan(&mut map, t1, &BTreeSet::new()).garbage, 1);
+    assert_eq!(dropping(&mut map, 1..=3, t1), vec![1, 2, 3]);
+    map.report(report(1, false, &[], &[h(1)]), t1);
+    assert_eq!(dropping(&mut map, 2..=3, t1), vec![2, 3]);
+}
