@@ -107,6 +107,12 @@ impl Replication {
         Some(map)
     }
 
+    /// The map, if this node still leads in `term` (work begun in one
+    /// term, such as a scan pass or a status count, ends with it).
+    pub fn map_in_term(&self, raft: &Raft, term: u64) -> Option<MutexGuard<'_, ChunkMap>> {
+        self.map_if_leader(raft).filter(|m| m.term() == term)
+    }
+
     fn lock(&self) -> MutexGuard<'_, ChunkMap> {
         // A panic while holding the lock leaves a map that is only soft
         // state: keep using it rather than poisoning every later request.
@@ -146,7 +152,7 @@ pub async fn count_health(
     loop {
         let (page, next) = namespace::referenced_chunks_page(&DbReader::new(db), after, REF_PAGE)?;
         {
-            let Some(map) = replication.map_if_leader(raft).filter(|m| m.term() == term) else {
+            let Some(map) = replication.map_in_term(raft, term) else {
                 return Ok(None);
             };
             let now = Instant::now();
@@ -265,7 +271,7 @@ async fn scan_pass(
     };
     let outcome = loop {
         let page = {
-            let Some(mut map) = replication.map_if_leader(raft).filter(|m| m.term() == term) else {
+            let Some(mut map) = replication.map_in_term(raft, term) else {
                 return Proposals::default();
             };
             let reader = DbReader::new(db);
@@ -295,7 +301,7 @@ async fn scan_pass(
             return Proposals::default();
         }
     };
-    let Some(map) = replication.map_if_leader(raft).filter(|m| m.term() == term) else {
+    let Some(map) = replication.map_in_term(raft, term) else {
         return Proposals::default();
     };
     crate::metrics::record_replication(&outcome.summary, map.servers_up(), map.servers_known());

@@ -219,10 +219,8 @@ async fn leader_status(node: &AppState) -> Result<Option<ChunkClusterStatus>, Ap
     else {
         return Ok(None);
     };
-    let map = node.replication.map_if_leader(&node.raft);
-    Ok(map
-        .filter(|m| m.term() == term)
-        .map(|map| map.status(Instant::now(), counts)))
+    let map = node.replication.map_in_term(&node.raft, term);
+    Ok(map.map(|map| map.status(Instant::now(), counts)))
 }
 
 /// [`routes::CHUNK_STATUS`] (JSON): chunk servers, replication factor,
